@@ -1,0 +1,261 @@
+//! Validating a system token (PROTOCOL §3): what every official library checks, and
+//! the typed reason when a check fails.
+//!
+//! Validation comes in two steps so a cache of verified tokens can sit between them:
+//! [`SystemTokenValidator::verify`] does everything that does not depend on the time
+//! (structure, algorithm, signature, claims, network, system user) and returns the
+//! token's [`Expiry`]; [`Expiry::check`] compares it with "now" on every use.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{MAX_TOKEN_LEN, SYSTEM_USER, TokenError, jws};
+use crate::Network;
+use crate::clock::{Clock, SystemClock, unix_seconds};
+
+/// Checks that a string is a valid system token of one network.
+///
+/// Cheap to clone. Leeway is 0 by default (no official library allows clock skew).
+///
+/// ```
+/// use pingpull::{Network, clock::ManualClock, token::{self, SystemTokenValidator, TokenError}};
+///
+/// let network = Network::new("example.fyre.co", "testkeytest")?;
+/// let validator = SystemTokenValidator::new(network.clone())
+///     .clock(ManualClock::at_unix(1_700_000_000));
+///
+/// let v3 = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6MTcwMDA4NjQwMH0.MZSBbaslZqmBM6DwdvLfU_lMAEuXYRBRoZaw5F72kUI";
+/// assert!(validator.validate(v3).is_ok());
+/// assert_eq!(validator.validate("not a token"), Err(TokenError::Malformed { reason: "expected 3 segments" }));
+/// # Ok::<(), pingpull::NetworkError>(())
+/// ```
+#[derive(Clone)]
+pub struct SystemTokenValidator {
+    network: Network,
+    leeway: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl SystemTokenValidator {
+    /// A validator for `network`'s system tokens, with no leeway and the system clock.
+    pub fn new(network: Network) -> Self {
+        Self {
+            network,
+            leeway: Duration::ZERO,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Accepts tokens up to `leeway` past their `expires`.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Reads "now" from `clock` instead of the system clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The network whose tokens this validator accepts.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The configured leeway.
+    pub fn leeway_duration(&self) -> Duration {
+        self.leeway
+    }
+
+    /// The current time according to the validator's clock.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// Validates `token` now: every check of [`verify`](Self::verify), then expiry.
+    ///
+    /// # Errors
+    ///
+    /// The first check that failed, as a [`TokenError`].
+    pub fn validate(&self, token: &str) -> Result<Expiry, TokenError> {
+        self.validate_at(token, self.clock.now())
+    }
+
+    /// Validates `token` as of `now`.
+    ///
+    /// # Errors
+    ///
+    /// The first check that failed, as a [`TokenError`].
+    pub fn validate_at(&self, token: &str, now: SystemTime) -> Result<Expiry, TokenError> {
+        let expiry = self.verify(token)?;
+        expiry.check(now, self.leeway)?;
+        Ok(expiry)
+    }
+
+    /// Every check that does not depend on the time: size, structure, `alg` HS256, the
+    /// signature over the received `header.payload` bytes, claim types, `domain` and
+    /// `user_id == "system"`. Returns when the token expires.
+    ///
+    /// The result of a successful `verify` stays true for the token's whole life, which
+    /// is what makes it cacheable; the expiry still has to be checked on each use.
+    ///
+    /// # Errors
+    ///
+    /// The first check that failed, as a [`TokenError`].
+    pub fn verify(&self, token: &str) -> Result<Expiry, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::TooLong { len: token.len() });
+        }
+        let mut segments = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(malformed("expected 3 segments"));
+        };
+
+        check_header(header)?;
+
+        let signature = jws::decode(signature).ok_or(malformed("signature is not base64url"))?;
+        if signature.len() != jws::SIGNATURE_LEN {
+            return Err(TokenError::BadSignature);
+        }
+        // The signed message is the received text, never a re-serialisation.
+        let signed = &token[..header.len() + 1 + payload.len()];
+        if !jws::verify(&self.network, signed.as_bytes(), &signature) {
+            return Err(TokenError::BadSignature);
+        }
+
+        let payload = jws::decode(payload).ok_or(malformed("payload is not base64url"))?;
+        let claims: RawClaims<'_> = serde_json::from_slice(&payload)
+            .map_err(|_| malformed("payload is not a JSON object"))?;
+
+        let domain: Cow<'_, str> = claims.required("domain", claims.domain)?;
+        let user_id: Cow<'_, str> = claims.required("user_id", claims.user_id)?;
+        let expires: serde_json::Number = claims.required("expires", claims.expires)?;
+        if let Some(display_name) = claims.display_name {
+            parse_claim::<Option<Cow<'_, str>>>("display_name", display_name)?;
+        }
+        let expires = expires
+            .as_f64()
+            .filter(|e| e.is_finite())
+            .ok_or(TokenError::InvalidClaim { claim: "expires" })?;
+
+        if domain != self.network.name() {
+            return Err(TokenError::WrongNetwork {
+                expected: self.network.name().to_owned(),
+            });
+        }
+        if user_id != SYSTEM_USER {
+            return Err(TokenError::NotSystemToken);
+        }
+        Ok(Expiry { expires })
+    }
+}
+
+impl fmt::Debug for SystemTokenValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SystemTokenValidator")
+            .field("network", &self.network)
+            .field("leeway", &self.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When a verified system token expires.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Expiry {
+    expires: f64,
+}
+
+impl Expiry {
+    /// The `expires` claim in Unix seconds (an integer or, from Node, a fraction).
+    pub fn expires(&self) -> f64 {
+        self.expires
+    }
+
+    /// Checks `expires + leeway >= now` (inclusive, to the fraction of a second).
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::Expired`] once `now` is past the expiry and the leeway.
+    pub fn check(&self, now: SystemTime, leeway: Duration) -> Result<(), TokenError> {
+        let now = unix_seconds(now);
+        if self.expires + leeway.as_secs_f64() >= now {
+            Ok(())
+        } else {
+            Err(TokenError::Expired {
+                expires: self.expires,
+                now,
+            })
+        }
+    }
+}
+
+fn malformed(reason: &'static str) -> TokenError {
+    TokenError::Malformed { reason }
+}
+
+/// The header fields we look at; others (`typ`, `kid`, `jku`, ...) are ignored, and no
+/// key is ever fetched from them.
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    crit: Option<&'a RawValue>,
+}
+
+fn check_header(segment: &str) -> Result<(), TokenError> {
+    let bytes = jws::decode(segment).ok_or(malformed("header is not base64url"))?;
+    let header: RawHeader<'_> = serde_json::from_slice(&bytes)
+        .map_err(|_| malformed("header is not a JSON object with a string `alg`"))?;
+    if header.alg.as_deref() != Some("HS256") {
+        return Err(TokenError::WrongAlgorithm);
+    }
+    // RFC 7515 §4.1.11: extensions we do not understand must not be ignored.
+    if header.crit.is_some() {
+        return Err(malformed("header has `crit` extensions"));
+    }
+    Ok(())
+}
+
+/// The claims we check, each kept as raw JSON so a wrong type is told apart from a
+/// malformed payload. Unknown claims are ignored; a repeated claim is malformed.
+#[derive(Deserialize)]
+struct RawClaims<'a> {
+    #[serde(borrow)]
+    domain: Option<&'a RawValue>,
+    #[serde(borrow)]
+    user_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    display_name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    expires: Option<&'a RawValue>,
+}
+
+impl RawClaims<'_> {
+    fn required<'a, T: Deserialize<'a>>(
+        &self,
+        claim: &'static str,
+        raw: Option<&'a RawValue>,
+    ) -> Result<T, TokenError> {
+        let raw = raw.ok_or(TokenError::MissingClaim { claim })?;
+        parse_claim::<Option<T>>(claim, raw)?.ok_or(TokenError::MissingClaim { claim })
+    }
+}
+
+fn parse_claim<'a, T: Deserialize<'a>>(
+    claim: &'static str,
+    raw: &'a RawValue,
+) -> Result<T, TokenError> {
+    serde_json::from_str(raw.get()).map_err(|_| TokenError::InvalidClaim { claim })
+}
