@@ -3,7 +3,12 @@
 
 pub mod clock;
 mod network;
+mod percent;
 pub mod profile;
+#[cfg(feature = "pull")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pull")))]
+pub mod pull;
+pub mod template;
 pub mod token;
 pub mod user_id;
 

@@ -4,7 +4,9 @@
 //! - [`Profile::validate`] lists every violation of §7;
 //! - [`Profile::to_json`] writes what the Pull endpoint sends: absent fields omitted,
 //!   real booleans;
-//! - [`read_tolerant`] reads what a receiver gets, the way Livefyre's importer did.
+//! - [`read_tolerant`] reads what a receiver gets, the way Livefyre's importer did;
+//! - [`sign_body`] and [`verify_body_signature`] make and check the `X-Profile-Signature`
+//!   header of a profile response.
 //!
 //! ```
 //! use pingpull::profile::{NotificationFrequency, Profile};
@@ -22,12 +24,14 @@
 //! ```
 
 mod builder;
+mod signature;
 mod tolerant;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 
 pub use builder::ProfileBuilder;
+pub use signature::{SIGNATURE_HEADER, SignatureError, sign_body, verify_body_signature};
 pub use tolerant::{ReadError, read_tolerant};
 pub use validate::{Violation, ViolationKind, Violations};
 
@@ -110,7 +114,6 @@ impl Profile {
 
 /// A user's name in parts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct Name {
     /// The whole name as displayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,7 +183,6 @@ impl NotificationFrequency {
 
 /// Email notification settings, per kind of event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct EmailNotifications {
     /// Comments on conversations the user follows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,7 +216,6 @@ impl EmailNotifications {
 
 /// Which parts of a profile are shown to others.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct DisplayRules {
     /// Show the bio.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,9 +5,13 @@
 //! `rust_crypto` backend uses): the keyed state is computed once per [`Network`] and cloned
 //! per signature, signing cannot fail, and verification compares in constant time.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use sha2::Sha256;
 
 use crate::Network;
@@ -41,6 +45,37 @@ pub(crate) fn verify(network: &Network, message: &[u8], signature: &[u8]) -> boo
     let mut mac = network.hmac();
     mac.update(message);
     mac.verify_slice(signature).is_ok()
+}
+
+/// Why a JWS header was refused.
+pub(crate) enum HeaderError {
+    Malformed(&'static str),
+    WrongAlgorithm,
+}
+
+/// The header fields we look at; others (`typ`, `kid`, `jku`, ...) are ignored, and no
+/// key is ever fetched from them.
+#[derive(Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    crit: Option<&'a RawValue>,
+}
+
+/// Accepts a base64url JSON header whose `alg` is exactly `HS256`.
+pub(crate) fn check_header(segment: &str) -> Result<(), HeaderError> {
+    let bytes = decode(segment).ok_or(HeaderError::Malformed("header is not base64url"))?;
+    let header: RawHeader<'_> = serde_json::from_slice(&bytes)
+        .map_err(|_| HeaderError::Malformed("header is not a JSON object with a string `alg`"))?;
+    if header.alg.as_deref() != Some("HS256") {
+        return Err(HeaderError::WrongAlgorithm);
+    }
+    // RFC 7515 §4.1.11: extensions we do not understand must not be ignored.
+    if header.crit.is_some() {
+        return Err(HeaderError::Malformed("header has `crit` extensions"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

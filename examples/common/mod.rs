@@ -1,0 +1,71 @@
+//! What the server examples share: the listen address, the network, and demo users.
+
+use std::net::SocketAddr;
+
+use pingpull::profile::{DisplayRules, EmailNotifications, Name, NotificationFrequency};
+use pingpull::pull::InMemorySource;
+use pingpull::{Network, Profile};
+
+/// The address to listen on: the first argument, or 127.0.0.1:3000.
+pub(crate) fn listen_addr() -> Result<SocketAddr, Box<dyn std::error::Error>> {
+    let arg = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:3000".into());
+    arg.parse()
+        .map_err(|e| format!("listen address `{arg}`: {e}").into())
+}
+
+/// The network from `PINGPULL_NETWORK` and `PINGPULL_KEY`, or a development default.
+pub(crate) fn network() -> Result<Network, Box<dyn std::error::Error>> {
+    let name = std::env::var("PINGPULL_NETWORK").ok();
+    let key = std::env::var("PINGPULL_KEY").ok();
+    match (name, key) {
+        (Some(name), Some(key)) => Ok(Network::new(name, key)?),
+        _ => {
+            eprintln!(
+                "PINGPULL_NETWORK/PINGPULL_KEY not set: using the development network \
+                 example.fyre.co with key `testkeytest` (never in production)"
+            );
+            Ok(Network::new("example.fyre.co", "testkeytest")?)
+        }
+    }
+}
+
+/// Three users with different field sets; `u1` has every field.
+pub(crate) fn demo_users() -> InMemorySource {
+    let u1 = Profile::builder("u1", "Ada Lovelace")
+        .name(Name {
+            formatted: Some("Ada King, Countess of Lovelace".into()),
+            first: Some("Ada".into()),
+            middle: Some("Augusta".into()),
+            last: Some("King".into()),
+        })
+        .email("ada@example.com")
+        .image_url("https://cdn.example.com/avatars/u1.png?v=1")
+        .profile_url("https://www.example.com/users/u1")
+        .settings_url("https://www.example.com/users/u1/settings")
+        .tags(["staff", "beta_testers"])
+        .autofollow_conversations(true)
+        .email_notifications(EmailNotifications::all(NotificationFrequency::Often))
+        .location("London")
+        .bio("Wrote the first program.")
+        .websites(["https://ada.example.com", "https://blog.example.com/ada"])
+        .display_rules(DisplayRules {
+            bio: Some(true),
+            location: Some(true),
+            gender: Some(false),
+            name: Some(true),
+            image: Some(true),
+            remote_profile_url: Some(true),
+        })
+        .moderator(true)
+        .gravatar_disabled(false)
+        .build();
+    let u2 = Profile::builder("u2", "Grace Hopper")
+        .email("grace@example.com")
+        .image_url("https://cdn.example.com/avatars/u2.png?v=4")
+        .tags(["navy"])
+        .build();
+    let u3 = Profile::builder("u3", "Alan").build();
+    [u1, u2, u3].into_iter().collect()
+}

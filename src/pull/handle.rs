@@ -1,0 +1,293 @@
+//! What the endpoint does with one request, in PROTOCOL §6's order: route, method,
+//! token, id, then the profile source.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tracing::Level;
+
+use super::Rejection;
+use super::layer::Config;
+use super::query::QueryPairs;
+use crate::percent;
+use crate::profile::{SIGNATURE_HEADER, sign_body};
+use crate::template::{IdPosition, PullUrlTemplate, TemplateError};
+use crate::user_id;
+
+/// The query parameter carrying Livefyre's token.
+const LFTOKEN: &str = "lftoken";
+
+/// Which requests are ours and where their id stands.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    /// The template's path split on `/`.
+    segments: Vec<String>,
+    id: IdPosition,
+}
+
+impl Route {
+    pub(crate) fn new(template: &PullUrlTemplate) -> Result<Self, TemplateError> {
+        let id = template.id_position()?;
+        if matches!(&id, IdPosition::Query { name } if name == LFTOKEN) {
+            return Err(TemplateError::ReservedParameter);
+        }
+        Ok(Self {
+            segments: template.path().split('/').map(str::to_owned).collect(),
+            id,
+        })
+    }
+
+    /// `Some` if `path` is the template's path; with the raw id if it stands in the path.
+    fn matches<'a>(&self, path: &'a str) -> Option<Option<&'a str>> {
+        let mut raw_id = None;
+        let mut request = path.split('/');
+        for (index, expected) in self.segments.iter().enumerate() {
+            let segment = request.next()?;
+            match &self.id {
+                IdPosition::Path {
+                    index: at,
+                    prefix,
+                    suffix,
+                } if *at == index => {
+                    let id = segment
+                        .strip_prefix(prefix.as_str())?
+                        .strip_suffix(suffix.as_str())?;
+                    raw_id = Some(id);
+                }
+                _ if segment != expected => return None,
+                _ => {}
+            }
+        }
+        if request.next().is_some() {
+            return None;
+        }
+        Some(raw_id)
+    }
+}
+
+/// What to do with a request.
+pub(crate) enum Decision {
+    /// Not the pull path: the inner service answers.
+    PassThrough,
+    /// Answered without the source (a rejection).
+    Respond(Response<Bytes>),
+    /// Token and id are good: load the profile.
+    Load(Load),
+}
+
+impl Decision {
+    pub(crate) fn for_request<B>(config: &Config, request: &Request<B>) -> Self {
+        let Some(raw_path_id) = config.route.matches(request.uri().path()) else {
+            return Self::PassThrough;
+        };
+        let started = Instant::now();
+        let head = request.method() == Method::HEAD;
+        if request.method() != Method::GET && !head {
+            return Self::reject(config, Rejection::MethodNotAllowed, started);
+        }
+        let query = request.uri().query().unwrap_or_default();
+
+        // The token comes first: nothing about the user is revealed without it.
+        let token = match QueryPairs::new(query).only(LFTOKEN) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Self::reject(config, Rejection::MissingToken, started),
+            Err(()) => return Self::reject(config, Rejection::RepeatedToken, started),
+        };
+        let Ok(token) = percent::decode(token) else {
+            return Self::reject(config, Rejection::UndecodableToken, started);
+        };
+        if let Err(error) = config.validator.validate(&token) {
+            return Self::reject(config, Rejection::InvalidToken(error), started);
+        }
+
+        let raw_id = match (&config.route.id, raw_path_id) {
+            (_, Some(raw)) => raw,
+            (IdPosition::Query { name }, None) => match QueryPairs::new(query).only(name) {
+                Ok(Some(raw)) => raw,
+                Ok(None) => return Self::reject(config, Rejection::MissingId, started),
+                Err(()) => return Self::reject(config, Rejection::RepeatedId, started),
+            },
+            (IdPosition::Path { .. }, None) => {
+                return Self::reject(config, Rejection::MissingId, started);
+            }
+        };
+        match parse_id(raw_id) {
+            Ok(user_id) => Self::Load(Load {
+                user_id,
+                head,
+                started,
+            }),
+            Err(rejection) => Self::reject(config, rejection, started),
+        }
+    }
+
+    fn reject(config: &Config, rejection: Rejection, started: Instant) -> Self {
+        Self::Respond(rejection_response(config, rejection, None, started))
+    }
+}
+
+/// Strict id decoding: refuse bad escapes, invalid UTF-8, invalid ids, and escapes an id
+/// never needs (so `u%31` and `u1` are not both accepted as `u1`).
+fn parse_id(raw: &str) -> Result<String, Rejection> {
+    let id = percent::decode(raw).map_err(Rejection::UndecodableId)?;
+    user_id::validate_for_path(&id).map_err(Rejection::InvalidId)?;
+    if raw.contains('%') {
+        return Err(Rejection::EncodedId);
+    }
+    Ok(id.into_owned())
+}
+
+/// A request whose token and id passed: what is left needs the profile source.
+pub(crate) struct Load {
+    user_id: String,
+    head: bool,
+    started: Instant,
+}
+
+impl Load {
+    pub(crate) async fn run(self, config: Arc<Config>) -> Response<Bytes> {
+        let Self {
+            user_id,
+            head,
+            started,
+        } = self;
+        let loading = CatchPanic {
+            future: config.source.load(&user_id),
+        };
+        let rejection = match tokio::time::timeout(config.timeout, loading).await {
+            Err(_elapsed) => Rejection::SourceTimedOut,
+            Ok(Err(Panicked)) => Rejection::SourcePanicked,
+            Ok(Ok(Err(error))) => Rejection::SourceFailed(error.to_string()),
+            Ok(Ok(Ok(None))) => Rejection::UnknownUser,
+            Ok(Ok(Ok(Some(profile)))) => {
+                if let Err(violations) = profile.validate() {
+                    Rejection::InvalidProfile(violations)
+                } else if profile.id != user_id {
+                    Rejection::IdMismatch
+                } else {
+                    let body = Bytes::from(profile.to_json());
+                    return profile_response(&config, body, head, &user_id, started);
+                }
+            }
+        };
+        rejection_response(&config, rejection, Some(&user_id), started)
+    }
+}
+
+fn profile_response(
+    config: &Config,
+    body: Bytes,
+    head: bool,
+    user_id: &str,
+    started: Instant,
+) -> Response<Bytes> {
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .header(CACHE_CONTROL, HeaderValue::from_static("no-store"))
+        .header(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    if config.sign {
+        let signature = sign_body(config.validator.network(), &body);
+        if let Ok(value) = HeaderValue::try_from(signature) {
+            builder = builder.header(HeaderName::from_static(SIGNATURE_HEADER), value);
+        }
+    }
+    let body = if head { Bytes::new() } else { body };
+    tracing::event!(
+        target: "pingpull::pull",
+        Level::DEBUG,
+        outcome = "ok",
+        status = 200,
+        user_id,
+        latency_us = elapsed_us(started),
+    );
+    builder.body(body).unwrap_or_default()
+}
+
+/// An empty-bodied answer carrying the rejection in its extensions.
+fn rejection_response(
+    config: &Config,
+    rejection: Rejection,
+    user_id: Option<&str>,
+    started: Instant,
+) -> Response<Bytes> {
+    let status = rejection.status();
+    log_rejection(&rejection, status, user_id, started);
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    match rejection {
+        Rejection::MethodNotAllowed => {
+            headers.insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        }
+        Rejection::SourceFailed(_) | Rejection::SourceTimedOut => {
+            headers.insert(RETRY_AFTER, config.retry_after.clone());
+        }
+        _ => {}
+    }
+    response.extensions_mut().insert(rejection);
+    response
+}
+
+fn log_rejection(
+    rejection: &Rejection,
+    status: StatusCode,
+    user_id: Option<&str>,
+    started: Instant,
+) {
+    let outcome = rejection.as_str();
+    let status = status.as_u16();
+    let latency_us = elapsed_us(started);
+    // Only a validated id is logged; the reason never holds the token.
+    let user_id = user_id.unwrap_or("-");
+    match rejection {
+        Rejection::SourcePanicked | Rejection::InvalidProfile(_) | Rejection::IdMismatch => {
+            tracing::event!(target: "pingpull::pull", Level::ERROR, outcome, status, user_id, latency_us, reason = %rejection);
+        }
+        Rejection::SourceFailed(_) | Rejection::SourceTimedOut => {
+            tracing::event!(target: "pingpull::pull", Level::WARN, outcome, status, user_id, latency_us, reason = %rejection);
+        }
+        _ => {
+            tracing::event!(target: "pingpull::pull", Level::DEBUG, outcome, status, user_id, latency_us, reason = %rejection);
+        }
+    }
+}
+
+fn elapsed_us(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The source panicked while loading.
+struct Panicked;
+
+pin_project! {
+    /// Turns a panic inside the source's future into an error, so one bad profile
+    /// cannot take the connection (or the server) down.
+    struct CatchPanic<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Panicked>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.project().future;
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(Panicked)),
+        }
+    }
+}

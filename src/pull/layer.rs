@@ -1,0 +1,211 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response};
+use tower::{Layer, Service};
+
+use super::future::ResponseFuture;
+use super::handle::{Decision, Route};
+use super::{ProfileSource, PullBody};
+use crate::Network;
+use crate::clock::Clock;
+use crate::template::{PullUrlTemplate, TemplateError};
+use crate::token::SystemTokenValidator;
+
+/// How long the profile source may take before the endpoint answers 503.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the `Retry-After` header of a 503 says unless configured.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// The Pull endpoint as a tower [`Layer`]; wraps any service in [`Pull`].
+///
+/// Configured from the same URL template the customer registers with Livefyre. Cheap to
+/// clone: the configuration is shared.
+#[derive(Clone)]
+pub struct PullLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) template: PullUrlTemplate,
+    pub(crate) route: Route,
+    pub(crate) validator: SystemTokenValidator,
+    pub(crate) source: Arc<dyn ProfileSource>,
+    pub(crate) timeout: Duration,
+    pub(crate) retry_after: HeaderValue,
+    pub(crate) sign: bool,
+}
+
+impl PullLayer {
+    /// A layer serving `template`'s path, validating tokens of `network`, loading
+    /// profiles from `source`.
+    ///
+    /// # Errors
+    ///
+    /// [`TemplateError`] if the template is not a URL or path with exactly one `{id}`,
+    /// standing in the path or as a whole query value other than `lftoken`.
+    pub fn new(
+        template: &str,
+        network: Network,
+        source: impl ProfileSource,
+    ) -> Result<Self, TemplateError> {
+        let template = PullUrlTemplate::parse(template)?;
+        let route = Route::new(&template)?;
+        Ok(Self {
+            config: Arc::new(Config {
+                template,
+                route,
+                validator: SystemTokenValidator::new(network),
+                source: Arc::new(source),
+                timeout: DEFAULT_TIMEOUT,
+                retry_after: duration_header(DEFAULT_RETRY_AFTER),
+                sign: true,
+            }),
+        })
+    }
+
+    /// Answers 503 when the source takes longer than `timeout` (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config_mut().timeout = timeout;
+        self
+    }
+
+    /// The `Retry-After` of a 503, rounded up to whole seconds (default 30 s).
+    pub fn retry_after(mut self, retry_after: Duration) -> Self {
+        self.config_mut().retry_after = duration_header(retry_after);
+        self
+    }
+
+    /// Accepts tokens up to `leeway` past their expiry (default 0).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        let config = self.config_mut();
+        config.validator = config.validator.clone().leeway(leeway);
+        self
+    }
+
+    /// Reads "now" for token expiry from `clock` (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        let config = self.config_mut();
+        config.validator = config.validator.clone().clock(clock);
+        self
+    }
+
+    /// Whether responses carry `X-Profile-Signature` (default true).
+    pub fn sign_responses(mut self, sign: bool) -> Self {
+        self.config_mut().sign = sign;
+        self
+    }
+
+    /// The template this layer serves.
+    pub fn template(&self) -> &PullUrlTemplate {
+        &self.config.template
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+}
+
+fn duration_header(duration: Duration) -> HeaderValue {
+    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    HeaderValue::from(secs)
+}
+
+impl<S> Layer<S> for PullLayer {
+    type Service = Pull<S>;
+
+    fn layer(&self, inner: S) -> Pull<S> {
+        Pull::new(inner, self.clone())
+    }
+}
+
+impl fmt::Debug for PullLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PullLayer")
+            .field("template", &self.config.template.as_str())
+            .field("network", self.config.validator.network())
+            .field("timeout", &self.config.timeout)
+            .field("retry_after", &self.config.retry_after)
+            .field("sign", &self.config.sign)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Pull endpoint service: answers requests on the template's path, passes every
+/// other request to the inner service untouched.
+#[derive(Clone)]
+pub struct Pull<S> {
+    inner: S,
+    layer: PullLayer,
+}
+
+impl<S> Pull<S> {
+    /// Wraps `inner` with the endpoint configured by `layer`.
+    pub fn new(inner: S, layer: PullLayer) -> Self {
+        Self { inner, layer }
+    }
+
+    /// The same as [`PullLayer::new`]: the layer that makes this service.
+    ///
+    /// # Errors
+    ///
+    /// As [`PullLayer::new`].
+    pub fn layer(
+        template: &str,
+        network: Network,
+        source: impl ProfileSource,
+    ) -> Result<PullLayer, TemplateError> {
+        PullLayer::new(template, network, source)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Pull<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pull")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Pull<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<PullBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Whether a request is ours is only known in `call`, so the inner service must
+        // be ready for any request.
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        match Decision::for_request(&self.layer.config, &request) {
+            Decision::PassThrough => ResponseFuture::inner(self.inner.call(request)),
+            Decision::Respond(response) => ResponseFuture::ready(response),
+            Decision::Load(load) => ResponseFuture::load(load.run(self.layer.config.clone())),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+use std::fmt;
+
+use http::StatusCode;
+
+use crate::percent::DecodeError;
+use crate::profile::Violations;
+use crate::token::TokenError;
+use crate::user_id::UserIdError;
+
+/// Why the Pull endpoint did not answer 200 with a profile.
+///
+/// Put in the response's extensions for outer layers and logs; the response body never
+/// says which check failed.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// A method other than GET or HEAD (405).
+    MethodNotAllowed,
+    /// No `lftoken` query parameter (403).
+    MissingToken,
+    /// More than one `lftoken` query parameter (403).
+    RepeatedToken,
+    /// The `lftoken` value is not percent-decodable (403).
+    UndecodableToken,
+    /// The token failed validation (403).
+    InvalidToken(TokenError),
+    /// The id is not in the request (400).
+    MissingId,
+    /// The id query parameter appears more than once (400).
+    RepeatedId,
+    /// The id has a bad escape or is not UTF-8 once decoded (400).
+    UndecodableId(DecodeError),
+    /// The decoded id is not a valid user id (400).
+    InvalidId(UserIdError),
+    /// The id is percent-encoded although it needs no escape; refused so that two
+    /// different raw ids never name the same user (400).
+    EncodedId,
+    /// The source has no such user (404).
+    UnknownUser,
+    /// The source returned an error (503); its message.
+    SourceFailed(String),
+    /// The source did not answer within the timeout (503).
+    SourceTimedOut,
+    /// The source panicked (500).
+    SourcePanicked,
+    /// The source's profile breaks PROTOCOL §7 (500); it was not sent.
+    InvalidProfile(Violations),
+    /// The source's profile has another id than the one requested (500); not sent.
+    IdMismatch,
+}
+
+impl Rejection {
+    /// The status the endpoint answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MissingToken
+            | Self::RepeatedToken
+            | Self::UndecodableToken
+            | Self::InvalidToken(_) => StatusCode::FORBIDDEN,
+            Self::MissingId
+            | Self::RepeatedId
+            | Self::UndecodableId(_)
+            | Self::InvalidId(_)
+            | Self::EncodedId => StatusCode::BAD_REQUEST,
+            Self::UnknownUser => StatusCode::NOT_FOUND,
+            Self::SourceFailed(_) | Self::SourceTimedOut => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SourcePanicked | Self::InvalidProfile(_) | Self::IdMismatch => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// A short stable name for logs and metrics: `missing_token`, `unknown_user`, ...
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MissingToken => "missing_token",
+            Self::RepeatedToken => "repeated_token",
+            Self::UndecodableToken => "undecodable_token",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::MissingId => "missing_id",
+            Self::RepeatedId => "repeated_id",
+            Self::UndecodableId(_) => "undecodable_id",
+            Self::InvalidId(_) => "invalid_id",
+            Self::EncodedId => "encoded_id",
+            Self::UnknownUser => "unknown_user",
+            Self::SourceFailed(_) => "source_failed",
+            Self::SourceTimedOut => "source_timed_out",
+            Self::SourcePanicked => "source_panicked",
+            Self::InvalidProfile(_) => "invalid_profile",
+            Self::IdMismatch => "id_mismatch",
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MethodNotAllowed => f.write_str("method not allowed on the pull path"),
+            Self::MissingToken => f.write_str("no lftoken"),
+            Self::RepeatedToken => f.write_str("lftoken given more than once"),
+            Self::UndecodableToken => f.write_str("lftoken is not percent-decodable"),
+            Self::InvalidToken(error) => error.fmt(f),
+            Self::MissingId => f.write_str("no user id in the request"),
+            Self::RepeatedId => f.write_str("user id given more than once"),
+            Self::UndecodableId(error) => write!(f, "user id: {error}"),
+            Self::InvalidId(error) => error.fmt(f),
+            Self::EncodedId => f.write_str("user id must not be percent-encoded"),
+            Self::UnknownUser => f.write_str("no such user"),
+            Self::SourceFailed(message) => write!(f, "profile source failed: {message}"),
+            Self::SourceTimedOut => f.write_str("profile source timed out"),
+            Self::SourcePanicked => f.write_str("profile source panicked"),
+            Self::InvalidProfile(violations) => violations.fmt(f),
+            Self::IdMismatch => f.write_str("profile id differs from the requested id"),
+        }
+    }
+}
+
+impl std::error::Error for Rejection {}
