@@ -4,6 +4,9 @@
 pub mod clock;
 mod network;
 mod percent;
+#[cfg(feature = "ping")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ping")))]
+pub mod ping;
 pub mod profile;
 #[cfg(feature = "pull")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pull")))]

@@ -3,6 +3,9 @@
 #[cfg(feature = "pull")]
 mod compat;
 mod interop;
+#[cfg(feature = "ping")]
+mod ping;
 #[cfg(feature = "pull")]
 mod pull;
+mod support;
 mod tokens;

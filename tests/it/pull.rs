@@ -606,3 +606,15 @@ fn layer_debug_never_shows_the_key() {
         "{debug}"
     );
 }
+
+#[test]
+fn layer_service_and_future_are_clone_send_sync() {
+    fn clone_send_sync<T: Clone + Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let layer = PullLayer::new(PATH_TEMPLATE, network(), InMemorySource::new()).unwrap();
+    clone_send_sync(&layer);
+    let mut service = tower::Layer::layer(&layer, service_fn(echo));
+    clone_send_sync(&service);
+    let future = service.call(Request::get("/").body(String::new()).unwrap());
+    send(&future);
+}

@@ -1,0 +1,396 @@
+//! One-shot calls to Livefyre, like the official libraries' (`syncUser`,
+//! `setPullUrl`), over hyper-util's pooled HTTP/1.1 client. The Pinger delivers through
+//! the same client.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::retry::parse_retry_after;
+use crate::clock::{Clock, SystemClock, unix_whole_seconds};
+use crate::template::{PullUrlTemplate, TemplateError};
+use crate::token::{self, SYSTEM_TOKEN_LIFETIME, Token};
+use crate::user_id::{self, UserIdError};
+use crate::{Network, percent};
+
+/// How long one request may take unless configured.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers longer than this are not read further (Livefyre's are empty or tiny).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+#[cfg(feature = "rustls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "rustls"))]
+type Connector = HttpConnector;
+
+/// A client for Livefyre's API (or the emulator): pings one user, registers the Pull URL.
+///
+/// Cheap to clone; clones share the connection pool and the cached system token, which
+/// is renewed when half its 24-hour life has passed.
+#[derive(Clone)]
+pub struct LivefyreClient {
+    network: Network,
+    base: Arc<str>,
+    http: Client<Connector, Full<Bytes>>,
+    timeout: Duration,
+    tokens: Arc<TokenCache>,
+}
+
+impl LivefyreClient {
+    /// A client for `network` at `base_url` (e.g. [`Network::default_base_url`], or the
+    /// emulator's URL).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] if `base_url` is not an absolute http(s) URL without query, or is
+    /// https while the `rustls` feature is off.
+    pub fn new(network: Network, base_url: &str) -> Result<Self, ConfigError> {
+        let base = check_base_url(base_url)?;
+        Ok(Self {
+            network,
+            base: base.into(),
+            http: Client::builder(TokioExecutor::new()).build(connector()),
+            timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            tokens: Arc::new(TokenCache::new(Arc::new(SystemClock))),
+        })
+    }
+
+    /// Gives each request at most `timeout` (default 10 s) to be answered.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Reads "now" for the system token from `clock`.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.tokens = Arc::new(TokenCache::new(Arc::new(clock)));
+        self
+    }
+
+    /// The network this client speaks for.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The API base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Pings Livefyre once for `user_id` and waits for the answer (the official
+    /// libraries' `syncUser`). No retry: use a [`Pinger`](super::Pinger) for delivery.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError`]: an invalid user id (nothing sent), a 403 (wrong key or network),
+    /// another non-2xx status, a timeout or a connection error.
+    pub async fn sync_user(&self, user_id: &str) -> Result<(), RequestError> {
+        user_id::validate_for_path(user_id).map_err(RequestError::InvalidUserId)?;
+        match self.ping_once(user_id).await {
+            Answer::Status(status, _) if status.is_success() => Ok(()),
+            Answer::Status(StatusCode::FORBIDDEN, _) => Err(RequestError::Unauthorized),
+            Answer::Status(status, _) => Err(RequestError::Status(status)),
+            Answer::TimedOut => Err(RequestError::Timeout),
+            Answer::Failed(message) => Err(RequestError::Transport(message)),
+        }
+    }
+
+    /// Registers the Pull URL template with the network (PROTOCOL §5). Needed once.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::InvalidTemplate`] if the template lacks `{id}` or is not an absolute
+    /// http(s) URL (nothing sent); otherwise as [`sync_user`](Self::sync_user).
+    pub async fn register_pull_url(&self, template: &str) -> Result<(), RequestError> {
+        let parsed = PullUrlTemplate::parse(template).map_err(RequestError::InvalidTemplate)?;
+        if parsed.as_str().starts_with('/') {
+            return Err(RequestError::InvalidTemplate(TemplateError::NotAbsolute));
+        }
+        let token = self.tokens.get(&self.network);
+        let body = format!(
+            "actor_token={}&pull_profile_url={}",
+            percent::encode(token.as_str()),
+            percent::encode(template)
+        );
+        let uri = format!("{}/", self.base);
+        match self.post(&uri, body).await {
+            Answer::Status(status, _) if status.is_success() => Ok(()),
+            Answer::Status(StatusCode::FORBIDDEN, _) => Err(RequestError::Unauthorized),
+            Answer::Status(status, _) => Err(RequestError::Status(status)),
+            Answer::TimedOut => Err(RequestError::Timeout),
+            Answer::Failed(message) => Err(RequestError::Transport(message)),
+        }
+    }
+
+    /// One ping request for an already validated id.
+    pub(crate) async fn ping_once(&self, user_id: &str) -> Answer {
+        let uri = format!(
+            "{}/api/v3_0/user/{}/refresh",
+            self.base,
+            percent::encode(user_id)
+        );
+        let token = self.tokens.get(&self.network);
+        // The token travels in a form body, never in the URL (access logs).
+        let body = format!("lftoken={}", percent::encode(token.as_str()));
+        self.post(&uri, body).await
+    }
+
+    /// Forgets the cached token so the next request signs a new one.
+    pub(crate) fn renew_token(&self) {
+        self.tokens.clear();
+    }
+
+    async fn post(&self, uri: &str, body: String) -> Answer {
+        let request = match Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+        {
+            Ok(request) => request,
+            Err(error) => return Answer::Failed(format!("building the request: {error}")),
+        };
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| describe(&e))?;
+            let (parts, body) = response.into_parts();
+            // Read (a bounded amount of) the answer so the connection can be reused.
+            let _ = Limited::new(body, MAX_ANSWER_BYTES).collect().await;
+            let retry_after = parts
+                .headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            Ok::<_, String>((parts.status, retry_after))
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => Answer::TimedOut,
+            Ok(Err(message)) => Answer::Failed(message),
+            Ok(Ok((status, retry_after))) => Answer::Status(status, retry_after),
+        }
+    }
+}
+
+impl fmt::Debug for LivefyreClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LivefyreClient")
+            .field("network", &self.network)
+            .field("base_url", &self.base)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one request ended.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// An HTTP answer, with its `Retry-After` if it had one.
+    Status(StatusCode, Option<Duration>),
+    TimedOut,
+    /// Connection refused, reset, DNS, TLS...: the message, without the URL's token.
+    Failed(String),
+}
+
+/// The error chain of a client error, on one line.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(feature = "rustls")]
+fn connector() -> Connector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}
+
+#[cfg(not(feature = "rustls"))]
+fn connector() -> Connector {
+    HttpConnector::new()
+}
+
+fn check_base_url(base_url: &str) -> Result<String, ConfigError> {
+    let bad = || ConfigError::BaseUrl(base_url.to_owned());
+    let uri: Uri = base_url.parse().map_err(|_| bad())?;
+    let scheme = uri.scheme_str().ok_or_else(bad)?;
+    if uri.host().is_none_or(str::is_empty) || uri.query().is_some() {
+        return Err(bad());
+    }
+    match scheme {
+        "http" => {}
+        "https" if cfg!(feature = "rustls") => {}
+        "https" => return Err(ConfigError::HttpsNeedsRustls),
+        _ => return Err(bad()),
+    }
+    Ok(base_url.trim_end_matches('/').to_owned())
+}
+
+/// The system token, signed once and reused until half its life has passed.
+struct TokenCache {
+    clock: Arc<dyn Clock>,
+    current: Mutex<Option<(Token, i64)>>,
+}
+
+impl TokenCache {
+    fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            current: Mutex::new(None),
+        }
+    }
+
+    fn get(&self, network: &Network) -> Token {
+        let now = self.clock.now();
+        let now_secs = unix_whole_seconds(now);
+        let renew_after = i64::try_from(SYSTEM_TOKEN_LIFETIME.as_secs() / 2).unwrap_or(i64::MAX);
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        match &*current {
+            Some((token, issued))
+                if now_secs.saturating_sub(*issued) < renew_after && now_secs >= *issued =>
+            {
+                token.clone()
+            }
+            _ => {
+                let token = token::system_token_at(network, now, SYSTEM_TOKEN_LIFETIME);
+                *current = Some((token.clone(), now_secs));
+                token
+            }
+        }
+    }
+
+    fn clear(&self) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// A misconfiguration found when building a client or Pinger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The base URL is not an absolute http(s) URL without a query.
+    BaseUrl(String),
+    /// An https base URL, but the `rustls` feature is off.
+    HttpsNeedsRustls,
+    /// A setting is out of range; which one and why.
+    Invalid(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BaseUrl(url) => {
+                write!(
+                    f,
+                    "base URL must be an absolute http(s) URL without a query: got `{url}`"
+                )
+            }
+            Self::HttpsNeedsRustls => {
+                f.write_str("an https base URL needs pingpull's `rustls` feature")
+            }
+            Self::Invalid(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Why a one-shot call to Livefyre failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The user id cannot be pinged; nothing was sent.
+    InvalidUserId(UserIdError),
+    /// The Pull URL template is unusable; nothing was sent.
+    InvalidTemplate(TemplateError),
+    /// 403: the token is not valid for this network (wrong key or network name).
+    Unauthorized,
+    /// Another non-2xx answer.
+    Status(StatusCode),
+    /// No answer within the timeout.
+    Timeout,
+    /// The connection failed; the cause.
+    Transport(String),
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidUserId(error) => write!(f, "not sent: {error}"),
+            Self::InvalidTemplate(error) => write!(f, "not sent: {error}"),
+            Self::Unauthorized => f.write_str(
+                "Livefyre answered 403: the network key or name is wrong (a configuration fault)",
+            ),
+            Self::Status(status) => write!(f, "Livefyre answered {status}"),
+            Self::Timeout => f.write_str("no answer within the timeout"),
+            Self::Transport(message) => write!(f, "connection failed: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert_eq!(
+            check_base_url("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            check_base_url("http://h.example/prefix").unwrap(),
+            "http://h.example/prefix"
+        );
+        for bad in [
+            "127.0.0.1:80",
+            "ftp://h.example",
+            "http://h.example/?q=1",
+            "/path",
+            "",
+        ] {
+            assert!(
+                matches!(check_base_url(bad), Err(ConfigError::BaseUrl(_))),
+                "{bad}"
+            );
+        }
+        if !cfg!(feature = "rustls") {
+            assert_eq!(
+                check_base_url("https://h.example"),
+                Err(ConfigError::HttpsNeedsRustls)
+            );
+        }
+    }
+
+    #[test]
+    fn token_is_reused_then_renewed_after_half_its_life() {
+        let network = Network::new("example.fyre.co", "k").unwrap();
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let cache = TokenCache::new(Arc::new(clock.clone()));
+        let first = cache.get(&network);
+        clock.advance(Duration::from_secs(43_199));
+        assert_eq!(cache.get(&network).as_str(), first.as_str());
+        clock.advance(Duration::from_secs(1));
+        assert_ne!(cache.get(&network).as_str(), first.as_str());
+    }
+}

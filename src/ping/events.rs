@@ -1,0 +1,117 @@
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Why an attempt did not deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// Livefyre answered this status.
+    Status(u16),
+    /// No answer within the attempt timeout.
+    Timeout,
+    /// The connection failed; the cause.
+    Connection(String),
+    /// The user's latest ping is older than the schedule's maximum age.
+    TooOld,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status(status) => write!(f, "HTTP {status}"),
+            Self::Timeout => f.write_str("timed out"),
+            Self::Connection(message) => write!(f, "connection failed: {message}"),
+            Self::TooOld => f.write_str("latest ping older than the maximum age"),
+        }
+    }
+}
+
+/// What happened to a ping, as the Pinger's event stream reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PingEvent {
+    /// Livefyre answered 2xx to a ping for this user.
+    Delivered {
+        /// The user.
+        user_id: String,
+        /// Attempts it took (1 = first try).
+        attempts: u32,
+    },
+    /// An attempt failed with a passing fault; another follows after `delay`.
+    Retrying {
+        /// The user.
+        user_id: String,
+        /// The failed attempt's number.
+        attempt: u32,
+        /// Until the next attempt.
+        delay: Duration,
+        /// What went wrong.
+        failure: Failure,
+    },
+    /// The user was given up: a permanent refusal, or too old. Not retried.
+    GaveUp {
+        /// The user.
+        user_id: String,
+        /// Why.
+        failure: Failure,
+    },
+    /// Livefyre answered 403: the network key or name is wrong. Users stay pending; one
+    /// probe is sent every `probe_every` until a ping is accepted again.
+    Unauthorized {
+        /// Interval between probes.
+        probe_every: Duration,
+    },
+}
+
+/// Counters since the Pinger started, and the current queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PingStats {
+    /// Accepted `ping` calls.
+    pub pinged: u64,
+    /// Of those, pings folded into a pending or in-flight user's request.
+    pub coalesced: u64,
+    /// HTTP requests sent.
+    pub sent: u64,
+    /// Requests answered 2xx.
+    pub succeeded: u64,
+    /// Attempts that failed and were scheduled again.
+    pub retried: u64,
+    /// Users given up (reported by [`PingEvent::GaveUp`]).
+    pub given_up: u64,
+    /// Users not yet delivered, in flight included.
+    pub pending: u64,
+    /// Requests in flight now.
+    pub in_flight: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) pinged: AtomicU64,
+    pub(crate) coalesced: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) given_up: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, pending: usize, in_flight: usize) -> PingStats {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PingStats {
+            pinged: read(&self.pinged),
+            coalesced: read(&self.coalesced),
+            sent: read(&self.sent),
+            succeeded: read(&self.succeeded),
+            retried: read(&self.retried),
+            given_up: read(&self.given_up),
+            pending: pending as u64,
+            in_flight: in_flight as u64,
+        }
+    }
+}

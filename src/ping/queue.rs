@@ -1,0 +1,384 @@
+//! The pending set: which users still need a ping delivered, and when each is due.
+//!
+//! Pure bookkeeping, no I/O: the worker asks it for due users and tells it how each
+//! attempt ended. Pings for a user already waiting coalesce; a ping for a user whose
+//! request is in flight re-arms it, so one more request follows.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// What `ping` did with a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    /// A new pending user.
+    New,
+    /// Already waiting: coalesced into its pending request.
+    Coalesced,
+    /// In flight: one more request will follow this one.
+    Rearmed,
+}
+
+/// How an attempt ended, as the queue needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// Livefyre answered 2xx.
+    Delivered,
+    /// A passing fault: try again after this delay.
+    RetryAfter(Duration),
+    /// A permanent refusal: stop trying (unless re-pinged meanwhile).
+    GiveUp,
+    /// The network refused our token: keep the user, try again after this delay.
+    Hold(Duration),
+}
+
+/// What became of a user after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Done: no more requests for this user.
+    Done,
+    /// Waiting for another attempt (a retry, or a fresh request after a re-ping).
+    Waiting,
+    /// Given up (too old or refused); reported, not retried.
+    GivenUp,
+}
+
+#[derive(Debug)]
+struct Entry {
+    in_flight: bool,
+    /// Pinged again while in flight: one more request must follow.
+    rearmed: bool,
+    /// Failed attempts since the last success or re-ping.
+    attempts: u32,
+    last_pinged: Instant,
+    due: Instant,
+    /// Bumped whenever `due` changes, so stale heap items are skipped.
+    generation: u32,
+}
+
+pub(crate) struct Queue {
+    users: HashMap<Arc<str>, Entry>,
+    /// Waiting users by due time; may hold stale items (checked against `generation`).
+    due: BinaryHeap<Reverse<(Instant, u32, Arc<str>)>>,
+    in_flight: usize,
+    max_pending: usize,
+    debounce: Duration,
+}
+
+impl Queue {
+    pub(crate) fn new(max_pending: usize, debounce: Duration) -> Self {
+        Self {
+            users: HashMap::new(),
+            due: BinaryHeap::new(),
+            in_flight: 0,
+            max_pending,
+            debounce,
+        }
+    }
+
+    /// Records a ping. `Err(())` when the queue is full and the user is not in it.
+    pub(crate) fn ping(&mut self, user_id: &str, now: Instant) -> Result<Enqueued, ()> {
+        if let Some(entry) = self.users.get_mut(user_id) {
+            entry.last_pinged = now;
+            if entry.in_flight {
+                entry.rearmed = true;
+                return Ok(Enqueued::Rearmed);
+            }
+            return Ok(Enqueued::Coalesced);
+        }
+        if self.users.len() >= self.max_pending {
+            return Err(());
+        }
+        let user: Arc<str> = Arc::from(user_id);
+        let due = now + self.debounce;
+        self.users.insert(
+            user.clone(),
+            Entry {
+                in_flight: false,
+                rearmed: false,
+                attempts: 0,
+                last_pinged: now,
+                due,
+                generation: 0,
+            },
+        );
+        self.due.push(Reverse((due, 0, user)));
+        Ok(Enqueued::New)
+    }
+
+    /// The earliest time a waiting user is due, if any.
+    pub(crate) fn next_due(&mut self) -> Option<Instant> {
+        self.skip_stale();
+        self.due.peek().map(|Reverse((due, _, _))| *due)
+    }
+
+    /// Takes a user that is due at `now` and marks it in flight.
+    pub(crate) fn start_due(&mut self, now: Instant) -> Option<Arc<str>> {
+        self.skip_stale();
+        let Reverse((due, _, _)) = self.due.peek()?;
+        if *due > now {
+            return None;
+        }
+        let Reverse((_, _, user)) = self.due.pop()?;
+        let entry = self.users.get_mut(&user)?;
+        entry.in_flight = true;
+        entry.rearmed = false;
+        self.in_flight += 1;
+        Some(user)
+    }
+
+    /// Records how `user`'s attempt ended. `max_age` bounds how long after its latest
+    /// ping a user keeps being retried.
+    pub(crate) fn finish(
+        &mut self,
+        user: &Arc<str>,
+        attempt: Attempt,
+        now: Instant,
+        max_age: Duration,
+    ) -> After {
+        let Some(entry) = self.users.get_mut(user) else {
+            return After::Done;
+        };
+        if entry.in_flight {
+            entry.in_flight = false;
+            self.in_flight -= 1;
+        }
+        let rearmed = std::mem::take(&mut entry.rearmed);
+        let (due, after) = match attempt {
+            Attempt::Delivered if !rearmed => {
+                self.users.remove(user);
+                return After::Done;
+            }
+            // Re-pinged during the request: the answer may predate the change, so one
+            // more request follows.
+            Attempt::Delivered => {
+                entry.attempts = 0;
+                (now + self.debounce, After::Waiting)
+            }
+            Attempt::GiveUp if !rearmed => {
+                self.users.remove(user);
+                return After::GivenUp;
+            }
+            Attempt::GiveUp => {
+                entry.attempts = 0;
+                (now + self.debounce, After::Waiting)
+            }
+            Attempt::RetryAfter(delay) => {
+                entry.attempts += 1;
+                if now.saturating_duration_since(entry.last_pinged) + delay > max_age {
+                    self.users.remove(user);
+                    return After::GivenUp;
+                }
+                (now + delay, After::Waiting)
+            }
+            Attempt::Hold(delay) => (now + delay, After::Waiting),
+        };
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.due = due;
+        self.due
+            .push(Reverse((due, entry.generation, user.clone())));
+        after
+    }
+
+    /// Failed attempts of `user` since its last success or re-ping (0 if unknown).
+    pub(crate) fn attempts(&self, user: &str) -> u32 {
+        self.users.get(user).map_or(0, |e| e.attempts)
+    }
+
+    /// Moves every waiting user's due time to no later than `at` (after a 403 clears).
+    pub(crate) fn make_all_due_by(&mut self, at: Instant) {
+        let mut items = Vec::with_capacity(self.due.len());
+        for (user, entry) in &mut self.users {
+            if !entry.in_flight && entry.due > at {
+                entry.due = at;
+                entry.generation = entry.generation.wrapping_add(1);
+                items.push(Reverse((at, entry.generation, user.clone())));
+            }
+        }
+        self.due.extend(items);
+    }
+
+    /// Users not yet delivered (waiting or in flight).
+    pub(crate) fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub(crate) fn max_pending(&self) -> usize {
+        self.max_pending
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Every user not delivered, for the shutdown report.
+    pub(crate) fn drain(&mut self) -> Vec<String> {
+        self.due.clear();
+        self.in_flight = 0;
+        let mut users: Vec<String> = self
+            .users
+            .drain()
+            .map(|(user, _)| user.to_string())
+            .collect();
+        users.sort_unstable();
+        users
+    }
+
+    fn skip_stale(&mut self) {
+        while let Some(Reverse((due, generation, user))) = self.due.peek() {
+            let live = self
+                .users
+                .get(user)
+                .is_some_and(|e| !e.in_flight && e.generation == *generation && e.due == *due);
+            if live {
+                return;
+            }
+            self.due.pop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn queue() -> Queue {
+        Queue::new(100, Duration::ZERO)
+    }
+
+    #[test]
+    fn coalesces_pings_for_one_user() {
+        let mut q = queue();
+        let now = Instant::now();
+        assert_eq!(q.ping("u1", now), Ok(Enqueued::New));
+        assert_eq!(q.ping("u1", now), Ok(Enqueued::Coalesced));
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.start_due(now).as_deref(), Some("u1"));
+        assert_eq!(q.start_due(now), None);
+        let user = Arc::from("u1");
+        assert_eq!(q.finish(&user, Attempt::Delivered, now, DAY), After::Done);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_ping_during_flight_causes_one_more_request() {
+        let mut q = queue();
+        let now = Instant::now();
+        q.ping("u1", now).unwrap();
+        let user = q.start_due(now).unwrap();
+        assert_eq!(q.ping("u1", now), Ok(Enqueued::Rearmed));
+        assert_eq!(q.ping("u1", now), Ok(Enqueued::Rearmed));
+        assert_eq!(
+            q.finish(&user, Attempt::Delivered, now, DAY),
+            After::Waiting
+        );
+        let again = q.start_due(now).unwrap();
+        assert_eq!(q.finish(&again, Attempt::Delivered, now, DAY), After::Done);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_ping_during_a_refused_request_is_not_given_up() {
+        let mut q = queue();
+        let now = Instant::now();
+        q.ping("u1", now).unwrap();
+        let user = q.start_due(now).unwrap();
+        q.ping("u1", now).unwrap();
+        assert_eq!(q.finish(&user, Attempt::GiveUp, now, DAY), After::Waiting);
+        let user = q.start_due(now).unwrap();
+        assert_eq!(q.finish(&user, Attempt::GiveUp, now, DAY), After::GivenUp);
+    }
+
+    #[test]
+    fn retries_wait_their_delay_and_count_attempts() {
+        let mut q = queue();
+        let now = Instant::now();
+        q.ping("u1", now).unwrap();
+        let user = q.start_due(now).unwrap();
+        assert_eq!(
+            q.finish(&user, Attempt::RetryAfter(Duration::from_secs(5)), now, DAY),
+            After::Waiting
+        );
+        assert_eq!(q.attempts("u1"), 1);
+        assert_eq!(q.start_due(now + Duration::from_secs(4)), None);
+        assert_eq!(q.next_due(), Some(now + Duration::from_secs(5)));
+        assert!(q.start_due(now + Duration::from_secs(5)).is_some());
+    }
+
+    #[test]
+    fn gives_up_past_the_maximum_age_of_the_latest_ping() {
+        let mut q = queue();
+        let start = Instant::now();
+        q.ping("u1", start).unwrap();
+        let user = q.start_due(start).unwrap();
+        let later = start + Duration::from_secs(50);
+        assert_eq!(
+            q.finish(
+                &user,
+                Attempt::RetryAfter(Duration::from_secs(20)),
+                later,
+                Duration::from_secs(60)
+            ),
+            After::GivenUp
+        );
+        // A recent ping keeps the user alive.
+        q.ping("u2", start).unwrap();
+        let user = q.start_due(start).unwrap();
+        q.ping("u2", later).unwrap();
+        assert_eq!(
+            q.finish(
+                &user,
+                Attempt::RetryAfter(Duration::from_secs(20)),
+                later,
+                Duration::from_secs(60)
+            ),
+            After::Waiting
+        );
+    }
+
+    #[test]
+    fn refuses_new_users_beyond_the_bound_but_coalesces_known_ones() {
+        let mut q = Queue::new(2, Duration::ZERO);
+        let now = Instant::now();
+        q.ping("a", now).unwrap();
+        q.ping("b", now).unwrap();
+        assert_eq!(q.ping("c", now), Err(()));
+        assert_eq!(q.ping("a", now), Ok(Enqueued::Coalesced));
+    }
+
+    #[test]
+    fn debounce_delays_the_first_request() {
+        let mut q = Queue::new(10, Duration::from_millis(200));
+        let now = Instant::now();
+        q.ping("u1", now).unwrap();
+        assert_eq!(q.start_due(now), None);
+        assert!(q.start_due(now + Duration::from_millis(200)).is_some());
+    }
+
+    #[test]
+    fn hold_keeps_users_and_make_all_due_releases_them() {
+        let mut q = queue();
+        let now = Instant::now();
+        q.ping("u1", now).unwrap();
+        q.ping("u2", now).unwrap();
+        let u = q.start_due(now).unwrap();
+        assert_eq!(
+            q.finish(&u, Attempt::Hold(Duration::from_secs(60)), now, DAY),
+            After::Waiting
+        );
+        assert_eq!(q.attempts(&u), 0, "a held user is not retrying");
+        q.make_all_due_by(now);
+        assert!(q.start_due(now).is_some() && q.start_due(now).is_some());
+        assert_eq!(q.in_flight(), 2);
+        assert_eq!(q.drain(), ["u1", "u2"]);
+    }
+}

@@ -1,0 +1,536 @@
+//! The Pinger, the one-shot client and the ping hook, against a scriptable fake
+//! Livefyre on 127.0.0.1.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http::{Request, Response};
+use pingpull::Network;
+use pingpull::ping::{
+    Failure, LivefyreClient, PingError, PingEvent, PingHookLayer, Pinger, RequestError,
+    RetrySchedule,
+};
+use pingpull::token::SystemTokenValidator;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+use crate::support::fake_livefyre::{FakeLivefyre, Reply};
+
+fn network() -> Network {
+    Network::new("example.fyre.co", "testkeytest").unwrap()
+}
+
+/// Fast retries so tests finish in well under a second.
+fn quick_schedule() -> RetrySchedule {
+    RetrySchedule::new([Duration::from_millis(20), Duration::from_millis(40)]).jitter(0.0)
+}
+
+fn pinger(server: &FakeLivefyre) -> Pinger {
+    Pinger::builder(network())
+        .base_url(server.base_url())
+        .retry_schedule(quick_schedule())
+        .attempt_timeout(Duration::from_millis(500))
+        .spawn()
+        .unwrap()
+}
+
+/// Polls `condition` until it holds or 5 s pass.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn next_event(events: &mut broadcast::Receiver<PingEvent>) -> PingEvent {
+    tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("an event within 5 s")
+        .expect("no lag")
+}
+
+#[tokio::test]
+async fn delivers_a_ping_with_a_system_token_in_a_form_body() {
+    let server = FakeLivefyre::start().await;
+    let pinger = pinger(&server);
+    let mut events = pinger.events();
+    pinger.ping("user-42.x_y").unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        PingEvent::Delivered {
+            user_id: "user-42.x_y".into(),
+            attempts: 1
+        }
+    );
+    let received = server.pings_for("user-42.x_y");
+    assert_eq!(received.len(), 1);
+    let ping = &received[0];
+    assert_eq!(ping.method, "POST");
+    assert_eq!(ping.path, "/api/v3_0/user/user-42.x_y/refresh");
+    assert_eq!(ping.query, None, "the token never travels in the URL");
+    assert_eq!(
+        ping.content_type.as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    let token = ping.form("lftoken").unwrap();
+    SystemTokenValidator::new(network())
+        .validate(&token)
+        .unwrap();
+    let stats = pinger.stats();
+    assert_eq!(
+        (stats.pinged, stats.sent, stats.succeeded, stats.pending),
+        (1, 1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn coalesces_pings_for_one_pending_user() {
+    let server = FakeLivefyre::start().await;
+    let pinger = Pinger::builder(network())
+        .base_url(server.base_url())
+        .debounce(Duration::from_millis(100))
+        .spawn()
+        .unwrap();
+    for _ in 0..50 {
+        pinger.ping("u1").unwrap();
+    }
+    pinger.ping("u2").unwrap();
+    eventually("both delivered", || pinger.stats().succeeded == 2).await;
+    assert_eq!(server.pings_for("u1").len(), 1);
+    assert_eq!(server.pings_for("u2").len(), 1);
+    let stats = pinger.stats();
+    assert_eq!((stats.pinged, stats.coalesced, stats.sent), (51, 49, 2));
+}
+
+#[tokio::test]
+async fn a_ping_during_a_request_causes_one_more_request_after_it() {
+    let server = FakeLivefyre::with_script(|r| {
+        if r.nth_for_user == 1 {
+            Reply::status(200).after(Duration::from_millis(200))
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let pinger = pinger(&server);
+    pinger.ping("u1").unwrap();
+    eventually("first request in flight", || {
+        server.pings_for("u1").len() == 1
+    })
+    .await;
+    let changed_at = Instant::now();
+    pinger.ping("u1").unwrap();
+    pinger.ping("u1").unwrap();
+    eventually("two delivered", || pinger.stats().succeeded == 2).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let pings = server.pings_for("u1");
+    assert_eq!(pings.len(), 2, "exactly one more request");
+    assert!(
+        pings[1].at > changed_at,
+        "the second request was sent after the change"
+    );
+    assert_eq!(pinger.stats().pending, 0);
+}
+
+#[tokio::test]
+async fn retries_passing_faults_until_delivered() {
+    let server = FakeLivefyre::with_script(|r| match r.nth_for_user {
+        1 => Reply::status(500),
+        2 => Reply::status(503),
+        3 => Reply::status(408),
+        4 => Reply::status(429),
+        5 => Reply::status(200).after(Duration::from_millis(800)), // times out
+        _ => Reply::status(204),
+    })
+    .await;
+    let pinger = pinger(&server);
+    let mut events = pinger.events();
+    pinger.ping("u1").unwrap();
+    let mut failures = Vec::new();
+    loop {
+        match next_event(&mut events).await {
+            PingEvent::Retrying {
+                failure, attempt, ..
+            } => failures.push((attempt, failure)),
+            PingEvent::Delivered { attempts, .. } => {
+                assert_eq!(attempts, 6);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        failures,
+        [
+            (1, Failure::Status(500)),
+            (2, Failure::Status(503)),
+            (3, Failure::Status(408)),
+            (4, Failure::Status(429)),
+            (5, Failure::Timeout),
+        ]
+    );
+    assert_eq!(pinger.stats().retried, 5);
+}
+
+#[tokio::test]
+async fn connection_errors_are_retried() {
+    // A port nobody listens on: bind, note it, close.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let pinger = Pinger::builder(network())
+        .base_url(format!("http://{addr}"))
+        .retry_schedule(quick_schedule())
+        .spawn()
+        .unwrap();
+    let mut events = pinger.events();
+    pinger.ping("u1").unwrap();
+    match next_event(&mut events).await {
+        PingEvent::Retrying {
+            failure: Failure::Connection(message),
+            ..
+        } => {
+            assert!(!message.contains("eyJ"), "no token in errors: {message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let report = pinger.shutdown(Duration::from_millis(50)).await;
+    assert_eq!(report.undelivered, ["u1"]);
+}
+
+#[tokio::test]
+async fn retry_after_is_obeyed() {
+    let server = FakeLivefyre::with_script(|r| {
+        if r.nth_for_user == 1 {
+            Reply::status(429).retry_after("1")
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let pinger = pinger(&server);
+    let mut events = pinger.events();
+    pinger.ping("u1").unwrap();
+    assert!(matches!(
+        next_event(&mut events).await,
+        PingEvent::Retrying { delay, .. } if delay == Duration::from_secs(1)
+    ));
+    eventually("delivered", || pinger.stats().succeeded == 1).await;
+    let pings = server.pings_for("u1");
+    assert!(
+        pings[1].at - pings[0].at >= Duration::from_secs(1),
+        "waited as told"
+    );
+}
+
+#[tokio::test]
+async fn other_4xx_give_the_user_up_and_report_it() {
+    let server = FakeLivefyre::with_script(|_| Reply::status(404)).await;
+    let pinger = pinger(&server);
+    let mut events = pinger.events();
+    pinger.ping("ghost").unwrap();
+    assert_eq!(
+        next_event(&mut events).await,
+        PingEvent::GaveUp {
+            user_id: "ghost".into(),
+            failure: Failure::Status(404)
+        }
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(server.pings_for("ghost").len(), 1, "not retried");
+    let stats = pinger.stats();
+    assert_eq!((stats.given_up, stats.pending), (1, 0));
+}
+
+#[tokio::test]
+async fn users_older_than_the_maximum_age_are_given_up() {
+    let server = FakeLivefyre::with_script(|_| Reply::status(500)).await;
+    let pinger = Pinger::builder(network())
+        .base_url(server.base_url())
+        .retry_schedule(quick_schedule().max_age(Duration::from_millis(100)))
+        .spawn()
+        .unwrap();
+    let mut events = pinger.events();
+    pinger.ping("u1").unwrap();
+    loop {
+        match next_event(&mut events).await {
+            PingEvent::Retrying { .. } => {}
+            PingEvent::GaveUp { user_id, failure } => {
+                assert_eq!((user_id.as_str(), failure), ("u1", Failure::TooOld));
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(pinger.stats().given_up, 1);
+}
+
+#[tokio::test]
+async fn a_403_keeps_users_pending_and_probes_slowly_until_accepted() {
+    let accept = Arc::new(AtomicBool::new(false));
+    let server = {
+        let accept = accept.clone();
+        FakeLivefyre::with_script(move |_| {
+            Reply::status(if accept.load(Ordering::SeqCst) {
+                200
+            } else {
+                403
+            })
+        })
+        .await
+    };
+    let pinger = Pinger::builder(network())
+        .base_url(server.base_url())
+        .retry_schedule(quick_schedule())
+        .probe_every(Duration::from_millis(200))
+        .spawn()
+        .unwrap();
+    let mut events = pinger.events();
+    for user in ["u1", "u2", "u3"] {
+        pinger.ping(user).unwrap();
+    }
+    assert!(matches!(
+        next_event(&mut events).await,
+        PingEvent::Unauthorized { .. }
+    ));
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let sent = server.received().len();
+    // Up to 3 first attempts, then one probe per 200 ms: never a hammering.
+    assert!(sent <= 3 + 5, "{sent} requests in {:?}", started.elapsed());
+    assert_eq!(pinger.stats().pending, 3, "nobody given up");
+    assert_eq!(pinger.stats().given_up, 0);
+
+    accept.store(true, Ordering::SeqCst);
+    eventually("all delivered once accepted", || {
+        pinger.stats().succeeded == 3
+    })
+    .await;
+    assert_eq!(pinger.stats().pending, 0);
+}
+
+#[tokio::test]
+async fn concurrency_is_limited() {
+    let server =
+        FakeLivefyre::with_script(|_| Reply::status(200).after(Duration::from_millis(100))).await;
+    let pinger = Pinger::builder(network())
+        .base_url(server.base_url())
+        .concurrency(2)
+        .spawn()
+        .unwrap();
+    for i in 0..6 {
+        pinger.ping(&format!("u{i}")).unwrap();
+    }
+    eventually("all delivered", || pinger.stats().succeeded == 6).await;
+    assert_eq!(server.max_concurrent(), 2);
+}
+
+#[tokio::test]
+async fn rate_limit_spaces_requests() {
+    let server = FakeLivefyre::start().await;
+    let pinger = Pinger::builder(network())
+        .base_url(server.base_url())
+        .rate_limit(20.0)
+        .spawn()
+        .unwrap();
+    for i in 0..5 {
+        pinger.ping(&format!("u{i}")).unwrap();
+    }
+    eventually("all delivered", || pinger.stats().succeeded == 5).await;
+    let received = server.received();
+    let span = received.last().unwrap().at - received.first().unwrap().at;
+    assert!(
+        span >= Duration::from_millis(190),
+        "5 requests at 20/s span at least 200 ms: {span:?}"
+    );
+}
+
+#[tokio::test]
+async fn ping_refuses_bad_ids_a_full_queue_and_pings_after_shutdown() {
+    let server = FakeLivefyre::with_script(|_| Reply::status(500)).await;
+    let pinger = Pinger::builder(network())
+        .base_url(server.base_url())
+        .max_pending(2)
+        .retry_schedule(RetrySchedule::new([Duration::from_secs(60)]))
+        .spawn()
+        .unwrap();
+    assert!(matches!(
+        pinger.ping("a/b"),
+        Err(PingError::InvalidUserId(_))
+    ));
+    assert!(matches!(
+        pinger.ping(".."),
+        Err(PingError::InvalidUserId(_))
+    ));
+    pinger.ping("u1").unwrap();
+    pinger.ping("u2").unwrap();
+    assert_eq!(
+        pinger.ping("u3"),
+        Err(PingError::QueueFull { max_pending: 2 })
+    );
+    pinger.ping("u1").unwrap();
+    let report = pinger.shutdown(Duration::from_millis(100)).await;
+    assert_eq!(report.undelivered, ["u1", "u2"]);
+    assert_eq!(pinger.ping("u1"), Err(PingError::ShuttingDown));
+}
+
+#[tokio::test]
+async fn shutdown_delivers_what_it_can_before_the_deadline() {
+    let server =
+        FakeLivefyre::with_script(|_| Reply::status(200).after(Duration::from_millis(50))).await;
+    let pinger = pinger(&server);
+    for i in 0..5 {
+        pinger.ping(&format!("u{i}")).unwrap();
+    }
+    let report = pinger.shutdown(Duration::from_secs(5)).await;
+    assert!(report.undelivered.is_empty());
+    assert_eq!(report.stats.succeeded, 5);
+}
+
+#[tokio::test]
+async fn dropping_every_handle_still_delivers_what_is_pending() {
+    let server =
+        FakeLivefyre::with_script(|_| Reply::status(200).after(Duration::from_millis(50))).await;
+    let pinger = pinger(&server);
+    pinger.ping("u1").unwrap();
+    drop(pinger);
+    eventually("delivered after drop", || server.pings_for("u1").len() == 1).await;
+}
+
+#[tokio::test]
+async fn sync_user_makes_one_attempt_with_a_typed_error() {
+    let server = FakeLivefyre::with_script(|r| match r.user.as_deref() {
+        Some("ok") => Reply::status(200),
+        Some("denied") => Reply::status(403),
+        _ => Reply::status(500),
+    })
+    .await;
+    let client = LivefyreClient::new(network(), &server.base_url()).unwrap();
+    client.sync_user("ok").await.unwrap();
+    assert_eq!(
+        client.sync_user("denied").await,
+        Err(RequestError::Unauthorized)
+    );
+    assert_eq!(
+        client.sync_user("other").await,
+        Err(RequestError::Status(
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        ))
+    );
+    assert!(matches!(
+        client.sync_user("a b").await,
+        Err(RequestError::InvalidUserId(_))
+    ));
+    assert_eq!(
+        server.received().len(),
+        3,
+        "one attempt each, nothing sent for a bad id"
+    );
+}
+
+#[tokio::test]
+async fn register_pull_url_posts_the_template_with_a_system_token() {
+    let server = FakeLivefyre::with_script(|_| Reply::status(204)).await;
+    let client = LivefyreClient::new(network(), &server.base_url()).unwrap();
+    let template = "https://site.example/users/{id}/livefyre?x=1&y=2";
+    client.register_pull_url(template).await.unwrap();
+    let received = server.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        (received[0].method.as_str(), received[0].path.as_str()),
+        ("POST", "/")
+    );
+    assert_eq!(
+        received[0].form("pull_profile_url").as_deref(),
+        Some(template)
+    );
+    SystemTokenValidator::new(network())
+        .validate(&received[0].form("actor_token").unwrap())
+        .unwrap();
+    assert!(matches!(
+        client
+            .register_pull_url("https://site.example/users/livefyre")
+            .await,
+        Err(RequestError::InvalidTemplate(_))
+    ));
+    assert_eq!(
+        server.received().len(),
+        1,
+        "nothing sent for a template without {{id}}"
+    );
+}
+
+#[tokio::test]
+async fn the_hook_pings_after_a_2xx_only() {
+    let server = FakeLivefyre::start().await;
+    let pinger = pinger(&server);
+    let hook = PingHookLayer::new(pinger.clone(), |request: &Request<String>| {
+        request
+            .uri()
+            .path()
+            .strip_prefix("/users/")
+            .map(str::to_owned)
+    });
+    let route = ServiceBuilder::new().layer(hook).service(service_fn(
+        |request: Request<String>| async move {
+            let status = if request.body() == "fail" { 500 } else { 200 };
+            Ok::<_, std::convert::Infallible>(
+                Response::builder()
+                    .status(status)
+                    .body(String::new())
+                    .unwrap(),
+            )
+        },
+    ));
+    let response = route
+        .clone()
+        .oneshot(Request::post("/users/u1").body("ok".to_owned()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = route
+        .oneshot(Request::post("/users/u2").body("fail".to_owned()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    eventually("u1 delivered", || server.pings_for("u1").len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        server.pings_for("u2").is_empty(),
+        "no ping after a failed update"
+    );
+}
+
+#[test]
+fn spawn_outside_a_runtime_is_an_error_not_a_panic() {
+    let result = Pinger::builder(network())
+        .base_url("http://127.0.0.1:1")
+        .spawn();
+    assert!(result.is_err());
+}
+
+#[test]
+fn bad_configuration_fails_at_build_time() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    for builder in [
+        Pinger::builder(network()).base_url("ftp://127.0.0.1"),
+        Pinger::builder(network())
+            .base_url("http://127.0.0.1")
+            .concurrency(0),
+        Pinger::builder(network())
+            .base_url("http://127.0.0.1")
+            .max_pending(0),
+        Pinger::builder(network())
+            .base_url("http://127.0.0.1")
+            .rate_limit(-1.0),
+    ] {
+        assert!(builder.spawn().is_err());
+    }
+}

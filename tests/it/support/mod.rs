@@ -1,0 +1,4 @@
+//! Test doubles shared by the integration tests.
+
+#[cfg(feature = "ping")]
+pub(crate) mod fake_livefyre;
