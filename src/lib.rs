@@ -16,4 +16,8 @@ pub mod token;
 pub mod user_id;
 
 pub use network::{Network, NetworkError};
+
+/// Any error, boxed: what a [`ProfileSource`](pull::ProfileSource) or a
+/// [`Transport`](ping::Transport) may return.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub use profile::Profile;

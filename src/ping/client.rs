@@ -9,12 +9,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::retry::parse_retry_after;
+use super::transport::{HyperTransport, Transport};
 use crate::clock::{Clock, SystemClock, unix_whole_seconds};
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::{self, SYSTEM_TOKEN_LIFETIME, Token};
@@ -24,14 +21,6 @@ use crate::{Network, percent};
 /// How long one request may take unless configured.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Answers longer than this are not read further (Livefyre's are empty or tiny).
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-#[cfg(feature = "rustls")]
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-#[cfg(not(feature = "rustls"))]
-type Connector = HttpConnector;
-
 /// A client for Livefyre's API (or the emulator): pings one user, registers the Pull URL.
 ///
 /// Cheap to clone; clones share the connection pool and the cached system token, which
@@ -40,7 +29,7 @@ type Connector = HttpConnector;
 pub struct LivefyreClient {
     network: Network,
     base: Arc<str>,
-    http: Client<Connector, Full<Bytes>>,
+    transport: Arc<dyn Transport>,
     timeout: Duration,
     tokens: Arc<TokenCache>,
 }
@@ -54,11 +43,27 @@ impl LivefyreClient {
     /// [`ConfigError`] if `base_url` is not an absolute http(s) URL without query, or is
     /// https while the `rustls` feature is off.
     pub fn new(network: Network, base_url: &str) -> Result<Self, ConfigError> {
+        if base_url.starts_with("https:") && !HyperTransport::supports_https() {
+            return Err(ConfigError::HttpsNeedsRustls);
+        }
+        Self::with_transport(network, base_url, HyperTransport::new())
+    }
+
+    /// A client that sends through `transport` instead of the built-in HTTP client.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] if `base_url` is not an absolute http(s) URL without query.
+    pub fn with_transport(
+        network: Network,
+        base_url: &str,
+        transport: impl Transport,
+    ) -> Result<Self, ConfigError> {
         let base = check_base_url(base_url)?;
         Ok(Self {
             network,
             base: base.into(),
-            http: Client::builder(TokioExecutor::new()).build(connector()),
+            transport: Arc::new(transport),
             timeout: DEFAULT_ATTEMPT_TIMEOUT,
             tokens: Arc::new(TokenCache::new(Arc::new(SystemClock))),
         })
@@ -154,22 +159,23 @@ impl LivefyreClient {
             .method(Method::POST)
             .uri(uri)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Full::new(Bytes::from(body)))
+            .body(Bytes::from(body))
         {
             Ok(request) => request,
             Err(error) => return Answer::Failed(format!("building the request: {error}")),
         };
         let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| describe(&e))?;
-            let (parts, body) = response.into_parts();
-            // Read (a bounded amount of) the answer so the connection can be reused.
-            let _ = Limited::new(body, MAX_ANSWER_BYTES).collect().await;
-            let retry_after = parts
-                .headers
+            let response = self
+                .transport
+                .send(request)
+                .await
+                .map_err(|e| describe(&*e))?;
+            let retry_after = response
+                .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            Ok::<_, String>((parts.status, retry_after))
+            Ok::<_, String>((response.status(), retry_after))
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => Answer::TimedOut,
@@ -211,22 +217,6 @@ fn describe(error: &dyn std::error::Error) -> String {
     message
 }
 
-#[cfg(feature = "rustls")]
-fn connector() -> Connector {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http)
-}
-
-#[cfg(not(feature = "rustls"))]
-fn connector() -> Connector {
-    HttpConnector::new()
-}
-
 fn check_base_url(base_url: &str) -> Result<String, ConfigError> {
     let bad = || ConfigError::BaseUrl(base_url.to_owned());
     let uri: Uri = base_url.parse().map_err(|_| bad())?;
@@ -234,11 +224,8 @@ fn check_base_url(base_url: &str) -> Result<String, ConfigError> {
     if uri.host().is_none_or(str::is_empty) || uri.query().is_some() {
         return Err(bad());
     }
-    match scheme {
-        "http" => {}
-        "https" if cfg!(feature = "rustls") => {}
-        "https" => return Err(ConfigError::HttpsNeedsRustls),
-        _ => return Err(bad()),
+    if scheme != "http" && scheme != "https" {
+        return Err(bad());
     }
     Ok(base_url.trim_end_matches('/').to_owned())
 }

@@ -45,9 +45,11 @@ mod hook;
 mod pinger;
 mod queue;
 mod retry;
+mod transport;
 
 pub use client::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, RequestError};
 pub use events::{Failure, PingEvent, PingStats};
 pub use hook::{PingHook, PingHookFuture, PingHookLayer};
 pub use pinger::{PingError, Pinger, PingerBuilder, ShutdownReport};
 pub use retry::{RetrySchedule, parse_retry_after};
+pub use transport::{HyperTransport, Transport};

@@ -16,6 +16,7 @@ use super::client::{Answer, ConfigError, LivefyreClient};
 use super::events::{Counters, Failure, PingEvent, PingStats};
 use super::queue::{After, Attempt, Enqueued, Queue};
 use super::retry::{Jitter, RetrySchedule};
+use super::transport::Transport;
 use crate::Network;
 use crate::clock::Clock;
 use crate::user_id::{self, UserIdError};
@@ -34,6 +35,7 @@ pub struct PingerBuilder {
     probe_every: Duration,
     clock: Option<Box<dyn FnOnce(LivefyreClient) -> LivefyreClient + Send>>,
     events_capacity: usize,
+    transport: Option<Arc<dyn Transport>>,
 }
 
 impl PingerBuilder {
@@ -50,6 +52,7 @@ impl PingerBuilder {
             probe_every: Duration::from_secs(60),
             clock: None,
             events_capacity: 1024,
+            transport: None,
         }
     }
 
@@ -109,6 +112,12 @@ impl PingerBuilder {
         self
     }
 
+    /// Sends through `transport` instead of the built-in HTTP client.
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
     /// How many events a slow subscriber may lag behind before it misses some (default 1024).
     pub fn events_capacity(mut self, capacity: usize) -> Self {
         self.events_capacity = capacity;
@@ -125,8 +134,13 @@ impl PingerBuilder {
             .base_url
             .clone()
             .unwrap_or_else(|| self.network.default_base_url());
-        let mut client =
-            LivefyreClient::new(self.network.clone(), &base_url)?.timeout(self.attempt_timeout);
+        let client = match self.transport {
+            Some(transport) => {
+                LivefyreClient::with_transport(self.network.clone(), &base_url, transport)?
+            }
+            None => LivefyreClient::new(self.network.clone(), &base_url)?,
+        };
+        let mut client = client.timeout(self.attempt_timeout);
         if let Some(set_clock) = self.clock {
             client = set_clock(client);
         }

@@ -58,9 +58,10 @@ mod query;
 mod rejection;
 mod source;
 
+pub use crate::BoxError;
 pub use crate::percent::DecodeError;
 pub use body::PullBody;
 pub use future::ResponseFuture;
 pub use layer::{DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, Pull, PullLayer};
 pub use rejection::Rejection;
-pub use source::{BoxError, InMemorySource, ProfileSource, SourceFn, source_fn};
+pub use source::{InMemorySource, ProfileSource, SourceFn, source_fn};

@@ -9,8 +9,7 @@ use async_trait::async_trait;
 
 use crate::Profile;
 
-/// Any error a profile source may return.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::BoxError;
 
 /// Loads a user's profile for the Pull endpoint.
 ///

@@ -5,6 +5,10 @@ mod compat;
 mod interop;
 #[cfg(feature = "ping")]
 mod ping;
+#[cfg(feature = "ping")]
+mod ping_guarantee;
+#[cfg(feature = "ping")]
+mod ping_virtual;
 #[cfg(feature = "pull")]
 mod pull;
 mod support;

@@ -1,7 +1,6 @@
 //! A scriptable stand-in for Livefyre's ping and registration endpoints, on 127.0.0.1:0.
 //! It records every request and answers as the test's script says.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,6 +63,8 @@ pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) retry_after: Option<String>,
     pub(crate) delay: Duration,
+    /// Close the connection without answering.
+    pub(crate) reset: bool,
 }
 
 impl Reply {
@@ -72,6 +73,14 @@ impl Reply {
             status,
             retry_after: None,
             delay: Duration::ZERO,
+            reset: false,
+        }
+    }
+
+    pub(crate) fn reset() -> Self {
+        Self {
+            reset: true,
+            ..Self::status(0)
         }
     }
 
@@ -170,7 +179,7 @@ type State = (
 async fn handle(
     state: State,
     request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
     let (received, current, max_concurrent, script) = state;
     let now = current.fetch_add(1, Ordering::SeqCst) + 1;
     max_concurrent.fetch_max(now, Ordering::SeqCst);
@@ -213,6 +222,10 @@ async fn handle(
     };
     tokio::time::sleep(reply.delay).await;
     current.fetch_sub(1, Ordering::SeqCst);
+    if reply.reset {
+        // hyper closes the connection when the service fails.
+        return Err(std::io::Error::other("reset by the test"));
+    }
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::from_u16(reply.status).unwrap();
     if let Some(value) = reply.retry_after {

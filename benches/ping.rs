@@ -1,0 +1,93 @@
+//! The cost of `Pinger::ping` for a user already pending and for a new user, its
+//! allocations, and the memory each pending user takes.
+//!
+//! ```sh
+//! cargo bench --bench ping --features ping
+//! ```
+
+use std::time::Duration;
+
+use divan::AllocProfiler;
+use pingpull::Network;
+use pingpull::ping::Pinger;
+
+// Counts allocations per iteration ("no allocation" for a pending user shows here).
+#[global_allocator]
+static ALLOC: AllocProfiler = AllocProfiler::system();
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A Pinger that never sends: a one-hour debounce keeps every user pending.
+fn idle_pinger(max_pending: usize) -> Pinger {
+    Pinger::builder(Network::new("example.fyre.co", "testkeytest").unwrap())
+        .base_url("http://127.0.0.1:9")
+        .debounce(Duration::from_secs(3600))
+        .max_pending(max_pending)
+        .spawn()
+        .unwrap()
+}
+
+fn main() {
+    memory_per_pending_user();
+    divan::main();
+}
+
+/// Resident memory per pending user: the process's RSS before and after 1 000 000
+/// users with 8-byte ids are pending (allocator overhead included).
+fn memory_per_pending_user() {
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    const USERS: usize = 1_000_000;
+    let ids: Vec<String> = (0..USERS).map(|i| format!("u{i:07}")).collect();
+    let pinger = idle_pinger(USERS);
+    let before = resident_bytes();
+    for id in &ids {
+        pinger.ping(id).unwrap();
+    }
+    let after = resident_bytes();
+    match (before, after) {
+        (Some(before), Some(after)) => {
+            let per_user = after.saturating_sub(before) as f64 / USERS as f64;
+            println!(
+                "memory per pending user: {per_user:.1} bytes resident ({:.1} + the id's 8 bytes), {USERS} users",
+                per_user - 8.0
+            );
+        }
+        _ => println!("memory per pending user: /proc/self/statm not readable here"),
+    }
+}
+
+/// Resident set size from /proc (Linux).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[divan::bench]
+fn ping_pending_user(bencher: divan::Bencher<'_, '_>) {
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let pinger = idle_pinger(10);
+    pinger.ping("user-42").unwrap();
+    bencher.bench_local(|| pinger.ping(divan::black_box("user-42")).unwrap());
+}
+
+#[divan::bench(sample_count = 100, sample_size = 1000)]
+fn ping_new_user(bencher: divan::Bencher<'_, '_>) {
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let pinger = idle_pinger(usize::MAX);
+    let mut next = 0u64;
+    bencher
+        .with_inputs(|| {
+            next += 1;
+            format!("user-{next}")
+        })
+        .bench_local_refs(|id| pinger.ping(id).unwrap());
+}

@@ -1,0 +1,118 @@
+//! How requests reach Livefyre: a small trait, so tests and users can substitute the
+//! HTTP client (a proxy client, a recording fake, an in-memory Livefyre).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::BoxError;
+
+/// Answers longer than this are not read further (Livefyre's are empty or tiny).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Sends one request and returns the answer's status and headers (its body is not needed).
+///
+/// The caller applies the attempt timeout around `send`; an `Err` is a connection-level
+/// failure (refused, reset, DNS, TLS) and is retried like a timeout. Its message must not
+/// contain the request body, which holds the token.
+///
+/// ```
+/// use bytes::Bytes;
+/// use pingpull::BoxError;
+/// use pingpull::ping::Transport;
+///
+/// /// A Livefyre that accepts everything, for tests.
+/// struct AlwaysOk;
+///
+/// #[async_trait::async_trait]
+/// impl Transport for AlwaysOk {
+///     async fn send(&self, _request: http::Request<Bytes>) -> Result<http::Response<()>, BoxError> {
+///         Ok(http::Response::new(()))
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// Sends `request`.
+    async fn send(&self, request: Request<Bytes>) -> Result<Response<()>, BoxError>;
+}
+
+#[async_trait]
+impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
+    async fn send(&self, request: Request<Bytes>) -> Result<Response<()>, BoxError> {
+        (**self).send(request).await
+    }
+}
+
+#[cfg(feature = "rustls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+#[cfg(not(feature = "rustls"))]
+type Connector = HttpConnector;
+
+/// The default transport: hyper-util's pooled HTTP/1.1 keep-alive client, with https
+/// through rustls (ring) when the `rustls` feature is on.
+#[derive(Clone)]
+pub struct HyperTransport {
+    client: Client<Connector, Full<Bytes>>,
+}
+
+impl HyperTransport {
+    /// A transport with its own connection pool.
+    pub fn new() -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector()),
+        }
+    }
+
+    /// Whether this transport can reach https URLs (the `rustls` feature).
+    pub fn supports_https() -> bool {
+        cfg!(feature = "rustls")
+    }
+}
+
+impl Default for HyperTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for HyperTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HyperTransport")
+            .field("https", &Self::supports_https())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Transport for HyperTransport {
+    async fn send(&self, request: Request<Bytes>) -> Result<Response<()>, BoxError> {
+        let response = self.client.request(request.map(Full::new)).await?;
+        let (parts, body) = response.into_parts();
+        // Read (a bounded amount of) the answer so the connection can be reused.
+        let _ = Limited::new(body, MAX_ANSWER_BYTES).collect().await;
+        Ok(Response::from_parts(parts, ()))
+    }
+}
+
+#[cfg(feature = "rustls")]
+fn connector() -> Connector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}
+
+#[cfg(not(feature = "rustls"))]
+fn connector() -> Connector {
+    HttpConnector::new()
+}
