@@ -2,7 +2,7 @@
 //! allocations, and the memory each pending user takes.
 //!
 //! ```sh
-//! cargo bench --bench ping --features ping
+//! cargo bench --bench ping
 //! ```
 
 use std::time::Duration;

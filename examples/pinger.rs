@@ -2,9 +2,9 @@
 //!
 //! ```sh
 //! # against a local stand-in for Livefyre's ping endpoint, started by the example:
-//! cargo run --example pinger --features ping
+//! cargo run --example pinger
 //! # against a server of yours (the emulator, a proxy), with user ids:
-//! cargo run --example pinger --features ping -- http://127.0.0.1:8080 u1 u2
+//! cargo run --example pinger -- http://127.0.0.1:8080 u1 u2
 //! ```
 
 use std::convert::Infallible;

@@ -114,20 +114,24 @@ impl PullUrlTemplate {
     /// The pull URL for `user_id`: every `{id}` replaced by the percent-encoded id,
     /// `lftoken` appended with `&` when there is a query and `?` otherwise, no fragment.
     pub fn url_for(&self, user_id: &str, lftoken: &str) -> String {
-        let id = percent::encode(user_id);
-        let mut url = String::with_capacity(self.raw.len() + lftoken.len() + 16);
-        url.push_str(&self.origin);
-        url.push_str(&self.path.replace(ID_PLACEHOLDER, &id));
-        match &self.query {
-            Some(query) => {
-                url.push('?');
-                url.push_str(&query.replace(ID_PLACEHOLDER, &id));
-                url.push('&');
-            }
-            None => url.push('?'),
-        }
+        let mut url = self.url_for_id(user_id);
+        url.push(if self.query.is_some() { '&' } else { '?' });
         url.push_str("lftoken=");
         url.push_str(&percent::encode(lftoken));
+        url
+    }
+
+    /// The URL for `user_id` without a token: every `{id}` replaced by the
+    /// percent-encoded id, no fragment.
+    pub fn url_for_id(&self, user_id: &str) -> String {
+        let id = percent::encode(user_id);
+        let mut url = String::with_capacity(self.raw.len() + 16);
+        url.push_str(&self.origin);
+        url.push_str(&self.path.replace(ID_PLACEHOLDER, &id));
+        if let Some(query) = &self.query {
+            url.push('?');
+            url.push_str(&query.replace(ID_PLACEHOLDER, &id));
+        }
         url
     }
 

@@ -13,6 +13,7 @@ use http::{Method, Request, StatusCode, Uri};
 use super::retry::parse_retry_after;
 use super::transport::{HyperTransport, Transport};
 use crate::clock::{Clock, SystemClock, unix_whole_seconds};
+use crate::http_client::describe;
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::{self, SYSTEM_TOKEN_LIFETIME, Token};
 use crate::user_id::{self, UserIdError};
@@ -203,18 +204,6 @@ pub(crate) enum Answer {
     TimedOut,
     /// Connection refused, reset, DNS, TLS...: the message, without the URL's token.
     Failed(String),
-}
-
-/// The error chain of a client error, on one line.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 fn check_base_url(base_url: &str) -> Result<String, ConfigError> {

@@ -51,5 +51,7 @@ pub use client::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, RequestEr
 pub use events::{Failure, PingEvent, PingStats};
 pub use hook::{PingHook, PingHookFuture, PingHookLayer};
 pub use pinger::{PingError, Pinger, PingerBuilder, ShutdownReport};
+#[cfg(feature = "emulator")]
+pub(crate) use retry::XorShift;
 pub use retry::{RetrySchedule, parse_retry_after};
 pub use transport::{HyperTransport, Transport};

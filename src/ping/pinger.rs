@@ -15,7 +15,7 @@ use tracing::Level;
 use super::client::{Answer, ConfigError, LivefyreClient};
 use super::events::{Counters, Failure, PingEvent, PingStats};
 use super::queue::{After, Attempt, Enqueued, Queue};
-use super::retry::{Jitter, RetrySchedule};
+use super::retry::{RetrySchedule, XorShift};
 use super::transport::Transport;
 use crate::Network;
 use crate::clock::Clock;
@@ -174,7 +174,7 @@ impl PingerBuilder {
             min_interval,
             schedule: self.schedule,
             probe_every: self.probe_every,
-            jitter: Mutex::new(Jitter::from_time()),
+            jitter: Mutex::new(XorShift::from_time()),
         });
         let worker = runtime.spawn(run(shared.clone()));
         Ok(Pinger {
@@ -382,7 +382,7 @@ struct Shared {
     min_interval: Option<Duration>,
     schedule: RetrySchedule,
     probe_every: Duration,
-    jitter: Mutex<Jitter>,
+    jitter: Mutex<XorShift>,
 }
 
 /// Locks a mutex, shrugging off poisoning: every critical section leaves its data whole.

@@ -115,9 +115,9 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// A small, fast generator for jitter (xorshift64*); not for secrets.
 #[derive(Debug, Clone)]
-pub(crate) struct Jitter(u64);
+pub(crate) struct XorShift(u64);
 
-impl Jitter {
+impl XorShift {
     pub(crate) fn seeded(seed: u64) -> Self {
         Self(seed | 1)
     }
@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(schedule.delay(1, 0.0), Duration::from_secs(8));
         assert_eq!(schedule.delay(1, 0.5), Duration::from_secs(10));
         assert_eq!(schedule.delay(1, 1.0), Duration::from_secs(12));
-        let mut jitter = Jitter::seeded(7);
+        let mut jitter = XorShift::seeded(7);
         for _ in 0..1000 {
             let unit = jitter.next_unit();
             assert!((0.0..1.0).contains(&unit));

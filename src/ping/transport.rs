@@ -8,10 +8,10 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::BoxError;
+use crate::http_client::{Connector, connector};
 
 /// Answers longer than this are not read further (Livefyre's are empty or tiny).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -49,11 +49,6 @@ impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
         (**self).send(request).await
     }
 }
-
-#[cfg(feature = "rustls")]
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
-#[cfg(not(feature = "rustls"))]
-type Connector = HttpConnector;
 
 /// The default transport: hyper-util's pooled HTTP/1.1 keep-alive client, with https
 /// through rustls (ring) when the `rustls` feature is on.
@@ -99,20 +94,4 @@ impl Transport for HyperTransport {
         let _ = Limited::new(body, MAX_ANSWER_BYTES).collect().await;
         Ok(Response::from_parts(parts, ()))
     }
-}
-
-#[cfg(feature = "rustls")]
-fn connector() -> Connector {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http)
-}
-
-#[cfg(not(feature = "rustls"))]
-fn connector() -> Connector {
-    HttpConnector::new()
 }

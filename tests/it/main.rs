@@ -1,7 +1,11 @@
 //! Integration tests, folded into one binary to keep link time down.
 
+#[cfg(feature = "emulator")]
+mod check;
 #[cfg(feature = "pull")]
 mod compat;
+#[cfg(feature = "emulator")]
+mod emulator;
 mod interop;
 #[cfg(feature = "ping")]
 mod ping;

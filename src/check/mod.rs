@@ -1,0 +1,382 @@
+//! Conformance check of a Pull endpoint: act as Livefyre and report, case by case with
+//! timings, whether the endpoint does what PROTOCOL §6 asks.
+//!
+//! Every bad token (none, empty, repeated, bad signature, another network, a user's
+//! token, expired) must get 403 with an empty body; a valid pull must get 200,
+//! `application/json`, a valid profile with the requested id and, if present, a valid
+//! `X-Profile-Signature`; HEAD must answer like GET without a body; an unknown user
+//! must get 404. A case slower than the timeout fails.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pingpull::Network;
+//! use pingpull::check::{CheckOptions, check_endpoint};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let network = Network::new("example.fyre.co", "testkeytest")?;
+//! let options = CheckOptions::new(network, "http://127.0.0.1:3000/livefyre/pull?id={id}", "u1")
+//!     .unknown_user("no-such-user")
+//!     .timeout(Duration::from_secs(5));
+//! let report = check_endpoint(&options).await?;
+//! print!("{report}");
+//! assert!(report.passed());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use http::{Method, StatusCode};
+use serde::Serialize;
+
+use crate::clock::unix_whole_seconds;
+use crate::http_client::{FetchError, Fetched, Fetcher};
+use crate::percent;
+use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
+use crate::template::{PullUrlTemplate, TemplateError};
+use crate::token::{self, Claims};
+use crate::{Network, user_id};
+
+/// Bodies longer than this are not read further.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// What to check and how.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    network: Network,
+    template: String,
+    user: String,
+    unknown_user: Option<String>,
+    timeout: Duration,
+}
+
+impl CheckOptions {
+    /// Check the endpoint at `template` (as registered with Livefyre), pulling `user`
+    /// (who must exist), with tokens of `network`.
+    pub fn new(network: Network, template: impl Into<String>, user: impl Into<String>) -> Self {
+        Self {
+            network,
+            template: template.into(),
+            user: user.into(),
+            unknown_user: None,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Also check that this user, who must not exist, gets 404.
+    pub fn unknown_user(mut self, user: impl Into<String>) -> Self {
+        self.unknown_user = Some(user.into());
+        self
+    }
+
+    /// A case whose answer takes longer than `timeout` fails (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// Why a check could not run at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// The template is not an absolute http(s) URL with `{id}`.
+    Template(TemplateError),
+    /// A user id to pull is not a valid user id.
+    UserId(String),
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Template(error) => error.fmt(f),
+            Self::UserId(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {}
+
+/// The outcome of one case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CaseResult {
+    /// The case: `no_token`, `valid_pull`, ...
+    pub name: &'static str,
+    /// What the case sends and expects.
+    pub expectation: &'static str,
+    /// Whether the endpoint conformed.
+    pub passed: bool,
+    /// What the endpoint did (status, and what was wrong).
+    pub detail: String,
+    /// How long the answer took, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// All cases, in the order they ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// The template checked.
+    pub template: String,
+    /// The cases.
+    pub cases: Vec<CaseResult>,
+}
+
+impl CheckReport {
+    /// Whether every case passed.
+    pub fn passed(&self) -> bool {
+        self.cases.iter().all(|c| c.passed)
+    }
+
+    /// The cases that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &CaseResult> {
+        self.cases.iter().filter(|c| !c.passed)
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "checking {}", self.template)?;
+        for case in &self.cases {
+            writeln!(
+                f,
+                "{} {:<15} {:>7} ms  {}: {}",
+                if case.passed { "PASS" } else { "FAIL" },
+                case.name,
+                case.elapsed_ms,
+                case.expectation,
+                case.detail
+            )?;
+        }
+        let failed = self.failures().count();
+        if failed == 0 {
+            writeln!(f, "all {} cases passed", self.cases.len())
+        } else {
+            writeln!(f, "{failed} of {} cases failed", self.cases.len())
+        }
+    }
+}
+
+/// Runs every case against the endpoint.
+///
+/// # Errors
+///
+/// [`CheckError`] if the template or a user id is unusable; an endpoint that misbehaves
+/// is reported in the [`CheckReport`], not as an error.
+pub async fn check_endpoint(options: &CheckOptions) -> Result<CheckReport, CheckError> {
+    let template = PullUrlTemplate::parse(&options.template).map_err(CheckError::Template)?;
+    if template.as_str().starts_with('/') {
+        return Err(CheckError::Template(TemplateError::NotAbsolute));
+    }
+    for id in std::iter::once(&options.user).chain(options.unknown_user.as_ref()) {
+        user_id::validate_for_path(id)
+            .map_err(|e| CheckError::UserId(format!("user id `{id}`: {e}")))?;
+    }
+    let network = &options.network;
+    let user = options.user.as_str();
+    let base = template.url_for_id(user);
+    let join = if template.query().is_some() { '&' } else { '?' };
+    let with_token = |token: &str| format!("{base}{join}lftoken={}", percent::encode(token));
+
+    let valid = token::system_token(network).into_string();
+    let now = unix_whole_seconds(SystemTime::now());
+    let wrong_key = Network::new(network.name(), format!("{}-not-the-key", network.key()))
+        .map(|n| token::system_token(&n).into_string())
+        .unwrap_or_default();
+    let other_network = Network::new("another-network.fyre.co", network.key())
+        .map(|n| token::system_token(&n).into_string())
+        .unwrap_or_default();
+    let user_token = Claims::user(network, user, "Someone", now + 3600)
+        .map(|c| c.sign(network).into_string())
+        .unwrap_or_default();
+    let expired = Claims::system(network, now - 3600)
+        .sign(network)
+        .into_string();
+
+    let forbidden_cases: [(&'static str, &'static str, String); 7] = [
+        ("no_token", "no lftoken: 403, empty body", base.clone()),
+        (
+            "empty_token",
+            "empty lftoken: 403, empty body",
+            format!("{base}{join}lftoken="),
+        ),
+        (
+            "repeated_token",
+            "two valid lftokens: 403, empty body",
+            format!("{}&lftoken={}", with_token(&valid), percent::encode(&valid)),
+        ),
+        (
+            "bad_signature",
+            "token signed with another key: 403, empty body",
+            with_token(&wrong_key),
+        ),
+        (
+            "wrong_network",
+            "token for another network: 403, empty body",
+            with_token(&other_network),
+        ),
+        (
+            "user_token",
+            "a user's token, not a system token: 403, empty body",
+            with_token(&user_token),
+        ),
+        (
+            "expired_token",
+            "token expired an hour ago: 403, empty body",
+            with_token(&expired),
+        ),
+    ];
+
+    let fetcher = Fetcher::new();
+    let mut cases = Vec::new();
+    // A slow endpoint is reported, not waited on forever: allow a margin past the timeout.
+    let limit = options.timeout + Duration::from_secs(1);
+    for (name, expectation, url) in forbidden_cases {
+        let answer = fetcher.fetch(Method::GET, &url, limit, MAX_BODY).await;
+        cases.push(judge(name, expectation, answer, options.timeout, |a| {
+            expect_status(a, StatusCode::FORBIDDEN)?;
+            if !a.body.is_empty() {
+                return Err(format!(
+                    "403 with a {}-byte body (must be empty)",
+                    a.body.len()
+                ));
+            }
+            Ok("403, empty body".to_owned())
+        }));
+    }
+
+    let url = with_token(&valid);
+    let answer = fetcher.fetch(Method::GET, &url, limit, MAX_BODY).await;
+    let get_body = answer.as_ref().ok().map(|a| a.body.clone());
+    cases.push(judge(
+        "valid_pull",
+        "valid system token: 200, application/json, a valid profile with the requested id",
+        answer,
+        options.timeout,
+        |a| {
+            expect_status(a, StatusCode::OK)?;
+            let content_type = a
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !content_type.starts_with("application/json") {
+                return Err(format!(
+                    "Content-Type is `{content_type}`, not application/json"
+                ));
+            }
+            let profile = read_tolerant(&a.body, Some(user)).map_err(|e| e.to_string())?;
+            profile.validate().map_err(|e| e.to_string())?;
+            let signature = match a.headers.get(SIGNATURE_HEADER) {
+                None => "no signature header",
+                Some(value) => {
+                    let value = value
+                        .to_str()
+                        .map_err(|_| "X-Profile-Signature is not text".to_owned())?;
+                    verify_body_signature(network, value, &a.body).map_err(|e| e.to_string())?;
+                    "signature verified"
+                }
+            };
+            Ok(format!(
+                "200, profile of `{}` ({} bytes), {signature}",
+                profile.display_name,
+                a.body.len()
+            ))
+        },
+    ));
+
+    let answer = fetcher.fetch(Method::HEAD, &url, limit, MAX_BODY).await;
+    cases.push(judge(
+        "head",
+        "HEAD: like GET, without a body",
+        answer,
+        options.timeout,
+        |a| {
+            expect_status(a, StatusCode::OK)?;
+            if !a.body.is_empty() {
+                return Err(format!("HEAD answered a {}-byte body", a.body.len()));
+            }
+            if let (Some(length), Some(body)) =
+                (a.headers.get(http::header::CONTENT_LENGTH), &get_body)
+                && length.to_str().ok().and_then(|l| l.parse::<usize>().ok()) != Some(body.len())
+            {
+                return Err("Content-Length differs from the GET body's length".to_owned());
+            }
+            Ok("200, no body".to_owned())
+        },
+    ));
+
+    if let Some(unknown) = &options.unknown_user {
+        let url = template.url_for(unknown, &valid);
+        let answer = fetcher.fetch(Method::GET, &url, limit, MAX_BODY).await;
+        cases.push(judge(
+            "unknown_user",
+            "an unknown user: 404",
+            answer,
+            options.timeout,
+            |a| expect_status(a, StatusCode::NOT_FOUND).map(|()| "404".to_owned()),
+        ));
+    }
+
+    Ok(CheckReport {
+        template: template.as_str().to_owned(),
+        cases,
+    })
+}
+
+fn expect_status(answer: &Fetched, expected: StatusCode) -> Result<(), String> {
+    if answer.status == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "answered {}, expected {}",
+            answer.status.as_u16(),
+            expected.as_u16()
+        ))
+    }
+}
+
+fn judge(
+    name: &'static str,
+    expectation: &'static str,
+    answer: Result<Fetched, FetchError>,
+    timeout: Duration,
+    rule: impl FnOnce(&Fetched) -> Result<String, String>,
+) -> CaseResult {
+    let (passed, detail, elapsed) = match answer {
+        Err(FetchError::Timeout) => (
+            false,
+            format!("no answer within {} ms", timeout.as_millis()),
+            timeout,
+        ),
+        Err(error) => (false, error.to_string(), Duration::ZERO),
+        Ok(answer) if answer.elapsed > timeout => (
+            false,
+            format!(
+                "answered {} but took longer than {} ms",
+                answer.status.as_u16(),
+                timeout.as_millis()
+            ),
+            answer.elapsed,
+        ),
+        Ok(answer) => match rule(&answer) {
+            Ok(detail) => (true, detail, answer.elapsed),
+            Err(detail) => (false, detail, answer.elapsed),
+        },
+    };
+    CaseResult {
+        name,
+        expectation,
+        passed,
+        detail,
+        elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+    }
+}

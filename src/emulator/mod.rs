@@ -1,0 +1,469 @@
+//! A Livefyre emulator: the other side of the protocol, for tests and local development.
+//!
+//! It accepts pings (PROTOCOL §4) and Pull URL registrations (§5) from your server, pulls
+//! profiles from your Pull endpoint (§6) with a system token, reads them tolerantly (§7),
+//! and keeps them as *remote profiles* you can inspect:
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /api/v3_0/user/{id}/refresh` (also `v3.0`) | a ping; `lftoken` in the query or a form body; 200, or 403 for a bad token |
+//! | `POST /` | registration: `actor_token` and `pull_profile_url` in the query or a form body; 204 |
+//! | `GET /profiles/{id}`, `GET /profiles` | remote profiles with their last pull (time, status, error) |
+//! | `GET /events` | recent pings, registrations and pulls, as JSON |
+//! | `GET /studio/users` | an HTML page in the spirit of Livefyre Studio > Users |
+//!
+//! Pings for a user whose pull is already queued coalesce; a ping during a pull queues
+//! one more. 5xx answers and timeouts are retried with backoff; a 403, 404, invalid JSON
+//! or invalid profile is recorded as that pull's failure. [`Faults`] make the ping side
+//! fail on purpose, so you can test your own retry handling.
+//!
+//! ```
+//! use std::time::Duration;
+//! use pingpull::Network;
+//! use pingpull::emulator::Emulator;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let emulator = Emulator::builder(Network::new("example.fyre.co", "testkeytest")?)
+//!     .pull_url("http://127.0.0.1:3000/livefyre/pull?id={id}")?
+//!     .start()
+//!     .await?;
+//! assert!(emulator.base_url().starts_with("http://127.0.0.1:"));
+//! assert_eq!(emulator.pings_received("u1"), 0);
+//! assert!(emulator.remote_profile("u1").is_none());
+//! # Ok(())
+//! # }
+//! ```
+
+mod form;
+mod puller;
+mod server;
+mod state;
+mod studio;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+pub use state::{EmulatorEvent, PullRecord, RemoteUser};
+
+use crate::ping::RetrySchedule;
+use crate::template::{PullUrlTemplate, TemplateError};
+use crate::token::SystemTokenValidator;
+use crate::{Network, Profile};
+
+/// Deliberate failures on the ping side, for testing a Pinger's retries.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Faults {
+    /// Share of pings answered 500 (0.0 to 1.0).
+    pub fail_rate: f64,
+    /// Share of pings answered 429 with `Retry-After: 1`.
+    pub rate_429: f64,
+    /// Added to every ping's answer.
+    pub latency: Duration,
+    /// Seed for the choice of failing pings.
+    pub seed: u64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            fail_rate: 0.0,
+            rate_429: 0.0,
+            latency: Duration::ZERO,
+            seed: 1,
+        }
+    }
+}
+
+impl Faults {
+    /// No faults.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Answers this share of pings 500.
+    pub fn fail_rate(mut self, rate: f64) -> Self {
+        self.fail_rate = rate;
+        self
+    }
+
+    /// Answers this share of pings 429 with `Retry-After: 1`.
+    pub fn rate_429(mut self, rate: f64) -> Self {
+        self.rate_429 = rate;
+        self
+    }
+
+    /// Delays every ping's answer by `latency`.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Seeds the choice of failing pings.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    fn check(&self) -> Result<(), EmulatorError> {
+        let rate_ok = |r: f64| r.is_finite() && (0.0..=1.0).contains(&r);
+        if !rate_ok(self.fail_rate)
+            || !rate_ok(self.rate_429)
+            || self.fail_rate + self.rate_429 > 1.0
+        {
+            return Err(EmulatorError::Config(
+                "fault rates must be between 0 and 1 and add up to at most 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Configures and starts an [`Emulator`].
+#[must_use]
+pub struct EmulatorBuilder {
+    network: Network,
+    listen: SocketAddr,
+    pull_url: Option<PullUrlTemplate>,
+    faults: Faults,
+    pull_timeout: Duration,
+    pull_concurrency: usize,
+    max_queue: usize,
+    pull_retries: RetrySchedule,
+    max_pull_attempts: u32,
+}
+
+impl EmulatorBuilder {
+    /// Listens on `addr` (default `127.0.0.1:0`, a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Sets the Pull URL template at start-up, as if it had been registered.
+    ///
+    /// # Errors
+    ///
+    /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}`.
+    pub fn pull_url(mut self, template: &str) -> Result<Self, TemplateError> {
+        self.pull_url = Some(absolute_template(template)?);
+        Ok(self)
+    }
+
+    /// Makes the ping side fail on purpose.
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// How long one pull may take (default 5 s).
+    pub fn pull_timeout(mut self, timeout: Duration) -> Self {
+        self.pull_timeout = timeout;
+        self
+    }
+
+    /// Pulls in flight at once (default 8).
+    pub fn pull_concurrency(mut self, concurrency: usize) -> Self {
+        self.pull_concurrency = concurrency;
+        self
+    }
+
+    /// Pulls waiting at most (default 100 000); beyond it pings are answered 503.
+    pub fn max_queue(mut self, max_queue: usize) -> Self {
+        self.max_queue = max_queue;
+        self
+    }
+
+    /// Delays between attempts of a pull answered 5xx or timed out (default 100 ms,
+    /// 500 ms, 2 s), and how many attempts in all (default 4).
+    pub fn pull_retries(mut self, schedule: RetrySchedule, max_attempts: u32) -> Self {
+        self.pull_retries = schedule;
+        self.max_pull_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// Binds the listener and starts serving and pulling.
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError`] if the address cannot be bound or a setting is out of range.
+    pub async fn start(self) -> Result<Emulator, EmulatorError> {
+        self.faults.check()?;
+        if self.pull_concurrency == 0 || self.max_queue == 0 {
+            return Err(EmulatorError::Config(
+                "pull_concurrency and max_queue must be at least 1",
+            ));
+        }
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(EmulatorError::Bind)?;
+        let addr = listener.local_addr().map_err(EmulatorError::Bind)?;
+        let state = state::State {
+            pull_url: self.pull_url,
+            ..state::State::default()
+        };
+        let shared = Arc::new(Shared {
+            validator: SystemTokenValidator::new(self.network.clone()),
+            network: self.network,
+            state: Mutex::new(state),
+            changed: Notify::new(),
+            work: Notify::new(),
+            dice: Mutex::new(crate::ping::XorShift::seeded(self.faults.seed)),
+            faults: self.faults,
+            pull_timeout: self.pull_timeout,
+            max_queue: self.max_queue,
+            pull_retries: self.pull_retries,
+            max_pull_attempts: self.max_pull_attempts,
+        });
+        let mut tasks = vec![tokio::spawn(server::serve(listener, shared.clone()))];
+        for _ in 0..self.pull_concurrency {
+            tasks.push(tokio::spawn(puller::run(shared.clone())));
+        }
+        tracing::event!(target: "pingpull::emulator", tracing::Level::INFO, %addr, "emulator listening");
+        Ok(Emulator {
+            addr,
+            shared,
+            tasks,
+        })
+    }
+}
+
+impl fmt::Debug for EmulatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorBuilder")
+            .field("network", &self.network)
+            .field("listen", &self.listen)
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running emulator. Dropping it stops the server and the pulls.
+pub struct Emulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// Starts configuring an emulator for `network`.
+    pub fn builder(network: Network) -> EmulatorBuilder {
+        EmulatorBuilder {
+            network,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pull_url: None,
+            faults: Faults::default(),
+            pull_timeout: Duration::from_secs(5),
+            pull_concurrency: 8,
+            max_queue: 100_000,
+            pull_retries: RetrySchedule::new([100, 500, 2000].map(Duration::from_millis))
+                .jitter(0.0),
+            max_pull_attempts: 4,
+        }
+    }
+
+    /// Starts an emulator for `network` on 127.0.0.1 with a free port and no faults.
+    ///
+    /// # Errors
+    ///
+    /// [`EmulatorError::Bind`] if no port can be bound.
+    pub async fn start(network: Network) -> Result<Self, EmulatorError> {
+        Self::builder(network).start().await
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL, to give a [`Pinger`](crate::ping::Pinger) or
+    /// [`LivefyreClient`](crate::ping::LivefyreClient): `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The network it plays.
+    pub fn network(&self) -> &Network {
+        &self.shared.network
+    }
+
+    /// The registered Pull URL template, if any.
+    pub fn pull_url(&self) -> Option<String> {
+        self.shared
+            .state()
+            .pull_url
+            .as_ref()
+            .map(|t| t.as_str().to_owned())
+    }
+
+    /// Sets the Pull URL template, as a registration would.
+    ///
+    /// # Errors
+    ///
+    /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}`.
+    pub fn set_pull_url(&self, template: &str) -> Result<(), TemplateError> {
+        let template = absolute_template(template)?;
+        self.shared.state().pull_url = Some(template);
+        Ok(())
+    }
+
+    /// The remote profile of `user_id`: the last one pulled successfully.
+    pub fn remote_profile(&self, user_id: &str) -> Option<Profile> {
+        self.user(user_id).and_then(|u| u.profile)
+    }
+
+    /// Everything known about `user_id`: remote profile, pings, last pull.
+    pub fn user(&self, user_id: &str) -> Option<RemoteUser> {
+        self.shared.state().users.get(user_id).cloned()
+    }
+
+    /// Pings accepted for `user_id` (faulted ones are not counted).
+    pub fn pings_received(&self, user_id: &str) -> u64 {
+        self.user(user_id).map_or(0, |u| u.pings)
+    }
+
+    /// Recent events, oldest first.
+    pub fn events(&self) -> Vec<EmulatorEvent> {
+        self.shared.state().events.iter().cloned().collect()
+    }
+
+    /// Waits until `user_id`'s remote profile satisfies `predicate`, or `timeout` passes.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitTimeout`] with what the emulator knew about the user at the end.
+    pub async fn wait_for_profile(
+        &self,
+        user_id: &str,
+        timeout: Duration,
+        predicate: impl Fn(&Profile) -> bool,
+    ) -> Result<Profile, WaitTimeout> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(profile) = self.remote_profile(user_id).filter(|p| predicate(p)) {
+                return Ok(profile);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(WaitTimeout {
+                    user: self.user(user_id),
+                });
+            }
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .field("network", &self.shared.network)
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`Emulator::wait_for_profile`] gave up.
+#[derive(Debug, Clone)]
+pub struct WaitTimeout {
+    /// What the emulator knew about the user then (its last pull says why, if it failed).
+    pub user: Option<RemoteUser>,
+}
+
+impl fmt::Display for WaitTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.user {
+            None => {
+                f.write_str("timed out: the emulator never heard of this user (no ping arrived)")
+            }
+            Some(user) => match &user.last_pull {
+                None => write!(
+                    f,
+                    "timed out: {} ping(s) arrived but no pull has finished",
+                    user.pings
+                ),
+                Some(pull) => match &pull.error {
+                    Some(error) => write!(f, "timed out; the last pull failed: {error}"),
+                    None => f.write_str("timed out; the remote profile does not match yet"),
+                },
+            },
+        }
+    }
+}
+
+impl std::error::Error for WaitTimeout {}
+
+/// Why the emulator could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EmulatorError {
+    /// The listen address could not be bound.
+    Bind(std::io::Error),
+    /// A setting is out of range.
+    Config(&'static str),
+}
+
+impl fmt::Display for EmulatorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bind(error) => write!(f, "cannot listen: {error}"),
+            Self::Config(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for EmulatorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Bind(error) => Some(error),
+            Self::Config(_) => None,
+        }
+    }
+}
+
+/// A template Livefyre can pull: absolute http(s) with `{id}`.
+fn absolute_template(template: &str) -> Result<PullUrlTemplate, TemplateError> {
+    let parsed = PullUrlTemplate::parse(template)?;
+    if parsed.as_str().starts_with('/') {
+        return Err(TemplateError::NotAbsolute);
+    }
+    Ok(parsed)
+}
+
+pub(crate) struct Shared {
+    network: Network,
+    validator: SystemTokenValidator,
+    state: Mutex<state::State>,
+    /// Woken on every change of a remote user (for `wait_for_profile`).
+    changed: Notify,
+    /// Woken when a pull is queued.
+    work: Notify,
+    faults: Faults,
+    dice: Mutex<crate::ping::XorShift>,
+    pull_timeout: Duration,
+    max_queue: usize,
+    pull_retries: RetrySchedule,
+    max_pull_attempts: u32,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, state::State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

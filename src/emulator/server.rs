@@ -1,0 +1,229 @@
+//! The emulator's HTTP side: pings, registration, inspection.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tracing::Level;
+
+use super::state::{EmulatorEvent, now};
+use super::{Shared, absolute_template, form, studio};
+use crate::{percent, user_id};
+
+/// Request bodies longer than this are refused (a ping's is about 300 bytes).
+const MAX_BODY: usize = 64 * 1024;
+
+/// How long a client may take to send its request head (slow clients must not stall others).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Answer = Response<Full<Bytes>>;
+
+pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(route(&shared, request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn route(shared: &Shared, request: Request<Incoming>) -> Answer {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    if let Some(raw_id) = ping_path(&path) {
+        if method != Method::POST {
+            return status(StatusCode::METHOD_NOT_ALLOWED);
+        }
+        let raw_id = raw_id.to_owned();
+        return ping(shared, request, &raw_id).await;
+    }
+    match (method, path.as_str()) {
+        (Method::POST, "/") => register(shared, request).await,
+        (Method::GET, "/profiles") => {
+            let mut users: Vec<_> = shared.state().users.values().cloned().collect();
+            users.sort_by(|a, b| a.id.cmp(&b.id));
+            json(StatusCode::OK, &users)
+        }
+        (Method::GET, "/events") => {
+            let events: Vec<_> = shared.state().events.iter().cloned().collect();
+            json(StatusCode::OK, &events)
+        }
+        (Method::GET, "/studio/users") => {
+            let mut users: Vec<_> = shared.state().users.values().cloned().collect();
+            users.sort_by(|a, b| a.id.cmp(&b.id));
+            let page = studio::users_page(shared.network.name(), &users);
+            let mut answer = Response::new(Full::new(Bytes::from(page)));
+            answer.headers_mut().insert(
+                CONTENT_TYPE,
+                http::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            answer
+        }
+        (Method::GET, _) if path.starts_with("/profiles/") => {
+            let raw = &path["/profiles/".len()..];
+            let Ok(id) = percent::decode(raw) else {
+                return status(StatusCode::BAD_REQUEST);
+            };
+            let user = shared.state().users.get(id.as_ref()).cloned();
+            match user {
+                Some(user) if user.profile.is_some() => json(StatusCode::OK, &user),
+                Some(user) => json(StatusCode::NOT_FOUND, &user),
+                None => json(
+                    StatusCode::NOT_FOUND,
+                    &serde_json::json!({ "id": id, "profile": null, "pings": 0, "last_pull": null }),
+                ),
+            }
+        }
+        _ => status(StatusCode::NOT_FOUND),
+    }
+}
+
+/// The raw id of `/api/v3_0/user/{id}/refresh` or `/api/v3.0/user/{id}/refresh`.
+fn ping_path(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix("/api/v3_0/user/")
+        .or_else(|| path.strip_prefix("/api/v3.0/user/"))?;
+    let id = rest.strip_suffix("/refresh")?;
+    (!id.contains('/')).then_some(id)
+}
+
+async fn read_body(request: Request<Incoming>) -> Result<(Option<String>, String), Answer> {
+    let query = request.uri().query().map(str::to_owned);
+    let body = Limited::new(request.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| status(StatusCode::PAYLOAD_TOO_LARGE))?
+        .to_bytes();
+    Ok((query, String::from_utf8_lossy(&body).into_owned()))
+}
+
+async fn ping(shared: &Shared, request: Request<Incoming>, raw_id: &str) -> Answer {
+    let (query, body) = match read_body(request).await {
+        Ok(parts) => parts,
+        Err(answer) => return answer,
+    };
+    let token = form::from_query_or_body(query.as_deref(), &body, "lftoken").unwrap_or_default();
+    if let Err(error) = shared.validator.validate(&token) {
+        tracing::event!(target: "pingpull::emulator", Level::DEBUG, %error, "ping refused: bad token");
+        return status(StatusCode::FORBIDDEN);
+    }
+    let id = match percent::decode(raw_id) {
+        Ok(id) if user_id::validate_for_path(&id).is_ok() => id.into_owned(),
+        _ => return status(StatusCode::BAD_REQUEST),
+    };
+    if !shared.faults.latency.is_zero() {
+        tokio::time::sleep(shared.faults.latency).await;
+    }
+    let roll = shared
+        .dice
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .next_unit();
+    let faulted = if roll < shared.faults.fail_rate {
+        Some(status(StatusCode::INTERNAL_SERVER_ERROR))
+    } else if roll < shared.faults.fail_rate + shared.faults.rate_429 {
+        let mut answer = status(StatusCode::TOO_MANY_REQUESTS);
+        answer
+            .headers_mut()
+            .insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
+        Some(answer)
+    } else {
+        None
+    };
+    let answer = {
+        let mut state = shared.state();
+        let answer = match faulted {
+            Some(answer) => answer,
+            None if state.enqueue(&id, shared.max_queue) => {
+                state.user(&id).pings += 1;
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "status": "ok", "code": 200 }),
+                )
+            }
+            None => {
+                let mut answer = status(StatusCode::SERVICE_UNAVAILABLE);
+                answer
+                    .headers_mut()
+                    .insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
+                answer
+            }
+        };
+        state.event(EmulatorEvent::Ping {
+            user_id: id.clone(),
+            at: now(),
+            status: answer.status().as_u16(),
+        });
+        answer
+    };
+    if answer.status() == StatusCode::OK {
+        shared.work.notify_one();
+    }
+    shared.changed.notify_waiters();
+    answer
+}
+
+async fn register(shared: &Shared, request: Request<Incoming>) -> Answer {
+    let (query, body) = match read_body(request).await {
+        Ok(parts) => parts,
+        Err(answer) => return answer,
+    };
+    let token =
+        form::from_query_or_body(query.as_deref(), &body, "actor_token").unwrap_or_default();
+    let answer = if shared.validator.validate(&token).is_err() {
+        status(StatusCode::FORBIDDEN)
+    } else {
+        match form::from_query_or_body(query.as_deref(), &body, "pull_profile_url")
+            .ok_or(())
+            .and_then(|t| absolute_template(&t).map_err(|_| ()))
+        {
+            Ok(template) => {
+                tracing::event!(target: "pingpull::emulator", Level::INFO, pull_url = template.as_str(), "pull URL registered");
+                shared.state().pull_url = Some(template);
+                status(StatusCode::NO_CONTENT)
+            }
+            Err(()) => status(StatusCode::BAD_REQUEST),
+        }
+    };
+    shared.state().event(EmulatorEvent::Registration {
+        at: now(),
+        status: answer.status().as_u16(),
+    });
+    answer
+}
+
+fn status(status: StatusCode) -> Answer {
+    let mut answer = Response::new(Full::new(Bytes::new()));
+    *answer.status_mut() = status;
+    answer
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Answer {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut answer = Response::new(Full::new(Bytes::from(body)));
+    *answer.status_mut() = status;
+    answer.headers_mut().insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    answer
+}
