@@ -146,15 +146,19 @@ impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "checking {}", self.template)?;
         for case in &self.cases {
-            writeln!(
-                f,
-                "{} {:<15} {:>7} ms  {}: {}",
-                if case.passed { "PASS" } else { "FAIL" },
-                case.name,
-                case.elapsed_ms,
-                case.expectation,
-                case.detail
-            )?;
+            if case.passed {
+                writeln!(
+                    f,
+                    "PASS {:<15} {:>6} ms  {}",
+                    case.name, case.elapsed_ms, case.detail
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "FAIL {:<15} {:>6} ms  {} (expected: {})",
+                    case.name, case.elapsed_ms, case.detail, case.expectation
+                )?;
+            }
         }
         let failed = self.failures().count();
         if failed == 0 {

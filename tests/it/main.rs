@@ -2,6 +2,8 @@
 
 #[cfg(feature = "emulator")]
 mod check;
+#[cfg(feature = "cli")]
+mod cli;
 #[cfg(feature = "pull")]
 mod compat;
 #[cfg(feature = "emulator")]

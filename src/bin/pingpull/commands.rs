@@ -1,0 +1,262 @@
+//! What each command does.
+
+use std::io::Read as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use pingpull::check::{CheckOptions, check_endpoint};
+use pingpull::emulator::{Emulator, Faults};
+use pingpull::ping::{LivefyreClient, PingEvent, Pinger};
+use pingpull::token::{Claims, SYSTEM_TOKEN_LIFETIME, SystemTokenValidator};
+use pingpull::{Network, user_id};
+
+use super::{
+    CheckArgs, Cli, Command, EmulatorArgs, Expiry, Failure, NetworkArgs, PingArgs, RegisterArgs,
+    TokenCommand,
+};
+
+pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
+    let network = network(&cli.network)?;
+    match cli.command {
+        Command::Emulator(args) => emulator(network, args).await,
+        Command::Token(command) => token_command(&network, command),
+        Command::Ping(args) => ping(network, args).await,
+        Command::Register(args) => register(network, args).await,
+        Command::Check(args) => check(network, args).await,
+    }
+}
+
+fn network(args: &NetworkArgs) -> Result<Network, Failure> {
+    let (Some(name), Some(key)) = (&args.network, &args.key) else {
+        return Err(Failure::Usage(
+            "the network is needed: --network and --key, or PINGPULL_NETWORK and PINGPULL_KEY"
+                .into(),
+        ));
+    };
+    Network::new(name.clone(), key.clone()).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+async fn emulator(network: Network, args: EmulatorArgs) -> Result<(), Failure> {
+    let faults = Faults::none()
+        .fail_rate(args.fail_rate)
+        .rate_429(args.rate_429)
+        .latency(Duration::from_millis(args.latency_ms))
+        .seed(args.seed);
+    let mut builder = Emulator::builder(network)
+        .listen(args.listen)
+        .faults(faults);
+    if let Some(template) = &args.pull_url {
+        builder = builder
+            .pull_url(template)
+            .map_err(|e| Failure::Usage(format!("--pull-url: {e}")))?;
+    }
+    let emulator = builder
+        .start()
+        .await
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    println!("{}", emulator.base_url());
+    eprintln!(
+        "emulator for {} at {}; Studio page: {}/studio/users; Ctrl-C stops it",
+        emulator.network().name(),
+        emulator.base_url(),
+        emulator.base_url()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| Failure::Failed(format!("waiting for Ctrl-C: {e}")))?;
+    Ok(())
+}
+
+fn expires_at(expiry: &Expiry) -> i64 {
+    match (expiry.expires_at, expiry.ttl) {
+        (Some(at), _) => at,
+        (None, ttl) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let ttl = ttl.unwrap_or(SYSTEM_TOKEN_LIFETIME.as_secs());
+            i64::try_from(now.saturating_add(ttl)).unwrap_or(i64::MAX)
+        }
+    }
+}
+
+fn token_command(network: &Network, command: TokenCommand) -> Result<(), Failure> {
+    match command {
+        TokenCommand::System(expiry) => {
+            println!(
+                "{}",
+                Claims::system(network, expires_at(&expiry))
+                    .sign(network)
+                    .as_str()
+            );
+            Ok(())
+        }
+        TokenCommand::User {
+            user,
+            display_name,
+            expiry,
+        } => {
+            let claims = Claims::user(network, user, display_name, expires_at(&expiry))
+                .map_err(|e| Failure::Usage(format!("--user: {e}")))?;
+            println!("{}", claims.sign(network).as_str());
+            Ok(())
+        }
+        TokenCommand::Verify { token } => {
+            let token = token.trim();
+            match SystemTokenValidator::new(network.clone()).validate(token) {
+                Ok(_) => {
+                    // Valid, so the payload is base64url JSON.
+                    let payload = token.split('.').nth(1).unwrap_or_default();
+                    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(payload)
+                        .ok()
+                        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                        .unwrap_or_default();
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&json).unwrap_or_default()
+                    );
+                    Ok(())
+                }
+                Err(reason) => {
+                    println!("invalid: {reason}");
+                    Err(Failure::Failed(String::new()))
+                }
+            }
+        }
+    }
+}
+
+fn base_url(network: &Network, base_url: Option<String>) -> String {
+    base_url.unwrap_or_else(|| network.default_base_url())
+}
+
+async fn ping(network: Network, args: PingArgs) -> Result<(), Failure> {
+    let mut users = args.users;
+    if let Some(path) = &args.from_file {
+        let mut text = String::new();
+        let read = if path.as_os_str() == "-" {
+            std::io::stdin().read_to_string(&mut text).map(|_| ())
+        } else {
+            std::fs::read_to_string(path).map(|t| text = t)
+        };
+        read.map_err(|e| Failure::Usage(format!("--from-file {}: {e}", path.display())))?;
+        users.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    if users.is_empty() {
+        return Err(Failure::Usage(
+            "no user ids: give some, or --from-file".into(),
+        ));
+    }
+    for user in &users {
+        user_id::validate_for_path(user)
+            .map_err(|e| Failure::Usage(format!("user id `{user}`: {e}")))?;
+    }
+    let deadline = Duration::try_from_secs_f64(args.deadline)
+        .map_err(|_| Failure::Usage("--deadline must be a positive number of seconds".into()))?;
+    let pinger = Pinger::builder(network.clone())
+        .base_url(base_url(&network, args.base_url))
+        .max_pending(users.len().max(1))
+        .spawn()
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let mut events = pinger.events();
+    for user in &users {
+        pinger
+            .ping(user)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+    }
+    let mut gave_up = Vec::new();
+    let mut last_failure = std::collections::HashMap::new();
+    let until = tokio::time::Instant::now() + deadline;
+    while pinger.stats().pending > 0 {
+        match tokio::time::timeout_at(until, events.recv()).await {
+            Ok(Ok(PingEvent::Delivered { user_id, attempts })) => {
+                println!("delivered {user_id} ({attempts} attempt(s))")
+            }
+            Ok(Ok(PingEvent::Retrying {
+                user_id,
+                failure,
+                delay,
+                ..
+            })) => {
+                eprintln!("retrying {user_id} in {} ms: {failure}", delay.as_millis());
+                last_failure.insert(user_id, failure.to_string());
+            }
+            Ok(Ok(PingEvent::GaveUp { user_id, failure })) => {
+                gave_up.push(format!("{user_id} ({failure})"))
+            }
+            Ok(Ok(PingEvent::Unauthorized { .. })) => {
+                eprintln!("Livefyre answered 403: the network key or name is wrong");
+                break;
+            }
+            Ok(Ok(_)) | Ok(Err(_)) => {}
+            Err(_) => break,
+        }
+    }
+    let report = pinger.shutdown(Duration::ZERO).await;
+    let mut failed = gave_up;
+    failed.extend(
+        report
+            .undelivered
+            .iter()
+            .map(|user| match last_failure.get(user) {
+                Some(reason) => format!("{user} (not delivered: {reason})"),
+                None => format!("{user} (not delivered)"),
+            }),
+    );
+    println!(
+        "delivered {}, failed {}",
+        report.stats.succeeded,
+        failed.len()
+    );
+    for line in &failed {
+        println!("failed {line}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Failed(String::new()))
+    }
+}
+
+async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {
+    let client = LivefyreClient::new(network.clone(), &base_url(&network, args.base_url))
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    match client.register_pull_url(&args.template).await {
+        Ok(()) => {
+            println!("registered {}", args.template);
+            Ok(())
+        }
+        Err(pingpull::ping::RequestError::InvalidTemplate(error)) => {
+            Err(Failure::Usage(error.to_string()))
+        }
+        Err(error) => Err(Failure::Failed(format!("registration failed: {error}"))),
+    }
+}
+
+async fn check(network: Network, args: CheckArgs) -> Result<(), Failure> {
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .map_err(|_| Failure::Usage("--timeout must be a positive number of seconds".into()))?;
+    let mut options = CheckOptions::new(network, args.template, args.user).timeout(timeout);
+    if let Some(unknown) = args.unknown_user {
+        options = options.unknown_user(unknown);
+    }
+    let report = check_endpoint(&options)
+        .await
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(Failure::Failed(String::new()))
+    }
+}

@@ -1,0 +1,196 @@
+//! `pingpull`: run the Livefyre emulator, check a Pull endpoint, make and verify tokens,
+//! ping users, register the Pull URL.
+//!
+//! Exit status: 0 on success, 1 when a check or a delivery failed, 2 on usage errors.
+
+mod commands;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Livefyre "Ping for Pull" from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "pingpull", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    network: NetworkArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The network: name and key, from flags or (better, out of shell history) the environment.
+#[derive(Debug, Args)]
+struct NetworkArgs {
+    /// Network name, e.g. example.fyre.co
+    #[arg(long, env = "PINGPULL_NETWORK", global = true)]
+    network: Option<String>,
+    /// Network key (prefer the environment variable: flags end up in shell history)
+    #[arg(long, env = "PINGPULL_KEY", global = true, hide_env_values = true)]
+    key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the Livefyre emulator until interrupted; prints its base URL first
+    #[command(
+        after_help = "Example:\n  PINGPULL_NETWORK=example.fyre.co PINGPULL_KEY=testkeytest \\\n    pingpull emulator --listen 127.0.0.1:8080 --pull-url 'http://127.0.0.1:3000/livefyre/pull?id={id}'"
+    )]
+    Emulator(EmulatorArgs),
+    /// Make or verify tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Ping users through the Pinger (coalescing, retries) and wait for delivery
+    #[command(
+        after_help = "Examples:\n  pingpull ping --base-url http://127.0.0.1:8080 u1 u2\n  cut -d, -f1 changed.csv | pingpull ping --base-url http://127.0.0.1:8080 --from-file -"
+    )]
+    Ping(PingArgs),
+    /// Register the Pull URL template with the network
+    #[command(
+        after_help = "Example:\n  pingpull register --base-url http://127.0.0.1:8080 'https://www.example.com/livefyre/pull?id={id}'"
+    )]
+    Register(RegisterArgs),
+    /// Act as Livefyre against a Pull endpoint and report whether it conforms
+    #[command(
+        after_help = "Example:\n  pingpull check 'http://127.0.0.1:3000/livefyre/pull?id={id}' --user u1 --unknown-user nobody"
+    )]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct EmulatorArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Pull URL template, as if registered (must contain {id})
+    #[arg(long)]
+    pull_url: Option<String>,
+    /// Share of pings answered 500, 0 to 1
+    #[arg(long, default_value_t = 0.0)]
+    fail_rate: f64,
+    /// Share of pings answered 429 with Retry-After, 0 to 1
+    #[arg(long = "rate-429", default_value_t = 0.0)]
+    rate_429: f64,
+    /// Milliseconds added to every ping's answer
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Seed for the choice of failing pings
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a system token (the lftoken Livefyre sends)
+    #[command(
+        after_help = "Examples:\n  pingpull token system\n  pingpull token system --expires-at 1700086400   # reproducible"
+    )]
+    System(Expiry),
+    /// Print a user auth token
+    #[command(
+        after_help = "Example:\n  pingpull token user --user u1 --display-name 'Ada Lovelace' --ttl 3600"
+    )]
+    User {
+        /// User id ([A-Za-z0-9_.-]+)
+        #[arg(long)]
+        user: String,
+        /// Display name
+        #[arg(long)]
+        display_name: String,
+        #[command(flatten)]
+        expiry: Expiry,
+    },
+    /// Verify a system token: print its claims as JSON (exit 0) or the reason (exit 1)
+    #[command(after_help = "Example:\n  pingpull token verify \"$LFTOKEN\"")]
+    Verify {
+        /// The token
+        token: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Expiry {
+    /// Lifetime in seconds from now
+    #[arg(long, conflicts_with = "expires_at")]
+    ttl: Option<u64>,
+    /// Absolute expiry in Unix seconds, for reproducible tokens
+    #[arg(long)]
+    expires_at: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+struct PingArgs {
+    /// Livefyre's API base URL (default https://{label}.quill.fyre.co)
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Read user ids from a file, one per line ('-' for standard input)
+    #[arg(long)]
+    from_file: Option<PathBuf>,
+    /// Seconds to wait for delivery before giving up
+    #[arg(long, default_value_t = 30.0)]
+    deadline: f64,
+    /// User ids to ping
+    users: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct RegisterArgs {
+    /// Livefyre's API base URL (default https://{label}.quill.fyre.co)
+    #[arg(long)]
+    base_url: Option<String>,
+    /// The Pull URL template (must contain {id})
+    template: String,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The Pull URL template of the endpoint to check
+    template: String,
+    /// A user who exists
+    #[arg(long)]
+    user: String,
+    /// A user who does not exist (checks the 404)
+    #[arg(long)]
+    unknown_user: Option<String>,
+    /// Seconds after which an answer counts as too slow
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// A command's failure: a usage error (2) or a failed check or delivery (1).
+enum Failure {
+    Usage(String),
+    Failed(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("pingpull: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Failed(message)) => {
+            if !message.is_empty() {
+                eprintln!("pingpull: {message}");
+            }
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(message)) => {
+            eprintln!("pingpull: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

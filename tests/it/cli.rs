@@ -1,0 +1,271 @@
+//! The `pingpull` command line, run as a process, with its exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+use axum::Router;
+use pingpull::pull::{InMemorySource, PullLayer};
+use pingpull::{Network, Profile, token};
+use tokio::net::TcpListener;
+
+const V3: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6MTcwMDA4NjQwMH0.MZSBbaslZqmBM6DwdvLfU_lMAEuXYRBRoZaw5F72kUI";
+const V5: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoidXNlci00Mi54X3kiLCJkaXNwbGF5X25hbWUiOiJCb2IgRG9sZSIsImV4cGlyZXMiOjE3MDAwMDM2MDB9._2QQhQo9LiZLGTAHibcR_eCjVe_9gvxlkmM1RHKjG1U";
+
+fn pingpull() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pingpull"));
+    command
+        .env("PINGPULL_NETWORK", "example.fyre.co")
+        .env("PINGPULL_KEY", "testkeytest")
+        .stdin(Stdio::null());
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    pingpull().args(args).output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// An emulator process, killed when dropped.
+struct EmulatorProcess {
+    child: Child,
+    base_url: String,
+}
+
+impl EmulatorProcess {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = pingpull()
+            .args(["emulator", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        Self {
+            child,
+            base_url: line.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn token_commands_print_the_protocol_vectors() {
+    let system = run(&["token", "system", "--expires-at", "1700086400"]);
+    assert_eq!(
+        (system.status.code(), stdout(&system).trim()),
+        (Some(0), V3)
+    );
+    let user = run(&[
+        "token",
+        "user",
+        "--user",
+        "user-42.x_y",
+        "--display-name",
+        "Bob Dole",
+        "--expires-at",
+        "1700003600",
+    ]);
+    assert_eq!((user.status.code(), stdout(&user).trim()), (Some(0), V5));
+    let flags = Command::new(env!("CARGO_BIN_EXE_pingpull"))
+        .args([
+            "--network",
+            "example.fyre.co",
+            "--key",
+            "testkeytest",
+            "token",
+            "system",
+            "--expires-at",
+            "1700086400",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&flags).trim(), V3);
+}
+
+#[test]
+fn token_verify_exits_0_with_claims_or_1_with_the_reason() {
+    let network = Network::new("example.fyre.co", "testkeytest").unwrap();
+    let fresh = token::system_token(&network);
+    let ok = run(&["token", "verify", fresh.as_str()]);
+    assert_eq!(ok.status.code(), Some(0));
+    let claims: serde_json::Value = serde_json::from_str(&stdout(&ok)).unwrap();
+    assert_eq!(
+        (claims["user_id"].as_str(), claims["domain"].as_str()),
+        (Some("system"), Some("example.fyre.co"))
+    );
+
+    let expired = run(&["token", "verify", V3]);
+    assert_eq!(expired.status.code(), Some(1));
+    assert!(stdout(&expired).contains("expired"), "{}", stdout(&expired));
+    let user = run(&["token", "verify", V5]);
+    assert_eq!(user.status.code(), Some(1));
+    assert!(stdout(&user).contains("not a system token"));
+    assert_eq!(run(&["token", "verify", "garbage"]).status.code(), Some(1));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let no_network = Command::new(env!("CARGO_BIN_EXE_pingpull"))
+        .args(["token", "system"])
+        .output()
+        .unwrap();
+    assert_eq!(no_network.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_network.stderr).contains("PINGPULL_NETWORK"));
+    assert_eq!(run(&["no-such-command"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["token", "user", "--user", "a b", "--display-name", "x"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["ping", "--base-url", "http://127.0.0.1:9"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let bad_network = pingpull()
+        .env("PINGPULL_NETWORK", "example.com")
+        .args(["token", "system"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_network.status.code(), Some(2));
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for command in [
+        &["emulator", "--help"][..],
+        &["token", "system", "--help"],
+        &["token", "user", "--help"],
+        &["token", "verify", "--help"],
+        &["ping", "--help"],
+        &["register", "--help"],
+        &["check", "--help"],
+    ] {
+        let output = run(command);
+        assert_eq!(output.status.code(), Some(0), "{command:?}");
+        assert!(
+            stdout(&output).contains("Example"),
+            "{command:?}: {}",
+            stdout(&output)
+        );
+    }
+}
+
+#[test]
+fn ping_and_register_against_an_emulator_process() {
+    let emulator = EmulatorProcess::start(&[]);
+    let pinged = run(&["ping", "--base-url", &emulator.base_url, "u1", "u2", "u1"]);
+    assert_eq!(pinged.status.code(), Some(0), "{}", stdout(&pinged));
+    assert!(
+        stdout(&pinged).contains("delivered 2, failed 0"),
+        "{}",
+        stdout(&pinged)
+    );
+
+    let registered = run(&[
+        "register",
+        "--base-url",
+        &emulator.base_url,
+        "http://127.0.0.1:9/pull?id={id}",
+    ]);
+    assert_eq!(registered.status.code(), Some(0));
+    let no_id = run(&[
+        "register",
+        "--base-url",
+        &emulator.base_url,
+        "http://127.0.0.1:9/pull",
+    ]);
+    assert_eq!(no_id.status.code(), Some(2));
+
+    let from_stdin = pingpull()
+        .args(["ping", "--base-url", &emulator.base_url, "--from-file", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(b"u3\nu4\n\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(from_stdin.status.code(), Some(0));
+    assert!(stdout(&from_stdin).contains("delivered 2, failed 0"));
+}
+
+#[test]
+fn ping_exits_1_when_delivery_fails() {
+    let emulator = EmulatorProcess::start(&["--fail-rate", "1.0"]);
+    let output = run(&[
+        "ping",
+        "--base-url",
+        &emulator.base_url,
+        "--deadline",
+        "0.5",
+        "u1",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("failed u1"), "{}", stdout(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_exits_0_for_the_layer_and_1_for_a_broken_endpoint() {
+    let users: InMemorySource = [Profile::builder("u1", "Ada").build()]
+        .into_iter()
+        .collect();
+    let network = Network::new("example.fyre.co", "testkeytest").unwrap();
+    let app = Router::new().layer(PullLayer::new("/pull?id={id}", network, users).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let good = format!("{base}/pull?id={{id}}");
+    let output = tokio::task::spawn_blocking(move || {
+        run(&[
+            "check",
+            &good,
+            "--user",
+            "u1",
+            "--unknown-user",
+            "nobody",
+            "--json",
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["cases"].as_array().unwrap().len(), 10);
+
+    // Another network's key: every valid pull is now refused, and the report says where.
+    let broken = format!("{base}/pull?id={{id}}");
+    let output = tokio::task::spawn_blocking(move || {
+        pingpull()
+            .env("PINGPULL_KEY", "another-key")
+            .args(["check", &broken, "--user", "u1"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("FAIL valid_pull"),
+        "{}",
+        stdout(&output)
+    );
+}
