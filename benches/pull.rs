@@ -8,11 +8,14 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use pingpull::profile::{DisplayRules, EmailNotifications, Name, NotificationFrequency};
 use pingpull::pull::{InMemorySource, PullLayer};
 use pingpull::token::{self, SystemTokenValidator};
 use pingpull::{Network, Profile};
 use tower::{Layer, ServiceExt, service_fn};
+
+#[allow(dead_code, unused_imports)] // the examples' listening helpers are not needed here
+#[path = "../examples/common/mod.rs"]
+mod common;
 
 fn main() {
     divan::main();
@@ -22,36 +25,11 @@ fn network() -> Network {
     Network::new("example.fyre.co", "testkeytest").unwrap()
 }
 
-/// A profile with every field, about 600 bytes of JSON.
+/// The examples' `u1`: a profile with every field, about 800 bytes of JSON.
 fn full_profile() -> Profile {
-    Profile::builder("u1", "Ada Lovelace")
-        .name(Name {
-            formatted: Some("Ada King, Countess of Lovelace".into()),
-            first: Some("Ada".into()),
-            middle: Some("Augusta".into()),
-            last: Some("King".into()),
-        })
-        .email("ada@example.com")
-        .image_url("https://cdn.example.com/avatars/u1.png?v=1")
-        .profile_url("https://www.example.com/users/u1")
-        .settings_url("https://www.example.com/users/u1/settings")
-        .tags(["staff", "beta_testers"])
-        .autofollow_conversations(true)
-        .email_notifications(EmailNotifications::all(NotificationFrequency::Often))
-        .location("London")
-        .bio("Wrote the first program.")
-        .websites(["https://ada.example.com", "https://blog.example.com/ada"])
-        .display_rules(DisplayRules {
-            bio: Some(true),
-            location: Some(true),
-            gender: Some(false),
-            name: Some(true),
-            image: Some(true),
-            remote_profile_url: Some(true),
-        })
-        .moderator(true)
-        .gravatar_disabled(false)
-        .build()
+    common::demo_users()
+        .get("u1")
+        .expect("the demo users include u1")
 }
 
 fn runtime() -> tokio::runtime::Runtime {

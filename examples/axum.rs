@@ -9,19 +9,11 @@ mod common;
 use axum::Router;
 use axum::routing::get;
 use pingpull::pull::PullLayer;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| "pingpull=debug".into()),
-        )
-        .init();
-    let listener = tokio::net::TcpListener::bind(common::listen_addr()?).await?;
-    let addr = listener.local_addr()?;
-    let template = format!("http://{addr}/livefyre/pull?id={{id}}");
-    println!("{template}");
+    common::init_tracing();
+    let (listener, template) = common::listen("/livefyre/pull?id={id}").await?;
 
     let pull = PullLayer::new(&template, common::network()?, common::demo_users())?;
     let app = Router::new()
@@ -29,9 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/healthz", get(|| async { "ok\n" }))
         .layer(pull);
 
-    eprintln!(
-        "serving on http://{addr}; try: cargo run --example tokens, then GET the URL above with id=u1"
-    );
+    eprintln!("check it with: pingpull check '{template}' --user u1 --unknown-user nobody");
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -16,7 +16,6 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use pingpull::pull::PullLayer;
 use tower::{Layer, service_fn};
-use tracing_subscriber::EnvFilter;
 
 /// The rest of the app: one page, 404 elsewhere.
 async fn app(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -33,15 +32,8 @@ async fn app(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| "pingpull=debug".into()),
-        )
-        .init();
-    let listener = tokio::net::TcpListener::bind(common::listen_addr()?).await?;
-    let addr = listener.local_addr()?;
-    let template = format!("http://{addr}/users/{{id}}/livefyre");
-    println!("{template}");
+    common::init_tracing();
+    let (listener, template) = common::listen("/users/{id}/livefyre").await?;
 
     let pull = PullLayer::new(&template, common::network()?, common::demo_users())?;
     let service = pull.layer(service_fn(app));

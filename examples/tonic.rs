@@ -10,19 +10,11 @@ mod common;
 use pingpull::pull::PullLayer;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| "pingpull=debug".into()),
-        )
-        .init();
-    let listener = tokio::net::TcpListener::bind(common::listen_addr()?).await?;
-    let addr = listener.local_addr()?;
-    let template = format!("http://{addr}/livefyre/pull?id={{id}}");
-    println!("{template}");
+    common::init_tracing();
+    let (listener, template) = common::listen("/livefyre/pull?id={id}").await?;
 
     let pull = PullLayer::new(&template, common::network()?, common::demo_users())?;
     let (_reporter, health) = tonic_health::server::health_reporter();

@@ -5,14 +5,33 @@ use std::net::SocketAddr;
 use pingpull::profile::{DisplayRules, EmailNotifications, Name, NotificationFrequency};
 use pingpull::pull::InMemorySource;
 use pingpull::{Network, Profile};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
 
-/// The address to listen on: the first argument, or 127.0.0.1:3000.
-pub(crate) fn listen_addr() -> Result<SocketAddr, Box<dyn std::error::Error>> {
+/// Logs `pingpull`'s events at DEBUG unless `RUST_LOG` says otherwise.
+pub(crate) fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| "pingpull=debug".into()),
+        )
+        .init();
+}
+
+/// Listens on the first argument's address (default 127.0.0.1:3000) and prints the
+/// pull URL template served there (`path` holds `{id}`) as the first line of output.
+pub(crate) async fn listen(
+    path: &str,
+) -> Result<(TcpListener, String), Box<dyn std::error::Error>> {
     let arg = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:3000".into());
-    arg.parse()
-        .map_err(|e| format!("listen address `{arg}`: {e}").into())
+    let addr: SocketAddr = arg
+        .parse()
+        .map_err(|e| format!("listen address `{arg}`: {e}"))?;
+    let listener = TcpListener::bind(addr).await?;
+    let template = format!("http://{}{path}", listener.local_addr()?);
+    println!("{template}");
+    Ok((listener, template))
 }
 
 /// The network from `PINGPULL_NETWORK` and `PINGPULL_KEY`, or a development default.

@@ -3,8 +3,6 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -14,6 +12,8 @@ use pingpull::pull::{BoxError, InMemorySource, Pull, PullLayer, Rejection, sourc
 use pingpull::token::{self, Claims};
 use pingpull::{Network, Profile};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
+
+use crate::support::forge;
 
 const NOW: u64 = 1_700_000_000;
 const QUERY_TEMPLATE: &str = "https://site.example/livefyre/pull?id={id}";
@@ -114,21 +114,6 @@ where
         headers: parts.headers,
         body: body.collect().await.unwrap().to_bytes(),
     }
-}
-
-fn forge(header: &str, payload: &str, key: &str) -> String {
-    use hmac::{Hmac, Mac};
-    let message = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
-    mac.update(message.as_bytes());
-    format!(
-        "{message}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
 }
 
 const SYSTEM_CLAIMS: &str = r#"{"domain":"example.fyre.co","user_id":"system","display_name":"system","expires":1700086400}"#;

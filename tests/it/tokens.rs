@@ -4,11 +4,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use pingpull::clock::ManualClock;
 use pingpull::token::{self, Claims, SystemTokenValidator, TokenError};
 use pingpull::{Network, user_id::UserIdError};
 use proptest::prelude::*;
+
+use crate::support::forge;
 
 const V2: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6MTcwMDA4NjQwMH0.fsESI7cp3uDHuqvoAr8ZDMAmzur4fFjjffZJeaH2KiA";
 const V3: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6MTcwMDA4NjQwMH0.MZSBbaslZqmBM6DwdvLfU_lMAEuXYRBRoZaw5F72kUI";
@@ -31,19 +32,6 @@ fn at(secs: u64) -> SystemTime {
 
 fn validator() -> SystemTokenValidator {
     SystemTokenValidator::new(network()).clock(ManualClock::at_unix(NOW))
-}
-
-/// A token with arbitrary header and payload JSON, signed with `key`.
-fn forge(header: &str, payload: &str, key: &str) -> String {
-    let message = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header),
-        URL_SAFE_NO_PAD.encode(payload)
-    );
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
-    mac.update(message.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{message}.{signature}")
 }
 
 const HEADER: &str = r#"{"typ":"JWT","alg":"HS256"}"#;
