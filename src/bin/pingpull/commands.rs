@@ -209,10 +209,13 @@ async fn ping(network: Network, args: PingArgs) -> Result<(), Failure> {
                 None => format!("{user} (not delivered)"),
             }),
     );
+    // Users, not requests: a user pinged twice may have needed two requests.
+    let distinct: std::collections::HashSet<&String> = users.iter().collect();
     println!(
-        "delivered {}, failed {}",
-        report.stats.succeeded,
-        failed.len()
+        "delivered {}, failed {} ({} request(s) answered 2xx)",
+        distinct.len().saturating_sub(failed.len()),
+        failed.len(),
+        report.stats.succeeded
     );
     for line in &failed {
         println!("failed {line}");
