@@ -210,7 +210,9 @@ impl EmulatorBuilder {
             ..state::State::default()
         };
         let shared = Arc::new(Shared {
-            validator: SystemTokenValidator::new(self.network.clone()),
+            // Pingers reuse one token for hours: verify it once.
+            validator: SystemTokenValidator::new(self.network.clone())
+                .cache(Some(crate::token::TokenCache::default())),
             network: self.network,
             state: Mutex::new(state),
             changed: Notify::new(),

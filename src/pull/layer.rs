@@ -12,7 +12,7 @@ use super::{ProfileSource, PullBody};
 use crate::Network;
 use crate::clock::Clock;
 use crate::template::{PullUrlTemplate, TemplateError};
-use crate::token::SystemTokenValidator;
+use crate::token::{SystemTokenValidator, TokenCache};
 
 /// How long the profile source may take before the endpoint answers 503.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -59,7 +59,7 @@ impl PullLayer {
             config: Arc::new(Config {
                 template,
                 route,
-                validator: SystemTokenValidator::new(network),
+                validator: SystemTokenValidator::new(network).cache(Some(TokenCache::default())),
                 source: Arc::new(source),
                 timeout: DEFAULT_TIMEOUT,
                 retry_after: duration_header(DEFAULT_RETRY_AFTER),
@@ -91,6 +91,16 @@ impl PullLayer {
     pub fn clock(mut self, clock: impl Clock) -> Self {
         let config = self.config_mut();
         config.validator = config.validator.clone().clock(clock);
+        self
+    }
+
+    /// How many verified tokens to remember, so a repeated token costs no HMAC (default
+    /// [`DEFAULT_TOKEN_CACHE_CAPACITY`](crate::token::DEFAULT_TOKEN_CACHE_CAPACITY)); 0
+    /// turns the cache off. Expiry is checked on every request either way.
+    pub fn token_cache(mut self, capacity: usize) -> Self {
+        let config = self.config_mut();
+        let cache = (capacity > 0).then(|| TokenCache::new(capacity));
+        config.validator = config.validator.clone().cache(cache);
         self
     }
 

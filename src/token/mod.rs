@@ -31,6 +31,7 @@
 //! ```
 
 mod build;
+mod cache;
 mod error;
 pub(crate) mod jws;
 mod validate;
@@ -39,6 +40,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 pub use build::{Claims, system_token_at, user_auth_token_at};
+pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, TokenCache};
 pub use error::TokenError;
 pub use validate::{Expiry, SystemTokenValidator};
 

@@ -14,13 +14,15 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{MAX_TOKEN_LEN, SYSTEM_USER, TokenError, jws};
+use super::{MAX_TOKEN_LEN, SYSTEM_USER, TokenCache, TokenError, jws};
 use crate::Network;
 use crate::clock::{Clock, SystemClock, unix_seconds};
 
 /// Checks that a string is a valid system token of one network.
 ///
 /// Cheap to clone. Leeway is 0 by default (no official library allows clock skew).
+/// With [`cache`](Self::cache), tokens that passed are remembered (shared by clones) so
+/// their next use costs no HMAC; expiry is still checked every time.
 ///
 /// ```
 /// use pingpull::{Network, clock::ManualClock, token::{self, SystemTokenValidator, TokenError}};
@@ -39,6 +41,7 @@ pub struct SystemTokenValidator {
     network: Network,
     leeway: Duration,
     clock: Arc<dyn Clock>,
+    cache: Option<Arc<TokenCache>>,
 }
 
 impl SystemTokenValidator {
@@ -48,6 +51,7 @@ impl SystemTokenValidator {
             network,
             leeway: Duration::ZERO,
             clock: Arc::new(SystemClock),
+            cache: None,
         }
     }
 
@@ -60,6 +64,15 @@ impl SystemTokenValidator {
     /// Reads "now" from `clock` instead of the system clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Remembers verified tokens in `cache` (see [`TokenCache`]); `None` turns caching off.
+    ///
+    /// The cache belongs to this validator's network and key: share it only between
+    /// validators of the same network.
+    pub fn cache(mut self, cache: Option<TokenCache>) -> Self {
+        self.cache = cache.map(Arc::new);
         self
     }
 
@@ -93,8 +106,19 @@ impl SystemTokenValidator {
     ///
     /// The first check that failed, as a [`TokenError`].
     pub fn validate_at(&self, token: &str, now: SystemTime) -> Result<Expiry, TokenError> {
+        let Some(cache) = &self.cache else {
+            let expiry = self.verify(token)?;
+            expiry.check(now, self.leeway)?;
+            return Ok(expiry);
+        };
+        if let Some(expiry) = cache.get(token) {
+            expiry.check(now, self.leeway)?;
+            return Ok(expiry);
+        }
         let expiry = self.verify(token)?;
         expiry.check(now, self.leeway)?;
+        // Only a token that passed every check is remembered.
+        cache.insert(token, expiry);
         Ok(expiry)
     }
 
@@ -169,6 +193,7 @@ impl fmt::Debug for SystemTokenValidator {
         f.debug_struct("SystemTokenValidator")
             .field("network", &self.network)
             .field("leeway", &self.leeway)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -180,6 +205,11 @@ pub struct Expiry {
 }
 
 impl Expiry {
+    #[cfg(test)]
+    pub(crate) fn new(expires: f64) -> Self {
+        Self { expires }
+    }
+
     /// The `expires` claim in Unix seconds (an integer or, from Node, a fraction).
     pub fn expires(&self) -> f64 {
         self.expires

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pingpull::clock::ManualClock;
-use pingpull::token::{self, Claims, SystemTokenValidator, TokenError};
+use pingpull::token::{self, Claims, SystemTokenValidator, TokenCache, TokenError};
 use pingpull::{Network, user_id::UserIdError};
 use proptest::prelude::*;
 
@@ -484,6 +484,95 @@ fn error_display_never_contains_the_token_or_key() {
             assert!(secret.is_empty() || !text.contains(secret), "{text}");
         }
     }
+}
+
+// ---- The verified-token cache -----------------------------------------------------------
+
+fn cached_validator(clock: &ManualClock) -> SystemTokenValidator {
+    SystemTokenValidator::new(network())
+        .clock(clock.clone())
+        .cache(Some(TokenCache::new(4)))
+}
+
+#[test]
+fn a_cached_token_still_expires_at_the_exact_second() {
+    let clock = ManualClock::at_unix(NOW);
+    let validator = cached_validator(&clock);
+    assert!(validator.validate(V3).is_ok());
+    clock.set(at(1_700_086_400));
+    assert!(validator.validate(V3).is_ok(), "valid at its expiry");
+    clock.set(at(1_700_086_401));
+    assert!(matches!(
+        validator.validate(V3),
+        Err(TokenError::Expired { .. })
+    ));
+}
+
+#[test]
+fn a_warm_cache_refuses_every_bit_flip_of_the_cached_token() {
+    let clock = ManualClock::at_unix(NOW);
+    let validator = cached_validator(&clock);
+    assert!(validator.validate(V3).is_ok());
+    for index in 0..V3.len() {
+        for bit in 0..8 {
+            let mut bytes = V3.as_bytes().to_vec();
+            bytes[index] ^= 1 << bit;
+            let mutated = String::from_utf8_lossy(&bytes);
+            assert!(
+                validator.validate(&mutated).is_err(),
+                "byte {index} bit {bit}"
+            );
+        }
+    }
+    assert!(validator.validate(V3).is_ok());
+}
+
+#[test]
+fn refused_tokens_are_never_cached() {
+    let clock = ManualClock::at_unix(NOW);
+    let validator = cached_validator(&clock);
+    let other = Network::new("other.fyre.co", "testkeytest").unwrap();
+    let foreign = token::system_token_at(&other, at(NOW), Duration::from_secs(60));
+    for _ in 0..2 {
+        assert!(matches!(
+            validator.validate(foreign.as_str()),
+            Err(TokenError::WrongNetwork { .. })
+        ));
+        assert_eq!(
+            validator.validate(&format!("{V3}x")),
+            Err(TokenError::BadSignature)
+        );
+    }
+    // Expired when first seen, so not remembered: a clock turned back verifies it again,
+    // and it is refused again once the clock moves past its expiry.
+    clock.set(at(1_700_086_401));
+    assert!(validator.validate(V3).is_err());
+    clock.set(at(NOW));
+    assert!(validator.validate(V3).is_ok());
+    clock.set(at(1_700_086_401));
+    assert!(validator.validate(V3).is_err());
+}
+
+#[test]
+fn the_cache_is_shared_by_clones_and_hidden_from_debug() {
+    let clock = ManualClock::at_unix(NOW);
+    let validator = cached_validator(&clock);
+    let clone = validator.clone().leeway(Duration::from_secs(5));
+    assert!(clone.validate(V3).is_ok());
+    clock.set(at(1_700_086_404));
+    assert!(
+        clone.validate(V3).is_ok(),
+        "leeway applies to cached tokens"
+    );
+    assert!(
+        validator.validate(V3).is_err(),
+        "without leeway it is expired"
+    );
+    let debug = format!("{validator:?}");
+    assert!(
+        debug.contains("TokenCache") && !debug.contains(&V3[40..]),
+        "{debug}"
+    );
 }
 
 // ---- Properties -----------------------------------------------------------------------

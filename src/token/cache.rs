@@ -1,0 +1,151 @@
+//! A bounded cache of verified system tokens.
+//!
+//! Livefyre reuses one system token for up to 24 hours, so most pulls carry a token
+//! already verified. A hit skips the HMAC (the one expensive step of validation) but
+//! still checks expiry against the current time.
+//!
+//! Design, for a cache that sits on a public endpoint:
+//! - only tokens that passed every check are inserted, so a forged or failed token can
+//!   never be answered from the cache (no poisoning);
+//! - the slot is chosen by a keyed hash (SipHash with per-cache random keys), so an
+//!   attacker cannot aim at a slot, and the cached token is compared with the presented
+//!   one in constant time, so lookup timing says nothing about a cached token's bytes;
+//! - a fixed number of slots, each holding one token: bounded memory, O(1) lookups, and
+//!   a collision simply evicts (the evicted token is verified again on its next use).
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use subtle::ConstantTimeEq;
+
+use super::Expiry;
+
+/// How many tokens a [`TokenCache`] holds unless told otherwise: far more than the one
+/// or two system tokens a network has live at a time.
+pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 64;
+
+/// A bounded cache of verified tokens and their expiry, shared by clones of a
+/// [`SystemTokenValidator`](super::SystemTokenValidator).
+///
+/// `Debug` shows only the capacity: cached tokens are secrets.
+pub struct TokenCache {
+    /// Keys of the slot hash, random per cache.
+    hasher: RandomState,
+    slots: RwLock<Box<[Option<Slot>]>>,
+}
+
+struct Slot {
+    token: Box<[u8]>,
+    expiry: Expiry,
+}
+
+impl TokenCache {
+    /// A cache of `capacity` slots (rounded up to a power of two, at least 1).
+    pub fn new(capacity: usize) -> Self {
+        let slots = capacity.max(1).next_power_of_two();
+        Self {
+            hasher: RandomState::new(),
+            slots: RwLock::new((0..slots).map(|_| None).collect()),
+        }
+    }
+
+    /// How many tokens the cache can hold.
+    pub fn capacity(&self) -> usize {
+        self.read().len()
+    }
+
+    /// The expiry of `token` if it is cached (so it was verified before).
+    pub(crate) fn get(&self, token: &str) -> Option<Expiry> {
+        let slots = self.read();
+        let slot = slots[self.index(token, slots.len())].as_ref()?;
+        // Lengths are not secret (tokens of one network have predictable lengths); the
+        // bytes are compared without an early exit.
+        if slot.token.len() == token.len() && bool::from(slot.token.ct_eq(token.as_bytes())) {
+            Some(slot.expiry)
+        } else {
+            None
+        }
+    }
+
+    /// Remembers a token that passed every check.
+    pub(crate) fn insert(&self, token: &str, expiry: Expiry) {
+        let mut slots = self.write();
+        let index = self.index(token, slots.len());
+        slots[index] = Some(Slot {
+            token: token.as_bytes().into(),
+            expiry,
+        });
+    }
+
+    fn index(&self, token: &str, slots: usize) -> usize {
+        // `slots` is a power of two; the low bits of SipHash are as good as any.
+        (self.hasher.hash_one(token.as_bytes()) as usize) & (slots - 1)
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Box<[Option<Slot>]>> {
+        // A panic while holding the lock cannot leave a slot half-written.
+        self.slots.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Box<[Option<Slot>]>> {
+        self.slots.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_TOKEN_CACHE_CAPACITY)
+    }
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("capacity", &self.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expiry(at: f64) -> Expiry {
+        Expiry::new(at)
+    }
+
+    #[test]
+    fn answers_only_the_exact_token_inserted() {
+        let cache = TokenCache::new(8);
+        cache.insert("aaa.bbb.ccc", expiry(10.0));
+        assert_eq!(cache.get("aaa.bbb.ccc"), Some(expiry(10.0)));
+        assert_eq!(cache.get("aaa.bbb.ccd"), None);
+        assert_eq!(cache.get("aaa.bbb.cc"), None);
+        assert_eq!(cache.get(""), None);
+    }
+
+    #[test]
+    fn stays_within_its_capacity() {
+        let cache = TokenCache::new(5);
+        assert_eq!(cache.capacity(), 8);
+        for n in 0..1000 {
+            cache.insert(&format!("token-{n}"), expiry(f64::from(n)));
+        }
+        let cached = (0..1000)
+            .filter(|n| cache.get(&format!("token-{n}")).is_some())
+            .count();
+        assert!((1..=8).contains(&cached), "{cached} tokens cached");
+        // The most recent insert is always there.
+        assert_eq!(cache.get("token-999"), Some(expiry(999.0)));
+    }
+
+    #[test]
+    fn debug_shows_no_token() {
+        let cache = TokenCache::new(2);
+        cache.insert("secret.token.bytes", expiry(1.0));
+        let debug = format!("{cache:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+    }
+}
