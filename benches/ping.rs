@@ -91,3 +91,23 @@ fn ping_new_user(bencher: divan::Bencher<'_, '_>) {
         })
         .bench_local_refs(|id| pinger.ping(id).unwrap());
 }
+
+/// Coalescing: 1,000,000 pings spread over 10,000 users, all pending at once.
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn coalesce_1m_pings_over_10k_users(bencher: divan::Bencher<'_, '_>) {
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let ids: Vec<String> = (0..10_000).map(|i| format!("user-{i}")).collect();
+    bencher
+        .with_inputs(|| idle_pinger(10_000))
+        .bench_local_values(|pinger| {
+            for round in 0..100 {
+                for id in &ids {
+                    pinger.ping(divan::black_box(id)).unwrap();
+                }
+                divan::black_box(round);
+            }
+            assert_eq!(pinger.stats().pending, 10_000);
+            pinger
+        });
+}

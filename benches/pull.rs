@@ -8,8 +8,9 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http::{Request, Response};
+use pingpull::pull::ProfileSource;
 use pingpull::pull::{InMemorySource, PullLayer};
-use pingpull::token::{self, SystemTokenValidator};
+use pingpull::token::{self, SystemTokenValidator, TokenCache};
 use pingpull::{Network, Profile};
 use tower::{Layer, ServiceExt, service_fn};
 
@@ -58,11 +59,14 @@ fn inner_service_alone(bencher: divan::Bencher<'_, '_>) {
     });
 }
 
-/// One valid pull through the layer (in-memory source, signing on).
-#[divan::bench]
-fn pull_through_layer(bencher: divan::Bencher<'_, '_>) {
+/// One valid pull through the layer (in-memory source), by token cache and signing.
+#[divan::bench(args = [(true, true), (false, true), (true, false)])]
+fn pull_through_layer(bencher: divan::Bencher<'_, '_>, (cache, sign): (bool, bool)) {
     let users: InMemorySource = [full_profile()].into_iter().collect();
-    let layer = PullLayer::new("/livefyre/pull?id={id}", network(), users).unwrap();
+    let layer = PullLayer::new("/livefyre/pull?id={id}", network(), users)
+        .unwrap()
+        .token_cache(if cache { 64 } else { 0 })
+        .sign_responses(sign);
     let service = layer.layer(service_fn(|_request: Request<()>| async {
         Ok::<_, Infallible>(Response::new(http_body_util::Full::new(Bytes::new())))
     }));
@@ -79,15 +83,65 @@ fn pull_through_layer(bencher: divan::Bencher<'_, '_>) {
     });
 }
 
+/// Token validation: no cache, a cache hit, a cache miss (verified and inserted), and a
+/// bad signature (refused after the HMAC; never cached).
+#[divan::bench(args = ["uncached", "hit", "miss", "bad_signature"])]
+fn validate_system_token(bencher: divan::Bencher<'_, '_>, case: &str) {
+    let network = network();
+    let cache = (case != "uncached").then(|| TokenCache::new(64));
+    let validator = SystemTokenValidator::new(network.clone()).cache(cache);
+    match case {
+        "miss" => {
+            // A different valid token each time: distinct lifetimes, distinct bytes.
+            let mut next = 0u64;
+            bencher
+                .with_inputs(|| {
+                    next += 1;
+                    let lifetime =
+                        token::SYSTEM_TOKEN_LIFETIME + std::time::Duration::from_secs(next);
+                    token::system_token_at(&network, std::time::SystemTime::now(), lifetime)
+                })
+                .bench_local_refs(|token| validator.validate(token.as_str()).unwrap());
+        }
+        "bad_signature" => {
+            let good = token::system_token(&network);
+            let bad = format!("{}A", &good.as_str()[..good.as_str().len() - 1]);
+            let bad = if bad == good.as_str() {
+                format!("{}B", &bad[..bad.len() - 1])
+            } else {
+                bad
+            };
+            bencher.bench_local(|| validator.validate(divan::black_box(&bad)).unwrap_err());
+        }
+        _ => {
+            let token = token::system_token(&network);
+            validator.validate(token.as_str()).unwrap();
+            bencher.bench_local(|| {
+                validator
+                    .validate(divan::black_box(token.as_str()))
+                    .unwrap()
+            });
+        }
+    }
+}
+
+/// What the in-memory source costs per pull: a lookup and a clone of the profile.
 #[divan::bench]
-fn validate_system_token(bencher: divan::Bencher<'_, '_>) {
-    let validator = SystemTokenValidator::new(network());
-    let token = token::system_token(&network());
+fn in_memory_source_load(bencher: divan::Bencher<'_, '_>) {
+    let users: InMemorySource = [full_profile()].into_iter().collect();
+    let runtime = runtime();
     bencher.bench_local(|| {
-        validator
-            .validate(divan::black_box(token.as_str()))
+        runtime
+            .block_on(users.load(divan::black_box("u1")))
             .unwrap()
     });
+}
+
+/// The check the layer makes before sending a profile.
+#[divan::bench]
+fn validate_full_profile(bencher: divan::Bencher<'_, '_>) {
+    let profile = full_profile();
+    bencher.bench_local(|| divan::black_box(&profile).validate().is_ok());
 }
 
 #[divan::bench]

@@ -223,6 +223,7 @@ impl EmulatorBuilder {
             max_queue: self.max_queue,
             pull_retries: self.pull_retries,
             max_pull_attempts: self.max_pull_attempts,
+            token: crate::token::ReusedToken::new(std::sync::Arc::new(crate::clock::SystemClock)),
         });
         let mut tasks = vec![tokio::spawn(server::serve(listener, shared.clone()))];
         for _ in 0..self.pull_concurrency {
@@ -462,6 +463,8 @@ pub(crate) struct Shared {
     max_queue: usize,
     pull_retries: RetrySchedule,
     max_pull_attempts: u32,
+    /// The token pulls carry: one for hours, as Livefyre's.
+    token: crate::token::ReusedToken,
 }
 
 impl Shared {

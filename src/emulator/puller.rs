@@ -11,7 +11,6 @@ use super::state::{PullRecord, now};
 use crate::Profile;
 use crate::http_client::{FetchError, Fetcher};
 use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
-use crate::token;
 
 /// Profiles larger than this are refused (a full one is under 1 KiB).
 const MAX_PROFILE_BYTES: usize = 1024 * 1024;
@@ -59,7 +58,7 @@ async fn pull(shared: &Shared, fetcher: &Fetcher, user_id: &str) -> (PullRecord,
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let lftoken = token::system_token(&shared.network);
+        let lftoken = shared.token.get(&shared.network);
         let url = template.url_for(user_id, lftoken.as_str());
         let fetched = fetcher
             .fetch(Method::GET, &url, shared.pull_timeout, MAX_PROFILE_BYTES)

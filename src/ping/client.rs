@@ -3,7 +3,7 @@
 //! the same client.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -12,10 +12,10 @@ use http::{Method, Request, StatusCode, Uri};
 
 use super::retry::parse_retry_after;
 use super::transport::{HyperTransport, Transport};
-use crate::clock::{Clock, SystemClock, unix_whole_seconds};
+use crate::clock::{Clock, SystemClock};
 use crate::http_client::describe;
 use crate::template::{PullUrlTemplate, TemplateError};
-use crate::token::{self, SYSTEM_TOKEN_LIFETIME, Token};
+use crate::token::ReusedToken;
 use crate::user_id::{self, UserIdError};
 use crate::{Network, percent};
 
@@ -32,7 +32,7 @@ pub struct LivefyreClient {
     base: Arc<str>,
     transport: Arc<dyn Transport>,
     timeout: Duration,
-    tokens: Arc<TokenCache>,
+    tokens: Arc<ReusedToken>,
 }
 
 impl LivefyreClient {
@@ -66,7 +66,7 @@ impl LivefyreClient {
             base: base.into(),
             transport: Arc::new(transport),
             timeout: DEFAULT_ATTEMPT_TIMEOUT,
-            tokens: Arc::new(TokenCache::new(Arc::new(SystemClock))),
+            tokens: Arc::new(ReusedToken::new(Arc::new(SystemClock))),
         })
     }
 
@@ -78,7 +78,7 @@ impl LivefyreClient {
 
     /// Reads "now" for the system token from `clock`.
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.tokens = Arc::new(TokenCache::new(Arc::new(clock)));
+        self.tokens = Arc::new(ReusedToken::new(Arc::new(clock)));
         self
     }
 
@@ -219,44 +219,6 @@ fn check_base_url(base_url: &str) -> Result<String, ConfigError> {
     Ok(base_url.trim_end_matches('/').to_owned())
 }
 
-/// The system token, signed once and reused until half its life has passed.
-struct TokenCache {
-    clock: Arc<dyn Clock>,
-    current: Mutex<Option<(Token, i64)>>,
-}
-
-impl TokenCache {
-    fn new(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            clock,
-            current: Mutex::new(None),
-        }
-    }
-
-    fn get(&self, network: &Network) -> Token {
-        let now = self.clock.now();
-        let now_secs = unix_whole_seconds(now);
-        let renew_after = i64::try_from(SYSTEM_TOKEN_LIFETIME.as_secs() / 2).unwrap_or(i64::MAX);
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        match &*current {
-            Some((token, issued))
-                if now_secs.saturating_sub(*issued) < renew_after && now_secs >= *issued =>
-            {
-                token.clone()
-            }
-            _ => {
-                let token = token::system_token_at(network, now, SYSTEM_TOKEN_LIFETIME);
-                *current = Some((token.clone(), now_secs));
-                token
-            }
-        }
-    }
-
-    fn clear(&self) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-}
-
 /// A misconfiguration found when building a client or Pinger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -326,7 +288,6 @@ impl std::error::Error for RequestError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
 
     #[test]
     fn base_urls_are_checked() {
@@ -356,17 +317,5 @@ mod tests {
                 Err(ConfigError::HttpsNeedsRustls)
             );
         }
-    }
-
-    #[test]
-    fn token_is_reused_then_renewed_after_half_its_life() {
-        let network = Network::new("example.fyre.co", "k").unwrap();
-        let clock = ManualClock::at_unix(1_700_000_000);
-        let cache = TokenCache::new(Arc::new(clock.clone()));
-        let first = cache.get(&network);
-        clock.advance(Duration::from_secs(43_199));
-        assert_eq!(cache.get(&network).as_str(), first.as_str());
-        clock.advance(Duration::from_secs(1));
-        assert_ne!(cache.get(&network).as_str(), first.as_str());
     }
 }

@@ -18,13 +18,14 @@ use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use subtle::ConstantTimeEq;
-
 use super::Expiry;
 
 /// How many tokens a [`TokenCache`] holds unless told otherwise: far more than the one
 /// or two system tokens a network has live at a time.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 64;
+
+/// How many trailing bytes pick a token's slot: an HS256 signature segment is 43.
+const HASHED_TAIL: usize = 48;
 
 /// A bounded cache of verified tokens and their expiry, shared by clones of a
 /// [`SystemTokenValidator`](super::SystemTokenValidator).
@@ -61,8 +62,9 @@ impl TokenCache {
         let slots = self.read();
         let slot = slots[self.index(token, slots.len())].as_ref()?;
         // Lengths are not secret (tokens of one network have predictable lengths); the
-        // bytes are compared without an early exit.
-        if slot.token.len() == token.len() && bool::from(slot.token.ct_eq(token.as_bytes())) {
+        // bytes are compared without an early exit (`constant_time_eq` returns false on
+        // a length mismatch, and otherwise reads every byte).
+        if constant_time_eq::constant_time_eq(&slot.token, token.as_bytes()) {
             Some(slot.expiry)
         } else {
             None
@@ -80,8 +82,12 @@ impl TokenCache {
     }
 
     fn index(&self, token: &str, slots: usize) -> usize {
-        // `slots` is a power of two; the low bits of SipHash are as good as any.
-        (self.hasher.hash_one(token.as_bytes()) as usize) & (slots - 1)
+        // Only the tail is hashed: it holds the signature, which differs between any two
+        // tokens, and a collision costs one HMAC, never a wrong answer (the whole token
+        // is compared). `slots` is a power of two; SipHash's low bits are as good as any.
+        let bytes = token.as_bytes();
+        let tail = &bytes[bytes.len().saturating_sub(HASHED_TAIL)..];
+        (self.hasher.hash_one(tail) as usize) & (slots - 1)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, Box<[Option<Slot>]>> {

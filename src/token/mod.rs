@@ -34,6 +34,8 @@ mod build;
 mod cache;
 mod error;
 pub(crate) mod jws;
+#[cfg(feature = "ping")]
+mod reuse;
 mod validate;
 
 use std::fmt;
@@ -42,6 +44,8 @@ use std::time::{Duration, SystemTime};
 pub use build::{Claims, system_token_at, user_auth_token_at};
 pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, TokenCache};
 pub use error::TokenError;
+#[cfg(feature = "ping")]
+pub(crate) use reuse::ReusedToken;
 pub use validate::{Expiry, SystemTokenValidator};
 
 use crate::Network;

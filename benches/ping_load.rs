@@ -1,0 +1,237 @@
+//! Load benchmark of ping delivery into the emulator (issue targets P5, P6).
+//!
+//! ```sh
+//! cargo bench --bench ping_load
+//! ```
+//!
+//! Everything runs in this process on one 2-worker tokio runtime, over 127.0.0.1:
+//! - P5 (throughput): a Pinger pings `PING_USERS` distinct users (default 50,000) as fast
+//!   as `ping` returns; the emulator (no Pull URL, so it only records pings) answers.
+//!   Pings per second = users / time until the Pinger's `succeeded` reaches them all.
+//! - P6 (latency): a Pull endpoint (the layer, in-memory source, served by hyper) is
+//!   registered with the emulator; `P6_RATE` new users per second (default 1,000) are
+//!   pinged for `P6_SECONDS` (default 10); for each, the time from `ping()` to the
+//!   emulator storing the pulled profile. Percentiles over all users.
+//!
+//! `LOAD_RUNS` (default 3) runs of each; medians and min–max are printed.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use pingpull::Network;
+use pingpull::emulator::Emulator;
+use pingpull::ping::Pinger;
+use pingpull::pull::{InMemorySource, PullLayer};
+use tower::{Layer, service_fn};
+
+#[allow(dead_code, unused_imports)] // only the demo users are needed here
+#[path = "../examples/common/mod.rs"]
+mod common;
+
+fn main() {
+    let runs = env_number("LOAD_RUNS", 3);
+    let users = env_number("PING_USERS", 50_000);
+    let concurrency = env_number("PING_CONCURRENCY", 32);
+    let rate = env_number("P6_RATE", 1_000);
+    let seconds = env_number("P6_SECONDS", 10);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    println!(
+        "ping_load: {runs} runs; P5 {users} users, Pinger concurrency {concurrency}; P6 {rate} users/s for {seconds} s"
+    );
+
+    let mut p5 = Vec::new();
+    for run in 0..runs {
+        let per_second = runtime.block_on(throughput(run, users, concurrency));
+        println!("  P5 run {run}: {per_second:.0} pings/s delivered");
+        p5.push(per_second);
+    }
+    let mut p6 = Vec::new();
+    for run in 0..runs {
+        let latencies = runtime.block_on(latency(run, rate, seconds, concurrency));
+        let (p50, p99, max) = (
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 1.0),
+        );
+        println!(
+            "  P6 run {run}: {} users, ping → remote profile p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
+            latencies.len()
+        );
+        p6.push(p99);
+    }
+    println!(
+        "P5: median {:.0} pings/s (min {:.0}, max {:.0})",
+        median(&p5),
+        min(&p5),
+        max(&p5)
+    );
+    println!(
+        "P6: median p99 {:.2} ms (min {:.2}, max {:.2})",
+        median(&p6),
+        min(&p6),
+        max(&p6)
+    );
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+fn network() -> Network {
+    Network::new("example.fyre.co", "testkeytest").expect("a valid network")
+}
+
+/// P5: distinct users pinged at once; seconds until every one was answered 2xx.
+async fn throughput(run: u64, users: u64, concurrency: u64) -> f64 {
+    let emulator = Emulator::builder(network())
+        .max_queue(usize::try_from(users).unwrap_or(usize::MAX) + 1)
+        .start()
+        .await
+        .expect("the emulator starts");
+    let pinger = Pinger::builder(network())
+        .base_url(emulator.base_url())
+        .concurrency(usize::try_from(concurrency).unwrap_or(8))
+        .max_pending(usize::try_from(users).unwrap_or(usize::MAX))
+        .spawn()
+        .expect("the Pinger starts");
+    let ids: Vec<String> = (0..users).map(|n| format!("p5-{run}-{n}")).collect();
+    let started = Instant::now();
+    for id in &ids {
+        pinger.ping(id).expect("room for every user");
+    }
+    while pinger.stats().succeeded < users {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = started.elapsed();
+    let stats = pinger.stats();
+    assert_eq!(stats.given_up, 0, "no user may be given up: {stats:?}");
+    assert_eq!(emulator.pings_received(&ids[0]), 1);
+    let _ = pinger.shutdown(Duration::from_secs(1)).await;
+    users as f64 / elapsed.as_secs_f64()
+}
+
+/// P6: `rate` new users per second for `seconds`; ping → profile stored, in ms.
+async fn latency(run: u64, rate: u64, seconds: u64, concurrency: u64) -> Vec<f64> {
+    let total = rate * seconds;
+    let ids: Vec<String> = (0..total).map(|n| format!("p6-{run}-{n}")).collect();
+    // The examples' full profile, under each id.
+    let template = common::demo_users().get("u1").expect("demo user u1");
+    let users: InMemorySource = ids
+        .iter()
+        .map(|id| {
+            let mut profile = template.clone();
+            profile.id.clone_from(id);
+            profile
+        })
+        .collect();
+    let pull_addr = serve_pull(users).await;
+    let emulator = Emulator::builder(network())
+        .pull_url(&format!("http://{pull_addr}/livefyre/pull?id={{id}}"))
+        .expect("an absolute template")
+        .pull_concurrency(usize::try_from(concurrency).unwrap_or(8))
+        .start()
+        .await
+        .expect("the emulator starts");
+    let pinger = Pinger::builder(network())
+        .base_url(emulator.base_url())
+        .concurrency(usize::try_from(concurrency).unwrap_or(8))
+        .spawn()
+        .expect("the Pinger starts");
+
+    let mut pinged_at = Vec::with_capacity(ids.len());
+    let mut tick =
+        tokio::time::interval(Duration::from_secs(1) / u32::try_from(rate).unwrap_or(1000));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for id in &ids {
+        tick.tick().await;
+        pinged_at.push(unix_seconds(SystemTime::now()));
+        pinger.ping(id).expect("room for every user");
+    }
+    let mut latencies = Vec::with_capacity(ids.len());
+    for (id, pinged) in ids.iter().zip(pinged_at) {
+        emulator
+            .wait_for_profile(id, Duration::from_secs(30), |_| true)
+            .await
+            .expect("every profile arrives");
+        let updated = emulator
+            .user(id)
+            .and_then(|user| user.updated_at)
+            .expect("a stored profile has a time");
+        latencies.push((updated - pinged) * 1e3);
+    }
+    let _ = pinger.shutdown(Duration::from_secs(1)).await;
+    latencies.sort_by(f64::total_cmp);
+    latencies
+}
+
+/// The Pull endpoint on hyper, as in `examples/hyper.rs`; runs until the runtime stops.
+async fn serve_pull(users: InMemorySource) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("a local address");
+    let layer = PullLayer::new("/livefyre/pull?id={id}", network(), users).expect("a template");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = TowerToHyperService::new(layer.layer(service_fn(not_found)));
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn not_found(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    Ok(response)
+}
+
+fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
+}
+
+/// `sorted` ascending; `q` in 0..=1 (nearest rank).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    percentile(&sorted, 0.5)
+}
+
+fn min(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}

@@ -1,0 +1,316 @@
+//! Load benchmark of the Pull endpoint against a bare hyper server (issue targets P1, P2).
+//!
+//! ```sh
+//! sudo apt-get install -y wrk      # the load generator, from Debian's packages
+//! cargo bench --bench pull_load
+//! ```
+//!
+//! Both servers are the same hyper 1 HTTP/1.1 server on a 2-worker tokio runtime, bound
+//! to 127.0.0.1 on a port of their own, and answer the same profile bytes:
+//! - `bare`: a service that returns the bytes, checking nothing;
+//! - `pull`: [`PullLayer`] with an in-memory source, signing on, as in `examples/hyper.rs`.
+//!
+//! wrk drives each in turn (A/B alternating, `LOAD_RUNS` pairs of `LOAD_SECONDS` each,
+//! `-t2 -c64`), first with one token repeated (P1: the verified-token cache hits), then
+//! cycling through 10,000 distinct valid tokens (P2: every request verifies an HMAC;
+//! the cache holds 64). The bare server gets the very same requests, so wrk's own cost
+//! is the same on both sides. Every server is stopped before the next run starts.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use pingpull::Network;
+use pingpull::pull::{InMemorySource, PullLayer};
+use pingpull::token;
+use tower::{Layer, service_fn};
+
+#[allow(dead_code, unused_imports)] // only the demo users are needed here
+#[path = "../examples/common/mod.rs"]
+mod common;
+
+/// Distinct tokens for P2: far more than the cache holds, so none is found there.
+const DISTINCT_TOKENS: u64 = 10_000;
+
+fn main() {
+    if Command::new("wrk").arg("--version").output().is_err() {
+        eprintln!("wrk is not installed: sudo apt-get install -y wrk");
+        std::process::exit(2);
+    }
+    let runs = env_number("LOAD_RUNS", 5);
+    let seconds = env_number("LOAD_SECONDS", 5);
+    let connections = env_number("LOAD_CONNECTIONS", 64);
+    let work = tempdir();
+
+    let network = Network::new("example.fyre.co", "testkeytest").expect("a valid network");
+    let profile = common::demo_users().get("u1").expect("demo user u1");
+    let body = Bytes::from(profile.to_json());
+    let users: InMemorySource = [profile].into_iter().collect();
+    let layer =
+        PullLayer::new("/livefyre/pull?id={id}", network.clone(), users).expect("a valid template");
+
+    let now = SystemTime::now();
+    let one_token = token::system_token_at(&network, now, token::SYSTEM_TOKEN_LIFETIME);
+    let repeated = work.join("repeated.lua");
+    write_script(&repeated, &[path_for(one_token.as_str())]);
+    let fresh = work.join("fresh.lua");
+    let paths: Vec<String> = (0..DISTINCT_TOKENS)
+        .map(|n| {
+            let lifetime = token::SYSTEM_TOKEN_LIFETIME + Duration::from_secs(n);
+            path_for(token::system_token_at(&network, now, lifetime).as_str())
+        })
+        .collect();
+    write_script(&fresh, &paths);
+
+    println!(
+        "pull_load: {runs} A/B pairs of {seconds} s, wrk -t2 -c{connections}, body {} bytes, {} cores",
+        body.len(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let settings = Settings { connections };
+    let mut targets = Vec::new();
+    for (name, script) in [("P1 repeated token", &repeated), ("P2 fresh token", &fresh)] {
+        // Warm both servers' code paths and the kernel before measuring.
+        settings.run(Server::Bare(body.clone()), script, 1);
+        settings.run(Server::Pull(layer.clone()), script, 1);
+        let mut bare = Vec::new();
+        let mut pull = Vec::new();
+        for _ in 0..runs {
+            bare.push(settings.run(Server::Bare(body.clone()), script, seconds));
+            pull.push(settings.run(Server::Pull(layer.clone()), script, seconds));
+        }
+        report(name, &bare, &pull);
+        targets.push((name, ratio_of_medians(&bare, &pull)));
+    }
+    for (name, ratio) in targets {
+        println!("{name}: pull/bare = {ratio:.3}");
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+struct Settings {
+    connections: u64,
+}
+
+enum Server {
+    Bare(Bytes),
+    Pull(PullLayer),
+}
+
+/// What one wrk run measured.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    requests_per_second: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+impl Settings {
+    /// Starts `server` on a runtime of its own, drives it with wrk, stops it.
+    fn run(&self, server: Server, script: &Path, seconds: u64) -> Measured {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let addr = runtime.block_on(start(server));
+        let output = Command::new("wrk")
+            .args(["-t2", &format!("-c{}", self.connections)])
+            .arg(format!("-d{seconds}s"))
+            .arg("--latency")
+            .arg("-s")
+            .arg(script)
+            .arg(format!("http://{addr}"))
+            .output()
+            .expect("wrk runs");
+        // Stops the accept loop and every connection task.
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && !text.contains("Non-2xx"),
+            "wrk failed or saw errors:\n{text}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        parse_wrk(&text)
+    }
+}
+
+async fn start(server: Server) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("a local address");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let io = TokioIo::new(stream);
+            let http = hyper::server::conn::http1::Builder::new();
+            match &server {
+                Server::Bare(body) => {
+                    let body = body.clone();
+                    let service = service_fn(move |_request: Request<Incoming>| {
+                        let body = body.clone();
+                        async move {
+                            let mut response = Response::new(Full::new(body));
+                            response.headers_mut().insert(
+                                http::header::CONTENT_TYPE,
+                                http::HeaderValue::from_static("application/json"),
+                            );
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let service = TowerToHyperService::new(service);
+                    tokio::spawn(async move {
+                        let _ = http.serve_connection(io, service).await;
+                    });
+                }
+                Server::Pull(layer) => {
+                    let service = layer.layer(service_fn(not_found));
+                    let service = TowerToHyperService::new(service);
+                    tokio::spawn(async move {
+                        let _ = http.serve_connection(io, service).await;
+                    });
+                }
+            }
+        }
+    });
+    addr
+}
+
+async fn not_found(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    Ok(response)
+}
+
+fn path_for(token: &str) -> String {
+    // Base64url and dots need no escaping in a query.
+    format!("/livefyre/pull?id=u1&lftoken={token}")
+}
+
+/// A wrk script cycling through `paths`, one per request.
+fn write_script(file: &Path, paths: &[String]) {
+    let mut lua = String::from("local paths = {\n");
+    for path in paths {
+        lua.push_str(&format!("  \"{path}\",\n"));
+    }
+    lua.push_str(
+        "}\nlocal i = 0\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\n",
+    );
+    std::fs::write(file, lua).expect("write the wrk script");
+}
+
+fn parse_wrk(text: &str) -> Measured {
+    let mut measured = Measured {
+        requests_per_second: f64::NAN,
+        p50_us: f64::NAN,
+        p99_us: f64::NAN,
+    };
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("Requests/sec:"), Some(value)) => {
+                measured.requests_per_second = value.parse().unwrap_or(f64::NAN);
+            }
+            (Some("50%"), Some(value)) => measured.p50_us = micros(value),
+            (Some("99%"), Some(value)) => measured.p99_us = micros(value),
+            _ => {}
+        }
+    }
+    measured
+}
+
+/// wrk's durations: `812.00us`, `1.23ms`, `2.00s`.
+fn micros(value: &str) -> f64 {
+    let split = value
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => number,
+        "ms" => number * 1e3,
+        "s" => number * 1e6,
+        _ => f64::NAN,
+    }
+}
+
+fn report(name: &str, bare: &[Measured], pull: &[Measured]) {
+    println!("\n{name}");
+    println!(
+        "  {:<6} {:>12} {:>12} {:>12} {:>10} {:>10}",
+        "server", "req/s med", "req/s min", "req/s max", "p50 µs", "p99 µs"
+    );
+    for (label, runs) in [("bare", bare), ("pull", pull)] {
+        let rps: Vec<f64> = runs.iter().map(|m| m.requests_per_second).collect();
+        let p50: Vec<f64> = runs.iter().map(|m| m.p50_us).collect();
+        let p99: Vec<f64> = runs.iter().map(|m| m.p99_us).collect();
+        println!(
+            "  {label:<6} {:>12.0} {:>12.0} {:>12.0} {:>10.0} {:>10.0}",
+            median(&rps),
+            min(&rps),
+            max(&rps),
+            median(&p50),
+            median(&p99)
+        );
+    }
+    let pairs: Vec<f64> = bare
+        .iter()
+        .zip(pull)
+        .map(|(b, p)| p.requests_per_second / b.requests_per_second)
+        .collect();
+    println!(
+        "  ratio pull/bare: median of runs {:.3} (per pair min {:.3}, max {:.3})",
+        ratio_of_medians(bare, pull),
+        min(&pairs),
+        max(&pairs)
+    );
+}
+
+fn ratio_of_medians(bare: &[Measured], pull: &[Measured]) -> f64 {
+    let bare: Vec<f64> = bare.iter().map(|m| m.requests_per_second).collect();
+    let pull: Vec<f64> = pull.iter().map(|m| m.requests_per_second).collect();
+    median(&pull) / median(&bare)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn min(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pingpull-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
