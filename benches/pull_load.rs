@@ -13,8 +13,9 @@
 //! wrk drives each in turn (A/B alternating, `LOAD_RUNS` pairs of `LOAD_SECONDS` each,
 //! `-t2 -c64`), first with one token repeated (P1: the verified-token cache hits), then
 //! cycling through 10,000 distinct valid tokens (P2: every request verifies an HMAC;
-//! the cache holds 64). The bare server gets the very same requests, so wrk's own cost
-//! is the same on both sides. Every server is stopped before the next run starts.
+//! the cache holds 64), then once more with one token and `sign_responses(false)` (what
+//! `X-Profile-Signature` costs). The bare server gets the very same requests, so wrk's
+//! own cost is the same on both sides. Every server is stopped before the next run.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -77,7 +78,12 @@ fn main() {
     );
     let settings = Settings { connections };
     let mut targets = Vec::new();
-    for (name, script) in [("P1 repeated token", &repeated), ("P2 fresh token", &fresh)] {
+    let unsigned = layer.clone().sign_responses(false);
+    for (name, script, layer) in [
+        ("P1 repeated token", &repeated, &layer),
+        ("P2 fresh token", &fresh, &layer),
+        ("repeated token, signing off", &repeated, &unsigned),
+    ] {
         // Warm both servers' code paths and the kernel before measuring.
         settings.run(Server::Bare(body.clone()), script, 1);
         settings.run(Server::Pull(layer.clone()), script, 1);
