@@ -536,7 +536,8 @@ impl Drop for Workers {
     }
 }
 
-/// About 30 % 5xx, resets and hangs past the workers' attempt timeout; the rest 200.
+/// About 30 % 5xx, resets and hangs past the workers' attempt timeout; the rest 200
+/// after up to 200 ms.
 fn fault(seed: u64, request: &Received) -> Reply {
     let Some(user) = &request.user else {
         return Reply::status(404);
@@ -546,7 +547,8 @@ fn fault(seed: u64, request: &Received) -> Reply {
         10..=14 => Reply::reset(),
         15..=24 => Reply::status(500).after(Duration::from_millis(500)),
         25..=29 => Reply::status(429).retry_after("1"),
-        _ => Reply::status(200),
+        // Answers take a while, so changes often land while a request is in flight.
+        n => Reply::status(200).after(Duration::from_millis(n * 2)),
     }
 }
 
