@@ -11,6 +11,9 @@ pub mod emulator;
 #[cfg(feature = "ping")]
 mod http_client;
 mod network;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod outbox;
 mod percent;
 #[cfg(feature = "ping")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ping")))]

@@ -45,7 +45,9 @@ mod hook;
 mod pinger;
 mod queue;
 mod retry;
+pub(crate) mod rules;
 mod transport;
+pub(crate) mod worker;
 
 pub use client::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, RequestError};
 pub use events::{Failure, PingEvent, PingStats};
@@ -54,4 +56,5 @@ pub use pinger::{PingError, Pinger, PingerBuilder, ShutdownReport};
 #[cfg(feature = "emulator")]
 pub(crate) use retry::XorShift;
 pub use retry::{RetrySchedule, parse_retry_after};
+pub use rules::{Outcome, Settled};
 pub use transport::{HyperTransport, Transport};

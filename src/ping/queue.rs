@@ -6,10 +6,17 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
+use std::convert::Infallible;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
 use tokio::time::Instant;
+
+use super::rules::{Outcome, Settled};
+use super::worker::{PingQueue, lock};
 
 /// What `ping` did with a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,30 +27,6 @@ pub(crate) enum Enqueued {
     Coalesced,
     /// In flight: one more request will follow this one.
     Rearmed,
-}
-
-/// How an attempt ended, as the queue needs to know it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Attempt {
-    /// Livefyre answered 2xx.
-    Delivered,
-    /// A passing fault: try again after this delay.
-    RetryAfter(Duration),
-    /// A permanent refusal: stop trying (unless re-pinged meanwhile).
-    GiveUp,
-    /// The network refused our token: keep the user, try again after this delay.
-    Hold(Duration),
-}
-
-/// What became of a user after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum After {
-    /// Done: no more requests for this user.
-    Done,
-    /// Waiting for another attempt (a retry, or a fresh request after a re-ping).
-    Waiting,
-    /// Given up (too old or refused); reported, not retried.
-    GivenUp,
 }
 
 #[derive(Debug)]
@@ -135,12 +118,12 @@ impl Queue {
     pub(crate) fn finish(
         &mut self,
         user: &Arc<str>,
-        attempt: Attempt,
+        attempt: Outcome,
         now: Instant,
         max_age: Duration,
-    ) -> After {
+    ) -> Settled {
         let Some(entry) = self.users.get_mut(user) else {
-            return After::Done;
+            return Settled::Done;
         };
         if entry.in_flight {
             entry.in_flight = false;
@@ -148,33 +131,33 @@ impl Queue {
         }
         let rearmed = std::mem::take(&mut entry.rearmed);
         let (due, after) = match attempt {
-            Attempt::Delivered if !rearmed => {
+            Outcome::Delivered if !rearmed => {
                 self.users.remove(user);
-                return After::Done;
+                return Settled::Done;
             }
             // Re-pinged during the request: the answer may predate the change, so one
             // more request follows.
-            Attempt::Delivered => {
+            Outcome::Delivered => {
                 entry.attempts = 0;
-                (now + self.debounce, After::Waiting)
+                (now + self.debounce, Settled::Waiting)
             }
-            Attempt::GiveUp if !rearmed => {
+            Outcome::GiveUp if !rearmed => {
                 self.users.remove(user);
-                return After::GivenUp;
+                return Settled::GivenUp;
             }
-            Attempt::GiveUp => {
+            Outcome::GiveUp => {
                 entry.attempts = 0;
-                (now + self.debounce, After::Waiting)
+                (now + self.debounce, Settled::Waiting)
             }
-            Attempt::RetryAfter(delay) => {
+            Outcome::RetryAfter(delay) => {
                 entry.attempts += 1;
                 if now.saturating_duration_since(entry.last_pinged) + delay > max_age {
                     self.users.remove(user);
-                    return After::GivenUp;
+                    return Settled::GivenUp;
                 }
-                (now + delay, After::Waiting)
+                (now + delay, Settled::Waiting)
             }
-            Attempt::Hold(delay) => (now + delay, After::Waiting),
+            Outcome::Hold(delay) => (now + delay, Settled::Waiting),
         };
         entry.generation = entry.generation.wrapping_add(1);
         entry.due = due;
@@ -245,6 +228,76 @@ impl Queue {
     }
 }
 
+/// The in-memory pending set as the worker sees it (claim/settle), and as
+/// `Pinger::ping` sees it (a plain lock around [`Queue`], no future, no dispatch).
+pub(crate) struct MemoryQueue {
+    queue: Mutex<Queue>,
+    max_age: Duration,
+    /// Cleared by `shutdown`: new pings are refused.
+    pub(crate) accepting: AtomicBool,
+}
+
+impl MemoryQueue {
+    pub(crate) fn new(queue: Queue, max_age: Duration) -> Self {
+        Self {
+            queue: Mutex::new(queue),
+            max_age,
+            accepting: AtomicBool::new(true),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Queue> {
+        lock(&self.queue)
+    }
+}
+
+impl PingQueue for MemoryQueue {
+    /// The user and its failed attempts so far.
+    type Claim = (Arc<str>, u32);
+    type Error = Infallible;
+
+    fn user_id(claim: &Self::Claim) -> &str {
+        &claim.0
+    }
+
+    fn attempts(claim: &Self::Claim) -> u32 {
+        claim.1
+    }
+
+    async fn claim_due(&self, limit: usize) -> Result<Vec<Self::Claim>, Infallible> {
+        let now = Instant::now();
+        let mut queue = self.lock();
+        let mut claims = Vec::new();
+        while claims.len() < limit {
+            let Some(user) = queue.start_due(now) else {
+                break;
+            };
+            let attempts = queue.attempts(&user);
+            claims.push((user, attempts));
+        }
+        Ok(claims)
+    }
+
+    async fn settle(&self, claim: &Self::Claim, outcome: Outcome) -> Result<Settled, Infallible> {
+        Ok(self
+            .lock()
+            .finish(&claim.0, outcome, Instant::now(), self.max_age))
+    }
+
+    async fn next_due(&self) -> Result<Option<Instant>, Infallible> {
+        Ok(self.lock().next_due())
+    }
+
+    async fn release_held(&self) -> Result<(), Infallible> {
+        self.lock().make_all_due_by(Instant::now());
+        Ok(())
+    }
+
+    fn is_drained(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,7 +318,7 @@ mod tests {
         assert_eq!(q.start_due(now).as_deref(), Some("u1"));
         assert_eq!(q.start_due(now), None);
         let user = Arc::from("u1");
-        assert_eq!(q.finish(&user, Attempt::Delivered, now, DAY), After::Done);
+        assert_eq!(q.finish(&user, Outcome::Delivered, now, DAY), Settled::Done);
         assert!(q.is_empty());
     }
 
@@ -278,11 +331,14 @@ mod tests {
         assert_eq!(q.ping("u1", now), Ok(Enqueued::Rearmed));
         assert_eq!(q.ping("u1", now), Ok(Enqueued::Rearmed));
         assert_eq!(
-            q.finish(&user, Attempt::Delivered, now, DAY),
-            After::Waiting
+            q.finish(&user, Outcome::Delivered, now, DAY),
+            Settled::Waiting
         );
         let again = q.start_due(now).unwrap();
-        assert_eq!(q.finish(&again, Attempt::Delivered, now, DAY), After::Done);
+        assert_eq!(
+            q.finish(&again, Outcome::Delivered, now, DAY),
+            Settled::Done
+        );
         assert!(q.is_empty());
     }
 
@@ -293,9 +349,9 @@ mod tests {
         q.ping("u1", now).unwrap();
         let user = q.start_due(now).unwrap();
         q.ping("u1", now).unwrap();
-        assert_eq!(q.finish(&user, Attempt::GiveUp, now, DAY), After::Waiting);
+        assert_eq!(q.finish(&user, Outcome::GiveUp, now, DAY), Settled::Waiting);
         let user = q.start_due(now).unwrap();
-        assert_eq!(q.finish(&user, Attempt::GiveUp, now, DAY), After::GivenUp);
+        assert_eq!(q.finish(&user, Outcome::GiveUp, now, DAY), Settled::GivenUp);
     }
 
     #[test]
@@ -305,8 +361,8 @@ mod tests {
         q.ping("u1", now).unwrap();
         let user = q.start_due(now).unwrap();
         assert_eq!(
-            q.finish(&user, Attempt::RetryAfter(Duration::from_secs(5)), now, DAY),
-            After::Waiting
+            q.finish(&user, Outcome::RetryAfter(Duration::from_secs(5)), now, DAY),
+            Settled::Waiting
         );
         assert_eq!(q.attempts("u1"), 1);
         assert_eq!(q.start_due(now + Duration::from_secs(4)), None);
@@ -324,11 +380,11 @@ mod tests {
         assert_eq!(
             q.finish(
                 &user,
-                Attempt::RetryAfter(Duration::from_secs(20)),
+                Outcome::RetryAfter(Duration::from_secs(20)),
                 later,
                 Duration::from_secs(60)
             ),
-            After::GivenUp
+            Settled::GivenUp
         );
         // A recent ping keeps the user alive.
         q.ping("u2", start).unwrap();
@@ -337,11 +393,11 @@ mod tests {
         assert_eq!(
             q.finish(
                 &user,
-                Attempt::RetryAfter(Duration::from_secs(20)),
+                Outcome::RetryAfter(Duration::from_secs(20)),
                 later,
                 Duration::from_secs(60)
             ),
-            After::Waiting
+            Settled::Waiting
         );
     }
 
@@ -372,8 +428,8 @@ mod tests {
         q.ping("u2", now).unwrap();
         let u = q.start_due(now).unwrap();
         assert_eq!(
-            q.finish(&u, Attempt::Hold(Duration::from_secs(60)), now, DAY),
-            After::Waiting
+            q.finish(&u, Outcome::Hold(Duration::from_secs(60)), now, DAY),
+            Settled::Waiting
         );
         assert_eq!(q.attempts(&u), 0, "a held user is not retrying");
         q.make_all_due_by(now);

@@ -1,0 +1,139 @@
+//! Delivery throughput, in one run: the in-memory Pinger against the PostgreSQL outbox,
+//! both sending to the same fast local server (answers 200 at once) on 127.0.0.1.
+//!
+//! ```sh
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench outbox
+//! ```
+//!
+//! Prints the median users delivered per second over a few rounds of each. Without
+//! DATABASE_URL it says so and measures only the Pinger. It works in a schema of its
+//! own and drops it.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+use hyper_util::rt::TokioIo;
+use pingpull::Network;
+use pingpull::outbox::{OutboxTable, OutboxWorker};
+use pingpull::ping::Pinger;
+use sqlx::PgPool;
+
+const USERS: usize = 2_000;
+const ROUNDS: usize = 5;
+const CONCURRENCY: usize = 16;
+
+fn network() -> Network {
+    Network::new("example.fyre.co", "testkeytest").unwrap()
+}
+
+/// A Livefyre that answers 200 to everything, at once.
+async fn fast_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn pinger_round(base_url: &str, round: usize) -> f64 {
+    let pinger = Pinger::builder(network())
+        .base_url(base_url)
+        .concurrency(CONCURRENCY)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    for i in 0..USERS {
+        pinger.ping(&format!("r{round}u{i}")).unwrap();
+    }
+    while pinger.stats().succeeded < USERS as u64 {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let elapsed = start.elapsed();
+    pinger.shutdown(Duration::from_secs(1)).await;
+    USERS as f64 / elapsed.as_secs_f64()
+}
+
+async fn outbox_round(pool: &PgPool, table: &OutboxTable, base_url: &str, round: usize) -> f64 {
+    // The rows are committed before the worker starts: this measures delivery only.
+    let mut tx = pool.begin().await.unwrap();
+    for i in 0..USERS {
+        table
+            .enqueue(&mut *tx, &format!("r{round}u{i}"))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let start = Instant::now();
+    let worker = OutboxWorker::builder(network(), pool.clone(), table.clone())
+        .base_url(base_url)
+        .concurrency(CONCURRENCY)
+        .poll_every(Duration::from_millis(10))
+        .spawn()
+        .unwrap();
+    while worker.stats().succeeded < USERS as u64 {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let elapsed = start.elapsed();
+    worker.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(table.pending(pool).await.unwrap(), 0);
+    USERS as f64 / elapsed.as_secs_f64()
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let base_url = fast_server().await;
+        let mut pinger = Vec::new();
+        for round in 0..ROUNDS {
+            pinger.push(pinger_round(&base_url, round).await);
+        }
+        println!(
+            "in-memory Pinger: median {:.0} users/s ({USERS} users, concurrency {CONCURRENCY}, {ROUNDS} rounds: {:.0?})",
+            median(pinger.clone()),
+            pinger
+        );
+        let Ok(url) = std::env::var("DATABASE_URL") else {
+            println!("outbox: skipped (set DATABASE_URL to measure it)");
+            return;
+        };
+        let pool = PgPool::connect(&url).await.unwrap();
+        let schema = format!("pingpull_bench_{}", std::process::id());
+        let table = OutboxTable::new(&schema, "outbox").unwrap();
+        table.create(&pool).await.unwrap();
+        let mut outbox = Vec::new();
+        for round in 0..ROUNDS {
+            outbox.push(outbox_round(&pool, &table, &base_url, round).await);
+        }
+        sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+            .execute(&pool)
+            .await
+            .unwrap();
+        println!(
+            "PostgreSQL outbox: median {:.0} users/s ({USERS} users, concurrency {CONCURRENCY}, {ROUNDS} rounds: {:.0?})",
+            median(outbox.clone()),
+            outbox
+        );
+    });
+}

@@ -1,0 +1,118 @@
+//! The outbox table as the delivery worker sees it: claim due rows under a lease, settle
+//! each claim, fenced by its lease token.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::time::Instant;
+
+use super::table::{OutboxClaim, OutboxError, OutboxTable};
+use crate::ping::worker::{PingQueue, lock};
+use crate::ping::{Outcome, Settled};
+
+pub(crate) struct PgQueue {
+    pub(crate) pool: PgPool,
+    pub(crate) table: OutboxTable,
+    /// This worker's name in `lease_owner`.
+    pub(crate) owner: String,
+    pub(crate) lease: Duration,
+    pub(crate) max_age: Duration,
+    /// Claims being delivered now: user id to lease token.
+    pub(crate) in_flight: Mutex<HashMap<String, i64>>,
+    /// Rows in the table at the last look.
+    pub(crate) pending: AtomicU64,
+}
+
+impl PgQueue {
+    /// Gives up the leases of claims still in flight (abandoned at a shutdown deadline),
+    /// so other workers take those users at once; returns their ids, sorted.
+    pub(crate) async fn abandon_in_flight(&self) -> Vec<String> {
+        let abandoned: Vec<(String, i64)> = lock(&self.in_flight).drain().collect();
+        if abandoned.is_empty() {
+            return Vec::new();
+        }
+        let leases: Vec<i64> = abandoned.iter().map(|(_, lease)| *lease).collect();
+        let released = match self.pool.acquire().await {
+            Ok(mut connection) => self.table.release_leases(&mut connection, &leases).await,
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = released {
+            tracing::event!(target: "pingpull::outbox", tracing::Level::WARN, %error, "could not release the leases of abandoned deliveries; they run out on their own");
+        }
+        let mut users: Vec<String> = abandoned.into_iter().map(|(user, _)| user).collect();
+        users.sort_unstable();
+        users
+    }
+}
+
+impl PingQueue for PgQueue {
+    type Claim = OutboxClaim;
+    type Error = OutboxError;
+
+    fn user_id(claim: &OutboxClaim) -> &str {
+        claim.user_id()
+    }
+
+    fn attempts(claim: &OutboxClaim) -> u32 {
+        claim.attempts()
+    }
+
+    async fn claim_due(&self, limit: usize) -> Result<Vec<OutboxClaim>, OutboxError> {
+        let claims = self
+            .table
+            .claim_due(&self.pool, &self.owner, self.lease, limit)
+            .await?;
+        let mut in_flight = lock(&self.in_flight);
+        for claim in &claims {
+            in_flight.insert(claim.user_id().to_owned(), claim.lease());
+        }
+        Ok(claims)
+    }
+
+    async fn settle(&self, claim: &OutboxClaim, outcome: Outcome) -> Result<Settled, OutboxError> {
+        let settled = async {
+            let mut connection = self.pool.acquire().await?;
+            self.table
+                .settle(&mut connection, claim, outcome, self.max_age)
+                .await
+        }
+        .await;
+        {
+            let mut in_flight = lock(&self.in_flight);
+            if in_flight.get(claim.user_id()) == Some(&claim.lease()) {
+                in_flight.remove(claim.user_id());
+            }
+        }
+        if matches!(settled, Ok(Settled::LeaseLost)) {
+            tracing::event!(target: "pingpull::outbox", tracing::Level::WARN, user_id = claim.user_id(), lease = claim.lease(), "lease ran out before the attempt was recorded; another worker owns the user");
+        }
+        settled
+    }
+
+    async fn next_due(&self) -> Result<Option<Instant>, OutboxError> {
+        let mut connection = self.pool.acquire().await?;
+        let (pending, next) = self.table.pending_and_next(&mut connection).await?;
+        self.pending.store(pending, Ordering::Relaxed);
+        Ok(next.map(|secs| {
+            let wait = if secs.is_finite() && secs > 0.0 {
+                Duration::from_secs_f64(secs.min(86_400.0))
+            } else {
+                Duration::ZERO
+            };
+            Instant::now() + wait
+        }))
+    }
+
+    async fn release_held(&self) -> Result<(), OutboxError> {
+        let mut connection = self.pool.acquire().await?;
+        self.table.release_held(&mut connection).await
+    }
+
+    /// The rows belong to every instance: one that stops owes nothing but its claims.
+    fn is_drained(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,499 @@
+//! The outbox table: its name, its schema, recording a change, and the claim/settle
+//! statements workers deliver with.
+
+use std::fmt;
+use std::time::Duration;
+
+use sqlx::postgres::Postgres;
+use sqlx::{Acquire, Executor, Row};
+
+use crate::ping::{Outcome, Settled};
+use crate::user_id::{self, UserIdError};
+
+/// The longest table name: room for the `_lease` and `_due` suffixes within PostgreSQL's
+/// 63-byte identifiers.
+const MAX_TABLE_NAME: usize = 56;
+const MAX_SCHEMA_NAME: usize = 63;
+
+/// Where the outbox lives: a schema and a table name, checked and quoted once.
+///
+/// Cheap to clone. Names are plain identifiers (`[A-Za-z_][A-Za-z0-9_]*`), so they are
+/// never interpreted as SQL; they are quoted, so case is kept as written.
+///
+/// ```
+/// use pingpull::outbox::OutboxTable;
+///
+/// let table = OutboxTable::new("app", "livefyre_outbox")?;
+/// assert_eq!(table.qualified_name(), r#""app"."livefyre_outbox""#);
+/// assert!(OutboxTable::new("app; drop table users", "t").is_err());
+/// # Ok::<(), pingpull::outbox::OutboxError>(())
+/// ```
+#[derive(Clone)]
+pub struct OutboxTable {
+    qualified: String,
+    sql: std::sync::Arc<Statements>,
+}
+
+struct Statements {
+    create: String,
+    enqueue: String,
+    claim: String,
+    delete_if_unchanged: String,
+    requeue_now: String,
+    retry_later: String,
+    delete_leased: String,
+    hold: String,
+    release_held: String,
+    release_leases: String,
+    next_due: String,
+}
+
+impl OutboxTable {
+    /// The outbox table `table` in schema `schema`.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::InvalidName`] unless both are identifiers `[A-Za-z_][A-Za-z0-9_]*`
+    /// (the schema at most 63 bytes, the table at most 56).
+    pub fn new(schema: &str, table: &str) -> Result<Self, OutboxError> {
+        check_identifier("schema", schema, MAX_SCHEMA_NAME)?;
+        check_identifier("table", table, MAX_TABLE_NAME)?;
+        let t = format!("\"{schema}\".\"{table}\"");
+        let seq = format!("\"{schema}\".\"{table}_lease\"");
+        let create = format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+             CREATE TABLE IF NOT EXISTS {t} (
+                 user_id text PRIMARY KEY,
+                 changes bigint NOT NULL DEFAULT 1,
+                 first_changed_at timestamptz NOT NULL DEFAULT now(),
+                 last_changed_at timestamptz NOT NULL DEFAULT now(),
+                 due_at timestamptz NOT NULL DEFAULT now(),
+                 attempts integer NOT NULL DEFAULT 0,
+                 lease bigint,
+                 lease_owner text,
+                 lease_until timestamptz
+             );
+             CREATE INDEX IF NOT EXISTS \"{table}_due\" ON {t} (due_at);
+             CREATE SEQUENCE IF NOT EXISTS {seq};"
+        );
+        let clear_lease = "lease = NULL, lease_owner = NULL, lease_until = NULL";
+        let sql = Statements {
+            create,
+            enqueue: format!(
+                "INSERT INTO {t} AS o (user_id) VALUES ($1)
+                 ON CONFLICT (user_id) DO UPDATE
+                 SET changes = o.changes + 1, last_changed_at = now()"
+            ),
+            // Each claim takes a fresh number from the sequence: a lease token that is
+            // never reused, even after the row is deleted and inserted again.
+            claim: format!(
+                "WITH due AS (
+                     SELECT user_id FROM {t}
+                     WHERE due_at <= now() AND (lease_until IS NULL OR lease_until <= now())
+                     ORDER BY due_at
+                     LIMIT $3
+                     FOR UPDATE SKIP LOCKED
+                 )
+                 UPDATE {t} AS o
+                 SET lease = nextval('{seq}'), lease_owner = $1,
+                     lease_until = now() + make_interval(secs => $2)
+                 FROM due WHERE o.user_id = due.user_id
+                 RETURNING o.user_id, o.changes, o.lease, o.attempts"
+            ),
+            delete_if_unchanged: format!(
+                "DELETE FROM {t} WHERE user_id = $1 AND lease = $2 AND changes = $3"
+            ),
+            requeue_now: format!(
+                "UPDATE {t} SET attempts = 0, due_at = now(), {clear_lease}
+                 WHERE user_id = $1 AND lease = $2"
+            ),
+            retry_later: format!(
+                "UPDATE {t} SET attempts = attempts + 1,
+                     due_at = now() + make_interval(secs => $3), {clear_lease}
+                 WHERE user_id = $1 AND lease = $2
+                   AND now() + make_interval(secs => $3) - last_changed_at
+                       <= make_interval(secs => $4)"
+            ),
+            delete_leased: format!("DELETE FROM {t} WHERE user_id = $1 AND lease = $2"),
+            hold: format!(
+                "UPDATE {t} SET due_at = now() + make_interval(secs => $3), {clear_lease}
+                 WHERE user_id = $1 AND lease = $2"
+            ),
+            release_held: format!(
+                "UPDATE {t} SET due_at = now() WHERE due_at > now() AND lease_until IS NULL"
+            ),
+            release_leases: format!("UPDATE {t} SET {clear_lease} WHERE lease = ANY($1)"),
+            next_due: format!(
+                "SELECT count(*),
+                        extract(epoch FROM min(greatest(due_at, coalesce(lease_until, due_at))) - now())::float8
+                 FROM {t}"
+            ),
+        };
+        Ok(Self {
+            qualified: t,
+            sql: std::sync::Arc::new(sql),
+        })
+    }
+
+    /// The quoted, schema-qualified name, as it appears in SQL.
+    pub fn qualified_name(&self) -> &str {
+        &self.qualified
+    }
+
+    /// Creates the schema, the table, its index and its lease sequence if they do not
+    /// exist yet. Safe to call from every instance at start-up: concurrent calls queue on
+    /// an advisory lock.
+    ///
+    /// ```text
+    /// user_id          text PRIMARY KEY   one row per user waiting for a ping
+    /// changes          bigint             changes recorded since the row was created
+    /// first_changed_at timestamptz        the first of them
+    /// last_changed_at  timestamptz        the latest (the maximum age counts from it)
+    /// due_at           timestamptz        when the next attempt may start
+    /// attempts         integer            failed attempts since the last success or change
+    /// lease            bigint             the claiming worker's lease token (never reused)
+    /// lease_owner      text               which worker holds it (for people reading the table)
+    /// lease_until      timestamptz        when the lease runs out and others may claim
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::Database`] if a statement fails (e.g. no right to create the schema).
+    pub async fn create<'a, A>(&self, connection: A) -> Result<(), OutboxError>
+    where
+        A: Acquire<'a, Database = Postgres>,
+    {
+        let mut tx = connection.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(&self.qualified)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(&self.sql.create).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that `user_id`'s profile changed, as part of whatever transaction
+    /// `executor` is in: pass `&mut *tx` inside the transaction that changes the profile,
+    /// so a rolled-back change never pings and a committed one always will.
+    ///
+    /// Changes to a user already waiting coalesce into its row (`changes + 1`); a change
+    /// while that user's ping is in flight makes the worker ping once more.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::InvalidUserId`] for an id that cannot stand in the ping URL
+    /// (nothing is written), [`OutboxError::Database`] if the insert fails.
+    pub async fn enqueue<'e, E>(&self, executor: E, user_id: &str) -> Result<(), OutboxError>
+    where
+        E: Executor<'e, Database = Postgres>,
+    {
+        user_id::validate_for_path(user_id).map_err(OutboxError::InvalidUserId)?;
+        sqlx::query(&self.sql.enqueue)
+            .bind(user_id)
+            .execute(executor)
+            .await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` due users for `owner`, each under a lease of `lease`: until it
+    /// runs out no other worker claims them. Workers call this; it is public for custom
+    /// workers and for tests.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::Database`] if the statement fails.
+    pub async fn claim_due<'e, E>(
+        &self,
+        executor: E,
+        owner: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxClaim>, OutboxError>
+    where
+        E: Executor<'e, Database = Postgres>,
+    {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = sqlx::query(&self.sql.claim)
+            .bind(owner)
+            .bind(lease.as_secs_f64())
+            .bind(limit)
+            .fetch_all(executor)
+            .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(OutboxClaim {
+                    user_id: row.try_get(0)?,
+                    changes: row.try_get(1)?,
+                    lease: row.try_get(2)?,
+                    attempts: u32::try_from(row.try_get::<i32, _>(3)?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Records how a claimed user's attempt ended, if the claim's lease is still the
+    /// row's (else [`Settled::LeaseLost`] and nothing changes). A delivered user's row is
+    /// deleted only if no change was recorded since the claim; otherwise it is due again
+    /// at once. `max_age` bounds how long after its latest change a user keeps being
+    /// retried; a user given up is deleted (a later change starts it afresh).
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::Database`] if a statement fails; the row is then as it was, and is
+    /// claimed again once the lease runs out.
+    pub async fn settle(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        claim: &OutboxClaim,
+        outcome: Outcome,
+        max_age: Duration,
+    ) -> Result<Settled, OutboxError> {
+        let user = claim.user_id.as_str();
+        let changed = |sql| sqlx::query(sql).bind(user).bind(claim.lease);
+        let settled = match outcome {
+            Outcome::Delivered | Outcome::GiveUp => {
+                let deleted = changed(&self.sql.delete_if_unchanged)
+                    .bind(claim.changes)
+                    .execute(&mut *connection)
+                    .await?
+                    .rows_affected();
+                if deleted == 1 {
+                    if outcome == Outcome::Delivered {
+                        Settled::Done
+                    } else {
+                        Settled::GivenUp
+                    }
+                } else {
+                    // Changed while in flight (or no longer ours): one more request.
+                    let requeued = changed(&self.sql.requeue_now)
+                        .execute(&mut *connection)
+                        .await?
+                        .rows_affected();
+                    if requeued == 1 {
+                        Settled::Waiting
+                    } else {
+                        Settled::LeaseLost
+                    }
+                }
+            }
+            Outcome::RetryAfter(delay) => {
+                let waiting = changed(&self.sql.retry_later)
+                    .bind(delay.as_secs_f64())
+                    .bind(max_age.as_secs_f64())
+                    .execute(&mut *connection)
+                    .await?
+                    .rows_affected();
+                if waiting == 1 {
+                    Settled::Waiting
+                } else {
+                    let deleted = changed(&self.sql.delete_leased)
+                        .execute(&mut *connection)
+                        .await?
+                        .rows_affected();
+                    if deleted == 1 {
+                        Settled::GivenUp
+                    } else {
+                        Settled::LeaseLost
+                    }
+                }
+            }
+            Outcome::Hold(delay) => {
+                let held = changed(&self.sql.hold)
+                    .bind(delay.as_secs_f64())
+                    .execute(&mut *connection)
+                    .await?
+                    .rows_affected();
+                if held == 1 {
+                    Settled::Waiting
+                } else {
+                    Settled::LeaseLost
+                }
+            }
+        };
+        Ok(settled)
+    }
+
+    /// Makes every unclaimed waiting user due now (after a 403 pause ends).
+    pub(crate) async fn release_held(
+        &self,
+        connection: &mut sqlx::PgConnection,
+    ) -> Result<(), OutboxError> {
+        sqlx::query(&self.sql.release_held)
+            .execute(connection)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives up the given leases so other workers may claim those users at once.
+    pub(crate) async fn release_leases(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        leases: &[i64],
+    ) -> Result<(), OutboxError> {
+        sqlx::query(&self.sql.release_leases)
+            .bind(leases)
+            .execute(connection)
+            .await?;
+        Ok(())
+    }
+
+    /// The number of rows, and the seconds until the next one may be claimed.
+    pub(crate) async fn pending_and_next(
+        &self,
+        connection: &mut sqlx::PgConnection,
+    ) -> Result<(u64, Option<f64>), OutboxError> {
+        let row = sqlx::query(&self.sql.next_due)
+            .fetch_one(connection)
+            .await?;
+        let count: i64 = row.try_get(0)?;
+        let next: Option<f64> = row.try_get(1)?;
+        Ok((u64::try_from(count).unwrap_or(0), next))
+    }
+
+    /// The number of users waiting for a ping (claimed ones included).
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::Database`] if the query fails.
+    pub async fn pending<'e, E>(&self, executor: E) -> Result<u64, OutboxError>
+    where
+        E: Executor<'e, Database = Postgres>,
+    {
+        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}", self.qualified))
+            .fetch_one(executor)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+impl fmt::Debug for OutboxTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("OutboxTable").field(&self.qualified).finish()
+    }
+}
+
+/// A user claimed from the outbox: what settling it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxClaim {
+    user_id: String,
+    changes: i64,
+    lease: i64,
+    attempts: u32,
+}
+
+impl OutboxClaim {
+    /// The claimed user.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// The row's change counter when it was claimed.
+    pub fn changes(&self) -> i64 {
+        self.changes
+    }
+
+    /// The lease token: settling succeeds only while the row still carries it.
+    pub fn lease(&self) -> i64 {
+        self.lease
+    }
+
+    /// Failed attempts before this claim.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
+/// Why an outbox operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OutboxError {
+    /// A schema or table name is not a plain identifier; which, and the name.
+    InvalidName {
+        /// `schema` or `table`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+    },
+    /// The user id cannot stand in the ping URL; nothing was written.
+    InvalidUserId(UserIdError),
+    /// The database refused or could not be reached.
+    Database(sqlx::Error),
+}
+
+impl fmt::Display for OutboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidName { what, name } => write!(
+                f,
+                "outbox {what} name must match [A-Za-z_][A-Za-z0-9_]* and be short enough: got `{name}`"
+            ),
+            Self::InvalidUserId(error) => write!(f, "not recorded: {error}"),
+            Self::Database(error) => write!(f, "outbox database error: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for OutboxError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Database(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for OutboxError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+fn check_identifier(what: &'static str, name: &str, max: usize) -> Result<(), OutboxError> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    if first_ok && name.len() <= max && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(())
+    } else {
+        Err(OutboxError::InvalidName {
+            what,
+            name: name.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_identifiers_and_quotes_them() {
+        let table = OutboxTable::new("Tenant_1", "_outbox9").unwrap();
+        assert_eq!(table.qualified_name(), "\"Tenant_1\".\"_outbox9\"");
+    }
+
+    #[test]
+    fn refuses_names_that_are_not_plain_identifiers() {
+        let long = "t".repeat(57);
+        for (schema, table) in [
+            ("", "t"),
+            ("s", ""),
+            ("1s", "t"),
+            ("s\"", "t"),
+            ("s", "t x"),
+            ("s", "t;drop"),
+            ("sé", "t"),
+            ("s", long.as_str()),
+        ] {
+            let error = OutboxTable::new(schema, table).unwrap_err();
+            assert!(
+                matches!(error, OutboxError::InvalidName { .. }),
+                "{schema:?}.{table:?}"
+            );
+            assert!(error.to_string().contains("must match"));
+        }
+        assert!(OutboxTable::new("s", &"t".repeat(56)).is_ok());
+    }
+}

@@ -1,0 +1,654 @@
+//! The PostgreSQL outbox against a real database (DATABASE_URL) and a fake Livefyre on
+//! 127.0.0.1. Each test works in its own schema, dropped afterwards, so they run in
+//! parallel. Without a database they print a notice and pass, unless CI=true, where a
+//! missing database fails them.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use pingpull::Network;
+use pingpull::outbox::{OutboxError, OutboxTable, OutboxWorker};
+use pingpull::ping::{Outcome, PingEvent, RetrySchedule, Settled};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::time::Instant;
+
+use crate::support::fake_livefyre::{FakeLivefyre, Received, Reply};
+
+/// Set in a re-executed test binary that should act as one outbox worker process.
+const ROLE_ENV: &str = "PINGPULL_OUTBOX_ROLE";
+
+fn network() -> Network {
+    Network::new("example.fyre.co", "testkeytest").unwrap()
+}
+
+/// A fresh schema in the test database, dropped when this goes out of scope (also when
+/// the test panics).
+struct TestDb {
+    url: String,
+    pool: PgPool,
+    schema: String,
+    table: OutboxTable,
+}
+
+impl TestDb {
+    /// `None` (with a notice) when no database is configured or reachable, outside CI.
+    async fn new() -> Option<Self> {
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        let url = match std::env::var("DATABASE_URL") {
+            Ok(url) => url,
+            Err(_) if in_ci => {
+                panic!("CI=true but DATABASE_URL is not set: the outbox tests need PostgreSQL")
+            }
+            Err(_) => {
+                eprintln!("skipping: DATABASE_URL is not set (the outbox tests need PostgreSQL)");
+                return None;
+            }
+        };
+        let pool = match PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&url)
+            .await
+        {
+            Ok(pool) => pool,
+            Err(error) if in_ci => {
+                panic!("CI=true but PostgreSQL at DATABASE_URL is unreachable: {error}")
+            }
+            Err(error) => {
+                eprintln!("skipping: PostgreSQL at DATABASE_URL is unreachable: {error}");
+                return None;
+            }
+        };
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let schema = format!(
+            "pp_test_{}_{nanos}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let table = OutboxTable::new(&schema, "outbox").unwrap();
+        table.create(&pool).await.unwrap();
+        // Idempotent: a second creation changes nothing and does not fail.
+        table.create(&pool).await.unwrap();
+        Some(Self {
+            url,
+            pool,
+            schema,
+            table,
+        })
+    }
+
+    async fn commit_change(&self, user: &str) {
+        let mut tx = self.pool.begin().await.unwrap();
+        self.table.enqueue(&mut *tx, user).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    async fn pending(&self) -> u64 {
+        self.table.pending(&self.pool).await.unwrap()
+    }
+
+    async fn wait_until_empty(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.pending().await > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} rows still pending after {within:?}",
+                self.pending().await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let schema = self.schema.clone();
+        // A runtime of its own: Drop may run while the test's runtime is unwinding.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(pool) = PgPool::connect(&url).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn worker(db: &TestDb, server: &FakeLivefyre) -> pingpull::outbox::OutboxWorkerBuilder {
+    OutboxWorker::builder(network(), db.pool.clone(), db.table.clone())
+        .base_url(server.base_url())
+        .concurrency(16)
+        .poll_every(Duration::from_millis(20))
+        .attempt_timeout(Duration::from_millis(500))
+        .lease(Duration::from_secs(2))
+        .retry_schedule(RetrySchedule::new([Duration::from_millis(10)]).jitter(0.0))
+}
+
+fn users_pinged(server: &FakeLivefyre) -> Vec<String> {
+    let mut users: Vec<String> = server
+        .received()
+        .into_iter()
+        .filter_map(|r| r.user)
+        .collect();
+    users.sort();
+    users
+}
+
+/// A deterministic number in 0..100.
+fn roll(seed: u64, what: impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    (seed, what).hash(&mut hasher);
+    hasher.finish() % 100
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolled_back_changes_never_ping_and_committed_ones_always_do() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let server = FakeLivefyre::start().await;
+    // The worker runs while the transactions do: an uncommitted row must stay invisible.
+    let outbox = worker(&db, &server).spawn().unwrap();
+    let mut committed = HashSet::new();
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..4u64 {
+        let pool = db.pool.clone();
+        let table = db.table.clone();
+        writers.spawn(async move {
+            let mut committed = Vec::new();
+            for i in 0..250u64 {
+                let user = format!("u{}", writer * 250 + i);
+                let mut tx = pool.begin().await.unwrap();
+                table.enqueue(&mut *tx, &user).await.unwrap();
+                // The profile change itself would be here; give the worker time to look.
+                if i % 50 == 0 {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+                if roll(7, &user) < 50 {
+                    tx.rollback().await.unwrap();
+                } else {
+                    tx.commit().await.unwrap();
+                    committed.push(user);
+                }
+            }
+            committed
+        });
+    }
+    while let Some(users) = writers.join_next().await {
+        committed.extend(users.unwrap());
+    }
+    assert!(
+        (400..600).contains(&committed.len()),
+        "about half committed"
+    );
+    db.wait_until_empty(Duration::from_secs(30)).await;
+    let report = outbox.shutdown(Duration::from_secs(5)).await;
+    assert!(report.undelivered.is_empty());
+    let mut expected: Vec<String> = committed.into_iter().collect();
+    expected.sort();
+    assert_eq!(
+        users_pinged(&server),
+        expected,
+        "exactly the committed users, once each"
+    );
+    assert_eq!(report.stats.succeeded, expected.len() as u64);
+    assert_eq!(report.stats.sent, expected.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_before_a_claim_coalesce_and_a_change_in_flight_pings_once_more() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    // u2's first request is slow, so a change can land while it is in flight.
+    let server = FakeLivefyre::with_script(|r| match (r.user.as_deref(), r.nth_for_user) {
+        (Some("u2"), 1) => Reply::status(200).after(Duration::from_millis(300)),
+        _ => Reply::status(200),
+    })
+    .await;
+    for _ in 0..10 {
+        db.commit_change("u1").await;
+    }
+    // Coalesced into one row with ten changes.
+    let mut conn = db.pool.acquire().await.unwrap();
+    let claims = db
+        .table
+        .claim_due(&mut *conn, "test", Duration::from_secs(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!((claims[0].user_id(), claims[0].changes()), ("u1", 10));
+    // Give the claim back as if a 403 had held it a moment (so the worker below, not
+    // this claim, delivers it, after the test subscribed to its events).
+    let settled = db
+        .table
+        .settle(
+            &mut conn,
+            &claims[0],
+            Outcome::Hold(Duration::from_millis(300)),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled, Settled::Waiting);
+    drop(conn);
+
+    let outbox = worker(&db, &server).spawn().unwrap();
+    let mut events = outbox.events();
+    db.commit_change("u2").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.pings_for("u2").is_empty() {
+        assert!(Instant::now() < deadline, "u2 never pinged");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let changed_at = Instant::now();
+    db.commit_change("u2").await;
+    db.wait_until_empty(Duration::from_secs(10)).await;
+
+    assert_eq!(server.pings_for("u1").len(), 1, "ten changes, one ping");
+    let u2 = server.pings_for("u2");
+    assert_eq!(
+        u2.len(),
+        2,
+        "a change during the request causes exactly one more"
+    );
+    assert!(u2[1].at > changed_at);
+    let report = outbox.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.stats.succeeded, 3);
+    let mut delivered = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let PingEvent::Delivered { user_id, .. } = event {
+            delivered.push(user_id);
+        }
+    }
+    delivered.sort();
+    assert_eq!(delivered, ["u1", "u2", "u2"]);
+}
+
+#[tokio::test]
+async fn a_stalled_worker_cannot_settle_a_row_claimed_again() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let mut conn = db.pool.acquire().await.unwrap();
+    let max_age = Duration::from_secs(3600);
+    db.commit_change("u1").await;
+    let lease = Duration::from_millis(200);
+    let stalled = db
+        .table
+        .claim_due(&mut *conn, "A", lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(stalled.len(), 1);
+    // While A's lease holds, nobody else gets the row.
+    assert!(
+        db.table
+            .claim_due(&mut *conn, "B", lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A stalls past its lease (database time: the lease ends 200 ms after the claim).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let current = db
+        .table
+        .claim_due(&mut *conn, "B", Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(current.len(), 1);
+    assert_ne!(current[0].lease(), stalled[0].lease());
+
+    // A wakes up: none of its outcomes touch B's row.
+    for outcome in [
+        Outcome::Delivered,
+        Outcome::GiveUp,
+        Outcome::RetryAfter(Duration::from_secs(1)),
+        Outcome::Hold(Duration::from_secs(1)),
+    ] {
+        let settled = db
+            .table
+            .settle(&mut conn, &stalled[0], outcome, max_age)
+            .await
+            .unwrap();
+        assert_eq!(settled, Settled::LeaseLost, "{outcome:?}");
+    }
+    assert_eq!(db.pending().await, 1, "B's row is still there");
+    assert_eq!(
+        db.table
+            .settle(&mut conn, &current[0], Outcome::Delivered, max_age)
+            .await
+            .unwrap(),
+        Settled::Done
+    );
+    assert_eq!(db.pending().await, 0);
+
+    // The user changes again: a new row, a new claim. A's old claim, with the same change
+    // count, still cannot delete it: lease tokens are never reused.
+    db.commit_change("u1").await;
+    let fresh = db
+        .table
+        .claim_due(&mut *conn, "C", Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(fresh[0].changes(), stalled[0].changes());
+    assert_eq!(
+        db.table
+            .settle(&mut conn, &stalled[0], Outcome::Delivered, max_age)
+            .await
+            .unwrap(),
+        Settled::LeaseLost
+    );
+    assert_eq!(db.pending().await, 1);
+}
+
+#[tokio::test]
+async fn backoff_lives_in_the_row_and_too_old_users_are_given_up() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let mut conn = db.pool.acquire().await.unwrap();
+    db.commit_change("u1").await;
+    let lease = Duration::from_secs(60);
+    let claim = db
+        .table
+        .claim_due(&mut *conn, "A", lease, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(claim.attempts(), 0);
+    let hour = Duration::from_secs(3600);
+    assert_eq!(
+        db.table
+            .settle(&mut conn, &claim, Outcome::RetryAfter(Duration::ZERO), hour)
+            .await
+            .unwrap(),
+        Settled::Waiting
+    );
+    // A later claim (by any worker, after any restart) sees the attempt.
+    let claim = db
+        .table
+        .claim_due(&mut *conn, "B", lease, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(claim.attempts(), 1);
+    assert_eq!(
+        db.table
+            .settle(&mut conn, &claim, Outcome::RetryAfter(hour), hour * 24)
+            .await
+            .unwrap(),
+        Settled::Waiting
+    );
+    assert!(
+        db.table
+            .claim_due(&mut *conn, "B", lease, 1)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due for an hour"
+    );
+    // A retry that would end past the maximum age gives the user up and deletes the row.
+    let table = &db.table;
+    sqlx::query(&format!(
+        "UPDATE {} SET due_at = now()",
+        table.qualified_name()
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let claim = table
+        .claim_due(&mut *conn, "C", lease, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(claim.attempts(), 2);
+    assert_eq!(
+        table
+            .settle(
+                &mut conn,
+                &claim,
+                Outcome::RetryAfter(Duration::from_secs(2)),
+                Duration::from_secs(1)
+            )
+            .await
+            .unwrap(),
+        Settled::GivenUp
+    );
+    assert_eq!(db.pending().await, 0);
+}
+
+#[tokio::test]
+async fn bad_input_is_an_error_not_a_panic() {
+    assert!(matches!(
+        OutboxTable::new("public", "outbox; drop table users"),
+        Err(OutboxError::InvalidName { what: "table", .. })
+    ));
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let mut tx = db.pool.begin().await.unwrap();
+    for bad in ["", "..", "a/b", "u 1", "é"] {
+        let error = db.table.enqueue(&mut *tx, bad).await.unwrap_err();
+        assert!(matches!(error, OutboxError::InvalidUserId(_)), "{bad:?}");
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(db.pending().await, 0);
+    // A lease not longer than the attempt timeout would let two workers ping one user.
+    let server = FakeLivefyre::start().await;
+    let error = worker(&db, &server)
+        .lease(Duration::from_millis(500))
+        .spawn()
+        .unwrap_err();
+    assert!(error.to_string().contains("lease"));
+}
+
+// --- Crash recovery: worker processes killed with SIGKILL while a writer commits. ---
+
+/// Not a test of its own: the entry point of the worker processes the crash test starts
+/// (this binary, re-executed with `PINGPULL_OUTBOX_ROLE=worker`). Ignored in normal runs.
+#[test]
+#[ignore = "entry point of the crash test's worker processes"]
+fn crash_worker_process() {
+    if std::env::var(ROLE_ENV).as_deref() != Ok("worker") {
+        return;
+    }
+    let var = |name: &str| std::env::var(name).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&var("DATABASE_URL"))
+            .await
+            .unwrap();
+        let table = OutboxTable::new(&var("PINGPULL_OUTBOX_SCHEMA"), "outbox").unwrap();
+        let _worker = OutboxWorker::builder(network(), pool, table)
+            .base_url(var("PINGPULL_OUTBOX_LIVEFYRE"))
+            .concurrency(8)
+            .poll_every(Duration::from_millis(50))
+            .attempt_timeout(Duration::from_millis(300))
+            .lease(Duration::from_millis(800))
+            .retry_schedule(
+                RetrySchedule::new([20, 50, 100].map(Duration::from_millis))
+                    .jitter(0.5)
+                    .max_retry_after(Duration::from_millis(100)),
+            )
+            .spawn()
+            .unwrap();
+        // Until killed.
+        std::future::pending::<()>().await;
+    });
+}
+
+/// The worker processes; every one is killed and waited for, whatever happens.
+struct Workers {
+    children: Vec<Child>,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Workers {
+    fn start(&mut self) -> Child {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args([
+                "outbox::crash_worker_process",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(ROLE_ENV, "worker")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        command.spawn().unwrap()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// About 30 % 5xx, resets and hangs past the workers' attempt timeout; the rest 200
+/// after up to 200 ms.
+fn fault(seed: u64, request: &Received) -> Reply {
+    let Some(user) = &request.user else {
+        return Reply::status(404);
+    };
+    match roll(seed, (user, request.nth_for_user)) {
+        0..=9 => Reply::status(503),
+        10..=14 => Reply::reset(),
+        15..=24 => Reply::status(500).after(Duration::from_millis(500)),
+        25..=29 => Reply::status(429).retry_after("1"),
+        // Answers take a while, so changes often land while a request is in flight.
+        n => Reply::status(200).after(Duration::from_millis(n * 2)),
+    }
+}
+
+async fn survives_crashes(seed: u64) {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let server = FakeLivefyre::with_script(move |r| fault(seed, r)).await;
+    let chaos_secs: u64 = std::env::var("PINGPULL_OUTBOX_CHAOS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    let mut workers = Workers {
+        children: Vec::new(),
+        env: vec![
+            ("DATABASE_URL", db.url.clone()),
+            ("PINGPULL_OUTBOX_SCHEMA", db.schema.clone()),
+            ("PINGPULL_OUTBOX_LIVEFYRE", server.base_url()),
+        ],
+    };
+    for _ in 0..3 {
+        let child = workers.start();
+        workers.children.push(child);
+    }
+
+    // The writer: commits changes to 200 users (some rolled back) until the chaos ends,
+    // noting when each user's last committed change began to commit.
+    let writer = {
+        let pool = db.pool.clone();
+        let table = db.table.clone();
+        tokio::spawn(async move {
+            let mut last_change: HashMap<String, Instant> = HashMap::new();
+            let end = Instant::now() + Duration::from_secs(chaos_secs);
+            let mut n = 0u64;
+            while Instant::now() < end {
+                n += 1;
+                let user = format!("u{}", roll(seed, ("user", n)) * 2 + roll(seed, n) % 2);
+                let mut tx = pool.begin().await.unwrap();
+                table.enqueue(&mut *tx, &user).await.unwrap();
+                if roll(seed, ("rollback", n)) < 10 {
+                    tx.rollback().await.unwrap();
+                    continue;
+                }
+                let committing = Instant::now();
+                tx.commit().await.unwrap();
+                last_change.insert(user, committing);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            last_change
+        })
+    };
+
+    // kill -9 a random worker every second or so, and start a new one.
+    let end = Instant::now() + Duration::from_secs(chaos_secs);
+    let mut kills = 0u64;
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(
+            700 + roll(seed, ("pause", kills)) * 10,
+        ))
+        .await;
+        let victim = usize::try_from(roll(seed, ("victim", kills)) % 3).unwrap();
+        let _ = workers.children[victim].kill();
+        let _ = workers.children[victim].wait();
+        workers.children[victim] = workers.start();
+        kills += 1;
+    }
+    let last_change = writer.await.unwrap();
+    assert!(kills >= 3 && last_change.len() > 50, "the chaos ran");
+    db.wait_until_empty(Duration::from_secs(30)).await;
+    drop(workers);
+
+    let mut late = Vec::new();
+    let log = server.received();
+    for (user, changed) in &last_change {
+        let delivered_after = log.iter().any(|r| {
+            r.user.as_deref() == Some(user.as_str())
+                && r.at > *changed
+                && fault(seed, r).status == 200
+        });
+        if !delivered_after {
+            late.push(user.clone());
+        }
+    }
+    assert!(
+        late.is_empty(),
+        "seed {seed}: no 2xx-answered ping after the last change for {late:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_survives_killed_workers_seed_1() {
+    survives_crashes(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_survives_killed_workers_seed_2() {
+    survives_crashes(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_survives_killed_workers_seed_3() {
+    survives_crashes(3).await;
+}
