@@ -17,5 +17,7 @@ mod ping_guarantee;
 mod ping_virtual;
 #[cfg(feature = "pull")]
 mod pull;
+#[cfg(feature = "pull")]
+mod robust_tokens;
 mod support;
 mod tokens;
