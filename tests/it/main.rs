@@ -18,6 +18,8 @@ mod ping_virtual;
 #[cfg(feature = "pull")]
 mod pull;
 #[cfg(feature = "pull")]
+mod robust_queries;
+#[cfg(feature = "pull")]
 mod robust_tokens;
 mod support;
 mod tokens;
