@@ -21,5 +21,7 @@ mod pull;
 mod robust_queries;
 #[cfg(feature = "pull")]
 mod robust_tokens;
+#[cfg(feature = "ping")]
+mod robust_urls;
 mod support;
 mod tokens;
