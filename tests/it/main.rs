@@ -9,6 +9,8 @@ mod compat;
 #[cfg(feature = "emulator")]
 mod emulator;
 mod interop;
+#[cfg(feature = "emulator")]
+mod no_leaks;
 #[cfg(feature = "ping")]
 mod ping;
 #[cfg(feature = "ping")]
