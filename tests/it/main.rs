@@ -10,6 +10,8 @@ mod compat;
 mod emulator;
 mod interop;
 #[cfg(feature = "emulator")]
+mod limits;
+#[cfg(feature = "emulator")]
 mod no_leaks;
 #[cfg(feature = "ping")]
 mod ping;
