@@ -617,9 +617,8 @@ fn ten_thousand_mutations_of_a_valid_token_are_all_refused() {
             *seen.borrow_mut() += 1;
             // The validator takes text; bytes that are not UTF-8 can only arrive
             // percent-encoded, and the layer refuses them before validation.
-            match std::str::from_utf8(&bytes) {
-                Ok(text) => prop_assert!(validator.validate(text).is_err(), "{text}"),
-                Err(_) => {}
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                prop_assert!(validator.validate(text).is_err(), "{text}");
             }
             let answer = rt.block_on(pull_with(app.clone(), &encode_bytes(&bytes)));
             prop_assert_eq!(answer.0, StatusCode::FORBIDDEN);
