@@ -311,7 +311,7 @@ async fn pings_time_out_against_a_peer_that_never_answers() {
 // ---- Slow clients on the emulator -------------------------------------------------------
 
 /// Opens a connection and sends a request head one byte at a time, every `every`, until
-/// the server closes it; returns whether the server closed it.
+/// the server closes it; then sets `closed`.
 fn slow_loris(
     addr: std::net::SocketAddr,
     every: Duration,
@@ -350,6 +350,11 @@ async fn slow_loris_clients_neither_stall_others_nor_stay_connected() {
         .iter()
         .map(|c| slow_loris(emulator.addr(), Duration::from_millis(50), c.clone()))
         .collect();
+    // Connections that send nothing at all are bounded the same way.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(emulator.addr()).await.unwrap());
+    }
     sleep(Duration::from_millis(100)).await;
 
     // While they dribble, an ordinary client is served.
@@ -369,6 +374,14 @@ async fn slow_loris_clients_neither_stall_others_nor_stay_connected() {
     .await;
     for loris in lorises {
         loris.await.unwrap();
+    }
+    for mut stream in idle {
+        let mut buf = [0u8; 64];
+        let read = timeout(Duration::from_secs(10), stream.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "an idle connection stayed open: {read:?}"
+        );
     }
 }
 
