@@ -134,6 +134,7 @@ pub struct EmulatorBuilder {
     pull_url: Option<PullUrlTemplate>,
     faults: Faults,
     pull_timeout: Duration,
+    read_timeout: Duration,
     pull_concurrency: usize,
     max_queue: usize,
     pull_retries: RetrySchedule,
@@ -169,6 +170,14 @@ impl EmulatorBuilder {
         self
     }
 
+    /// How long a client may take to send its request head, and then its body (default
+    /// 10 s); a slower one is disconnected (head) or answered 408 (body), so slow or
+    /// stalled clients cannot hold connections open for ever.
+    pub fn request_read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = timeout;
+        self
+    }
+
     /// Pulls in flight at once (default 8).
     pub fn pull_concurrency(mut self, concurrency: usize) -> Self {
         self.pull_concurrency = concurrency;
@@ -201,6 +210,11 @@ impl EmulatorBuilder {
                 "pull_concurrency and max_queue must be at least 1",
             ));
         }
+        if self.read_timeout.is_zero() {
+            return Err(EmulatorError::Config(
+                "request_read_timeout must be longer than zero",
+            ));
+        }
         let listener = TcpListener::bind(self.listen)
             .await
             .map_err(EmulatorError::Bind)?;
@@ -220,6 +234,7 @@ impl EmulatorBuilder {
             dice: Mutex::new(crate::ping::XorShift::seeded(self.faults.seed)),
             faults: self.faults,
             pull_timeout: self.pull_timeout,
+            read_timeout: self.read_timeout,
             max_queue: self.max_queue,
             pull_retries: self.pull_retries,
             max_pull_attempts: self.max_pull_attempts,
@@ -264,6 +279,7 @@ impl Emulator {
             pull_url: None,
             faults: Faults::default(),
             pull_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(10),
             pull_concurrency: 8,
             max_queue: 100_000,
             pull_retries: RetrySchedule::new([100, 500, 2000].map(Duration::from_millis))
@@ -460,6 +476,8 @@ pub(crate) struct Shared {
     faults: Faults,
     dice: Mutex<crate::ping::XorShift>,
     pull_timeout: Duration,
+    /// How long a client may take to send its request head, then its body.
+    read_timeout: Duration,
     max_queue: usize,
     pull_retries: RetrySchedule,
     max_pull_attempts: u32,

@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
@@ -21,9 +20,6 @@ use crate::{percent, user_id};
 /// Request bodies longer than this are refused (a ping's is about 300 bytes).
 const MAX_BODY: usize = 64 * 1024;
 
-/// How long a client may take to send its request head (slow clients must not stall others).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
 type Answer = Response<Full<Bytes>>;
 
 pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -32,6 +28,7 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             continue;
         };
         let shared = shared.clone();
+        let read_timeout = shared.read_timeout;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
                 let shared = shared.clone();
@@ -39,7 +36,7 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(read_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
@@ -106,18 +103,25 @@ fn ping_path(path: &str) -> Option<&str> {
     (!id.contains('/')).then_some(id)
 }
 
-async fn read_body(request: Request<Incoming>) -> Result<(Option<String>, String), Answer> {
+async fn read_body(
+    shared: &Shared,
+    request: Request<Incoming>,
+) -> Result<(Option<String>, String), Answer> {
     let query = request.uri().query().map(str::to_owned);
-    let body = Limited::new(request.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|_| status(StatusCode::PAYLOAD_TOO_LARGE))?
-        .to_bytes();
+    // A client dribbling its body must not hold a connection and a task forever.
+    let body = tokio::time::timeout(
+        shared.read_timeout,
+        Limited::new(request.into_body(), MAX_BODY).collect(),
+    )
+    .await
+    .map_err(|_| status(StatusCode::REQUEST_TIMEOUT))?
+    .map_err(|_| status(StatusCode::PAYLOAD_TOO_LARGE))?
+    .to_bytes();
     Ok((query, String::from_utf8_lossy(&body).into_owned()))
 }
 
 async fn ping(shared: &Shared, request: Request<Incoming>, raw_id: &str) -> Answer {
-    let (query, body) = match read_body(request).await {
+    let (query, body) = match read_body(shared, request).await {
         Ok(parts) => parts,
         Err(answer) => return answer,
     };
@@ -183,7 +187,7 @@ async fn ping(shared: &Shared, request: Request<Incoming>, raw_id: &str) -> Answ
 }
 
 async fn register(shared: &Shared, request: Request<Incoming>) -> Answer {
-    let (query, body) = match read_body(request).await {
+    let (query, body) = match read_body(shared, request).await {
         Ok(parts) => parts,
         Err(answer) => return answer,
     };

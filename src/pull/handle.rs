@@ -92,6 +92,13 @@ impl Decision {
             return Self::PassThrough;
         };
         let started = Instant::now();
+        let target_len = request
+            .uri()
+            .path_and_query()
+            .map_or(0, |pq| pq.as_str().len());
+        if target_len > config.max_uri_len {
+            return Self::reject(config, Rejection::UriTooLong { len: target_len }, started);
+        }
         let head = request.method() == Method::HEAD;
         if request.method() != Method::GET && !head {
             return Self::reject(config, Rejection::MethodNotAllowed, started);

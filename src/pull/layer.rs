@@ -20,6 +20,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// What the `Retry-After` header of a 503 says unless configured.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
 
+/// The longest request target (path and query) the pull path reads unless configured;
+/// longer ones get 414. A pull URL is under 400 bytes.
+pub const DEFAULT_MAX_URI_LEN: usize = 8 * 1024;
+
 /// The Pull endpoint as a tower [`Layer`]; wraps any service in [`Pull`].
 ///
 /// Configured from the same URL template the customer registers with Livefyre. Cheap to
@@ -38,6 +42,7 @@ pub(crate) struct Config {
     pub(crate) timeout: Duration,
     pub(crate) retry_after: HeaderValue,
     pub(crate) sign: bool,
+    pub(crate) max_uri_len: usize,
 }
 
 impl PullLayer {
@@ -64,6 +69,7 @@ impl PullLayer {
                 timeout: DEFAULT_TIMEOUT,
                 retry_after: duration_header(DEFAULT_RETRY_AFTER),
                 sign: true,
+                max_uri_len: DEFAULT_MAX_URI_LEN,
             }),
         })
     }
@@ -110,6 +116,14 @@ impl PullLayer {
         self
     }
 
+    /// Answers 414 to a request on the pull path whose path and query are longer than
+    /// `max_len` bytes (default [`DEFAULT_MAX_URI_LEN`], 8 KiB), before reading the token.
+    /// Other paths are not limited here.
+    pub fn max_uri_len(mut self, max_len: usize) -> Self {
+        self.config_mut().max_uri_len = max_len;
+        self
+    }
+
     /// The template this layer serves.
     pub fn template(&self) -> &PullUrlTemplate {
         &self.config.template
@@ -141,6 +155,7 @@ impl fmt::Debug for PullLayer {
             .field("timeout", &self.config.timeout)
             .field("retry_after", &self.config.retry_after)
             .field("sign", &self.config.sign)
+            .field("max_uri_len", &self.config.max_uri_len)
             .finish_non_exhaustive()
     }
 }

@@ -4,7 +4,9 @@
 //! a [`ProfileSource`]. Requests on the template's path are answered here; every other
 //! request goes to your service untouched. For each pull the endpoint:
 //!
-//! 1. answers 405 (with `Allow: GET, HEAD`) to methods other than GET and HEAD;
+//! 1. answers 414 when the path and query are longer than
+//!    [`max_uri_len`](PullLayer::max_uri_len) (8 KiB by default), and 405 (with
+//!    `Allow: GET, HEAD`) to methods other than GET and HEAD;
 //! 2. requires exactly one valid `lftoken` query parameter (a system token of your
 //!    network), or answers **403 with an empty body**, before anything else;
 //! 3. reads the user id where the template's `{id}` stands, strictly (400 if it is
@@ -62,6 +64,6 @@ pub use crate::BoxError;
 pub use crate::percent::DecodeError;
 pub use body::PullBody;
 pub use future::ResponseFuture;
-pub use layer::{DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, Pull, PullLayer};
+pub use layer::{DEFAULT_MAX_URI_LEN, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, Pull, PullLayer};
 pub use rejection::Rejection;
 pub use source::{InMemorySource, ProfileSource, SourceFn, source_fn};

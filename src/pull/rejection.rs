@@ -14,6 +14,11 @@ use crate::user_id::UserIdError;
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Rejection {
+    /// The request's path and query are longer than the layer's limit (414).
+    UriTooLong {
+        /// Their length in bytes.
+        len: usize,
+    },
     /// A method other than GET or HEAD (405).
     MethodNotAllowed,
     /// No `lftoken` query parameter (403).
@@ -53,6 +58,7 @@ impl Rejection {
     /// The status the endpoint answers with.
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::MissingToken
             | Self::RepeatedToken
@@ -74,6 +80,7 @@ impl Rejection {
     /// A short stable name for logs and metrics: `missing_token`, `unknown_user`, ...
     pub fn as_str(&self) -> &'static str {
         match self {
+            Self::UriTooLong { .. } => "uri_too_long",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::MissingToken => "missing_token",
             Self::RepeatedToken => "repeated_token",
@@ -97,6 +104,9 @@ impl Rejection {
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::UriTooLong { len } => {
+                write!(f, "request path and query are {len} bytes, over the limit")
+            }
             Self::MethodNotAllowed => f.write_str("method not allowed on the pull path"),
             Self::MissingToken => f.write_str("no lftoken"),
             Self::RepeatedToken => f.write_str("lftoken given more than once"),

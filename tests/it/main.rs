@@ -9,6 +9,10 @@ mod compat;
 #[cfg(feature = "emulator")]
 mod emulator;
 mod interop;
+#[cfg(feature = "emulator")]
+mod limits;
+#[cfg(feature = "emulator")]
+mod no_leaks;
 #[cfg(feature = "postgres")]
 mod outbox;
 #[cfg(feature = "ping")]
@@ -19,5 +23,11 @@ mod ping_guarantee;
 mod ping_virtual;
 #[cfg(feature = "pull")]
 mod pull;
+#[cfg(feature = "pull")]
+mod robust_queries;
+#[cfg(feature = "pull")]
+mod robust_tokens;
+#[cfg(feature = "ping")]
+mod robust_urls;
 mod support;
 mod tokens;
