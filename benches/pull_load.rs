@@ -49,6 +49,9 @@ fn main() {
     let runs = env_number("LOAD_RUNS", 5);
     let seconds = env_number("LOAD_SECONDS", 5);
     let connections = env_number("LOAD_CONNECTIONS", 64);
+    // `LOAD_ONLY=pull` (or `bare`) drives one server only, for profiling it.
+    let only = std::env::var("LOAD_ONLY").ok();
+    let only = only.as_deref();
     let work = tempdir();
 
     let network = Network::new("example.fyre.co", "testkeytest").expect("a valid network");
@@ -90,8 +93,12 @@ fn main() {
         let mut bare = Vec::new();
         let mut pull = Vec::new();
         for _ in 0..runs {
-            bare.push(settings.run(Server::Bare(body.clone()), script, seconds));
-            pull.push(settings.run(Server::Pull(layer.clone()), script, seconds));
+            if only != Some("pull") {
+                bare.push(settings.run(Server::Bare(body.clone()), script, seconds));
+            }
+            if only != Some("bare") {
+                pull.push(settings.run(Server::Pull(layer.clone()), script, seconds));
+            }
         }
         report(name, &bare, &pull);
         targets.push((name, ratio_of_medians(&bare, &pull)));
@@ -115,6 +122,8 @@ enum Server {
 #[derive(Debug, Clone, Copy)]
 struct Measured {
     requests_per_second: f64,
+    /// CPU time the server's process used per request (user + system).
+    cpu_us_per_request: f64,
     p50_us: f64,
     p99_us: f64,
 }
@@ -128,6 +137,7 @@ impl Settings {
             .build()
             .expect("a tokio runtime");
         let addr = runtime.block_on(start(server));
+        let cpu_before = process_cpu_seconds();
         let output = Command::new("wrk")
             .args(["-t2", &format!("-c{}", self.connections)])
             .arg(format!("-d{seconds}s"))
@@ -137,6 +147,7 @@ impl Settings {
             .arg(format!("http://{addr}"))
             .output()
             .expect("wrk runs");
+        let cpu = process_cpu_seconds() - cpu_before;
         // Stops the accept loop and every connection task.
         runtime.shutdown_timeout(Duration::from_secs(1));
         let text = String::from_utf8_lossy(&output.stdout);
@@ -145,7 +156,9 @@ impl Settings {
             "wrk failed or saw errors:\n{text}\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        parse_wrk(&text)
+        let mut measured = parse_wrk(&text);
+        measured.cpu_us_per_request = cpu * 1e6 / (measured.requests_per_second * seconds as f64);
+        measured
     }
 }
 
@@ -220,6 +233,7 @@ fn write_script(file: &Path, paths: &[String]) {
 fn parse_wrk(text: &str) -> Measured {
     let mut measured = Measured {
         requests_per_second: f64::NAN,
+        cpu_us_per_request: f64::NAN,
         p50_us: f64::NAN,
         p99_us: f64::NAN,
     };
@@ -255,20 +269,22 @@ fn micros(value: &str) -> f64 {
 fn report(name: &str, bare: &[Measured], pull: &[Measured]) {
     println!("\n{name}");
     println!(
-        "  {:<6} {:>12} {:>12} {:>12} {:>10} {:>10}",
-        "server", "req/s med", "req/s min", "req/s max", "p50 µs", "p99 µs"
+        "  {:<6} {:>12} {:>12} {:>12} {:>10} {:>10} {:>12}",
+        "server", "req/s med", "req/s min", "req/s max", "p50 µs", "p99 µs", "CPU µs/req"
     );
     for (label, runs) in [("bare", bare), ("pull", pull)] {
         let rps: Vec<f64> = runs.iter().map(|m| m.requests_per_second).collect();
         let p50: Vec<f64> = runs.iter().map(|m| m.p50_us).collect();
         let p99: Vec<f64> = runs.iter().map(|m| m.p99_us).collect();
+        let cpu: Vec<f64> = runs.iter().map(|m| m.cpu_us_per_request).collect();
         println!(
-            "  {label:<6} {:>12.0} {:>12.0} {:>12.0} {:>10.0} {:>10.0}",
+            "  {label:<6} {:>12.0} {:>12.0} {:>12.0} {:>10.0} {:>10.0} {:>12.1}",
             median(&rps),
             min(&rps),
             max(&rps),
             median(&p50),
-            median(&p99)
+            median(&p99),
+            median(&cpu)
         );
     }
     let pairs: Vec<f64> = bare
@@ -306,6 +322,22 @@ fn min(values: &[f64]) -> f64 {
 
 fn max(values: &[f64]) -> f64 {
     values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// User + system CPU time of this process so far, from /proc (Linux; NaN elsewhere).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    // The kernel reports in USER_HZ, 100 on Linux.
+    ticks / 100.0
 }
 
 fn env_number(name: &str, default: u64) -> u64 {

@@ -5,7 +5,8 @@
 //! request is in flight re-arms it, so one more request follows.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use std::convert::Infallible;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
+use hashbrown::HashTable;
 use tokio::time::Instant;
 
 use super::rules::{Outcome, Settled};
@@ -31,6 +33,7 @@ pub(crate) enum Enqueued {
 
 #[derive(Debug)]
 struct Entry {
+    id: Box<str>,
     in_flight: bool,
     /// Pinged again while in flight: one more request must follow.
     rearmed: bool,
@@ -38,14 +41,24 @@ struct Entry {
     attempts: u32,
     last_pinged: Instant,
     due: Instant,
-    /// Bumped whenever `due` changes, so stale heap items are skipped.
+    /// Bumped whenever `due` changes (and when the slot is reused), so stale heap items
+    /// are skipped.
     generation: u32,
 }
 
+/// Laid out for memory (a million pending users is a normal backlog): each user is one
+/// slot in `slots` holding its id once; the hash index and the due heap refer to slots
+/// by a 4-byte number, not by a second copy or pointer of the id.
 pub(crate) struct Queue {
-    users: HashMap<Arc<str>, Entry>,
-    /// Waiting users by due time; may hold stale items (checked against `generation`).
-    due: BinaryHeap<Reverse<(Instant, u32, Arc<str>)>>,
+    /// Slot of each pending user, found by hashing the id with `hasher`.
+    index: HashTable<u32>,
+    hasher: RandomState,
+    slots: Vec<Option<Entry>>,
+    /// Free slots, with the generation their next user starts at.
+    free: Vec<(u32, u32)>,
+    /// Waiting users by due time: (due, generation, slot); may hold stale items.
+    due: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    len: usize,
     in_flight: usize,
     max_pending: usize,
     debounce: Duration,
@@ -54,17 +67,23 @@ pub(crate) struct Queue {
 impl Queue {
     pub(crate) fn new(max_pending: usize, debounce: Duration) -> Self {
         Self {
-            users: HashMap::new(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             due: BinaryHeap::new(),
+            len: 0,
             in_flight: 0,
-            max_pending,
+            // Slots are numbered with u32.
+            max_pending: max_pending.min(u32::MAX as usize),
             debounce,
         }
     }
 
     /// Records a ping. `Err(())` when the queue is full and the user is not in it.
     pub(crate) fn ping(&mut self, user_id: &str, now: Instant) -> Result<Enqueued, ()> {
-        if let Some(entry) = self.users.get_mut(user_id) {
+        let found = self.find(user_id);
+        if let Some(entry) = found.and_then(|slot| self.slots[slot as usize].as_mut()) {
             entry.last_pinged = now;
             if entry.in_flight {
                 entry.rearmed = true;
@@ -72,23 +91,31 @@ impl Queue {
             }
             return Ok(Enqueued::Coalesced);
         }
-        if self.users.len() >= self.max_pending {
+        if self.len >= self.max_pending {
             return Err(());
         }
-        let user: Arc<str> = Arc::from(user_id);
         let due = now + self.debounce;
-        self.users.insert(
-            user.clone(),
-            Entry {
-                in_flight: false,
-                rearmed: false,
-                attempts: 0,
-                last_pinged: now,
-                due,
-                generation: 0,
-            },
-        );
-        self.due.push(Reverse((due, 0, user)));
+        let (slot, generation) = self.free.pop().unwrap_or((self.slots.len() as u32, 0));
+        let entry = Entry {
+            id: user_id.into(),
+            in_flight: false,
+            rearmed: false,
+            attempts: 0,
+            last_pinged: now,
+            due,
+            generation,
+        };
+        match self.slots.get_mut(slot as usize) {
+            Some(free) => *free = Some(entry),
+            None => self.slots.push(Some(entry)),
+        }
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .insert_unique(hasher.hash_one(user_id), slot, |&s| {
+                hasher.hash_one(slot_id(slots, s))
+            });
+        self.len += 1;
+        self.due.push(Reverse((due, generation, slot)));
         Ok(Enqueued::New)
     }
 
@@ -105,10 +132,11 @@ impl Queue {
         if *due > now {
             return None;
         }
-        let Reverse((_, _, user)) = self.due.pop()?;
-        let entry = self.users.get_mut(&user)?;
+        let Reverse((_, _, slot)) = self.due.pop()?;
+        let entry = self.slots[slot as usize].as_mut()?;
         entry.in_flight = true;
         entry.rearmed = false;
+        let user = Arc::from(&*entry.id);
         self.in_flight += 1;
         Some(user)
     }
@@ -117,42 +145,40 @@ impl Queue {
     /// ping a user keeps being retried.
     pub(crate) fn finish(
         &mut self,
-        user: &Arc<str>,
+        user: &str,
         attempt: Outcome,
         now: Instant,
         max_age: Duration,
     ) -> Settled {
-        let Some(entry) = self.users.get_mut(user) else {
+        let Some(slot) = self.find(user) else {
             return Settled::Done;
         };
-        if entry.in_flight {
-            entry.in_flight = false;
-            self.in_flight -= 1;
-        }
+        let debounce = self.debounce;
+        let Some(entry) = self.slots[slot as usize].as_mut() else {
+            return Settled::Done;
+        };
+        let was_in_flight = std::mem::take(&mut entry.in_flight);
         let rearmed = std::mem::take(&mut entry.rearmed);
         let (due, after) = match attempt {
-            Outcome::Delivered if !rearmed => {
-                self.users.remove(user);
-                return Settled::Done;
+            Outcome::Delivered | Outcome::GiveUp if !rearmed => {
+                let after = if attempt == Outcome::Delivered {
+                    Settled::Done
+                } else {
+                    Settled::GivenUp
+                };
+                self.remove(slot, was_in_flight);
+                return after;
             }
             // Re-pinged during the request: the answer may predate the change, so one
-            // more request follows.
-            Outcome::Delivered => {
+            // more request follows (after a refusal too: the new change deserves a try).
+            Outcome::Delivered | Outcome::GiveUp => {
                 entry.attempts = 0;
-                (now + self.debounce, Settled::Waiting)
-            }
-            Outcome::GiveUp if !rearmed => {
-                self.users.remove(user);
-                return Settled::GivenUp;
-            }
-            Outcome::GiveUp => {
-                entry.attempts = 0;
-                (now + self.debounce, Settled::Waiting)
+                (now + debounce, Settled::Waiting)
             }
             Outcome::RetryAfter(delay) => {
                 entry.attempts += 1;
                 if now.saturating_duration_since(entry.last_pinged) + delay > max_age {
-                    self.users.remove(user);
+                    self.remove(slot, was_in_flight);
                     return Settled::GivenUp;
                 }
                 (now + delay, Settled::Waiting)
@@ -161,32 +187,38 @@ impl Queue {
         };
         entry.generation = entry.generation.wrapping_add(1);
         entry.due = due;
-        self.due
-            .push(Reverse((due, entry.generation, user.clone())));
+        let generation = entry.generation;
+        if was_in_flight {
+            self.in_flight -= 1;
+        }
+        self.due.push(Reverse((due, generation, slot)));
         after
     }
 
     /// Failed attempts of `user` since its last success or re-ping (0 if unknown).
     pub(crate) fn attempts(&self, user: &str) -> u32 {
-        self.users.get(user).map_or(0, |e| e.attempts)
+        self.find(user)
+            .and_then(|slot| self.slots[slot as usize].as_ref())
+            .map_or(0, |e| e.attempts)
     }
 
     /// Moves every waiting user's due time to no later than `at` (after a 403 clears).
     pub(crate) fn make_all_due_by(&mut self, at: Instant) {
-        let mut items = Vec::with_capacity(self.due.len());
-        for (user, entry) in &mut self.users {
-            if !entry.in_flight && entry.due > at {
+        for (slot, entry) in self.slots.iter_mut().enumerate() {
+            if let Some(entry) = entry
+                && !entry.in_flight
+                && entry.due > at
+            {
                 entry.due = at;
                 entry.generation = entry.generation.wrapping_add(1);
-                items.push(Reverse((at, entry.generation, user.clone())));
+                self.due.push(Reverse((at, entry.generation, slot as u32)));
             }
         }
-        self.due.extend(items);
     }
 
     /// Users not yet delivered (waiting or in flight).
     pub(crate) fn len(&self) -> usize {
-        self.users.len()
+        self.len
     }
 
     pub(crate) fn max_pending(&self) -> usize {
@@ -198,27 +230,55 @@ impl Queue {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.len == 0
     }
 
     /// Every user not delivered, for the shutdown report.
     pub(crate) fn drain(&mut self) -> Vec<String> {
         self.due.clear();
+        self.index.clear();
+        self.free.clear();
         self.in_flight = 0;
+        self.len = 0;
         let mut users: Vec<String> = self
-            .users
-            .drain()
-            .map(|(user, _)| user.to_string())
+            .slots
+            .drain(..)
+            .flatten()
+            .map(|entry| entry.id.into_string())
             .collect();
         users.sort_unstable();
         users
     }
 
+    fn find(&self, user_id: &str) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(self.hasher.hash_one(user_id), |&slot| {
+                slot_id(slots, slot) == user_id
+            })
+            .copied()
+    }
+
+    /// Forgets the user in `slot`; its heap items become stale.
+    fn remove(&mut self, slot: u32, was_in_flight: bool) {
+        let Some(entry) = self.slots[slot as usize].take() else {
+            return;
+        };
+        let hash = self.hasher.hash_one(&*entry.id);
+        if let Ok(found) = self.index.find_entry(hash, |&s| s == slot) {
+            found.remove();
+        }
+        self.free.push((slot, entry.generation.wrapping_add(1)));
+        self.len -= 1;
+        if was_in_flight {
+            self.in_flight -= 1;
+        }
+    }
+
     fn skip_stale(&mut self) {
-        while let Some(Reverse((due, generation, user))) = self.due.peek() {
-            let live = self
-                .users
-                .get(user)
+        while let Some(Reverse((due, generation, slot))) = self.due.peek() {
+            let live = self.slots[*slot as usize]
+                .as_ref()
                 .is_some_and(|e| !e.in_flight && e.generation == *generation && e.due == *due);
             if live {
                 return;
@@ -226,6 +286,11 @@ impl Queue {
             self.due.pop();
         }
     }
+}
+
+/// The id in an occupied slot ("" for a free one, which the index never holds).
+fn slot_id(slots: &[Option<Entry>], slot: u32) -> &str {
+    slots[slot as usize].as_ref().map_or("", |e| &e.id)
 }
 
 /// The in-memory pending set as the worker sees it (claim/settle), and as
@@ -306,6 +371,31 @@ mod tests {
 
     fn queue() -> Queue {
         Queue::new(100, Duration::ZERO)
+    }
+
+    #[test]
+    fn a_reused_slot_ignores_the_previous_users_heap_items() {
+        let mut q = queue();
+        let t = Instant::now();
+        q.ping("u1", t).unwrap();
+        let u1 = q.start_due(t).unwrap();
+        let retry = Outcome::RetryAfter(Duration::from_secs(10));
+        assert_eq!(q.finish(&u1, retry, t, DAY), Settled::Waiting);
+        // Released early: the item due at t + 10 s is now stale.
+        q.make_all_due_by(t);
+        let u1 = q.start_due(t).unwrap();
+        assert_eq!(q.finish(&u1, Outcome::Delivered, t, DAY), Settled::Done);
+        assert!(q.is_empty());
+
+        // u2 takes u1's slot; at t + 10 s it is claimed once, not twice.
+        let later = t + Duration::from_secs(10);
+        q.ping("u2", later).unwrap();
+        assert_eq!(q.start_due(later).as_deref(), Some("u2"));
+        assert_eq!(q.start_due(later), None);
+        assert_eq!(q.attempts("u2"), 0);
+        assert_eq!((q.len(), q.in_flight()), (1, 1));
+        assert_eq!(q.ping("u1", later), Ok(Enqueued::New));
+        assert_eq!(q.drain(), vec!["u1".to_owned(), "u2".to_owned()]);
     }
 
     #[test]

@@ -203,15 +203,15 @@ fn profile_response(
     user_id: &str,
     started: Instant,
 ) -> Response<Bytes> {
-    let mut builder = Response::builder()
-        .status(StatusCode::OK)
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-        .header(CACHE_CONTROL, HeaderValue::from_static("no-store"))
-        .header(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    // Headers inserted directly: the response builder re-checks each one.
+    let mut headers = http::HeaderMap::with_capacity(6);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
     if config.sign {
         let signature = sign_body(config.validator.network(), &body);
         if let Ok(value) = HeaderValue::try_from(signature) {
-            builder = builder.header(HeaderName::from_static(SIGNATURE_HEADER), value);
+            headers.insert(HeaderName::from_static(SIGNATURE_HEADER), value);
         }
     }
     let body = if head { Bytes::new() } else { body };
@@ -223,7 +223,9 @@ fn profile_response(
         user_id,
         latency_us = elapsed_us(started),
     );
-    builder.body(body).unwrap_or_default()
+    let mut response = Response::new(body);
+    *response.headers_mut() = headers;
+    response
 }
 
 /// An empty-bodied answer carrying the rejection in its extensions.
