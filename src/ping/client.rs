@@ -207,10 +207,13 @@ pub(crate) enum Answer {
 }
 
 fn check_base_url(base_url: &str) -> Result<String, ConfigError> {
-    let bad = || ConfigError::BaseUrl(base_url.to_owned());
+    let bad = || ConfigError::BaseUrl(without_userinfo(base_url));
     let uri: Uri = base_url.parse().map_err(|_| bad())?;
     let scheme = uri.scheme_str().ok_or_else(bad)?;
-    if uri.host().is_none_or(str::is_empty) || uri.query().is_some() {
+    // Credentials in the URL would never be sent (the token authenticates) but would
+    // show in errors and `Debug`: refuse them.
+    let has_userinfo = uri.authority().is_some_and(|a| a.as_str().contains('@'));
+    if uri.host().is_none_or(str::is_empty) || uri.query().is_some() || has_userinfo {
         return Err(bad());
     }
     if scheme != "http" && scheme != "https" {
@@ -219,11 +222,24 @@ fn check_base_url(base_url: &str) -> Result<String, ConfigError> {
     Ok(base_url.trim_end_matches('/').to_owned())
 }
 
+/// `base_url` with any `user:password@` replaced by `***@`, for error messages.
+fn without_userinfo(base_url: &str) -> String {
+    let start = base_url.find("://").map_or(0, |i| i + 3);
+    let end = base_url[start..]
+        .find(['/', '?', '#'])
+        .map_or(base_url.len(), |i| start + i);
+    match base_url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &base_url[..start], &base_url[start + at..]),
+        None => base_url.to_owned(),
+    }
+}
+
 /// A misconfiguration found when building a client or Pinger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The base URL is not an absolute http(s) URL without a query.
+    /// The base URL is not an absolute http(s) URL without a query or credentials
+    /// (shown with any credentials replaced by `***`).
     BaseUrl(String),
     /// An https base URL, but the `rustls` feature is off.
     HttpsNeedsRustls,
@@ -237,7 +253,7 @@ impl fmt::Display for ConfigError {
             Self::BaseUrl(url) => {
                 write!(
                     f,
-                    "base URL must be an absolute http(s) URL without a query: got `{url}`"
+                    "base URL must be an absolute http(s) URL without a query or credentials: got `{url}`"
                 )
             }
             Self::HttpsNeedsRustls => {
@@ -311,6 +327,12 @@ mod tests {
                 "{bad}"
             );
         }
+        let leaked = check_base_url("http://user:s3cret@h.example/p").unwrap_err();
+        assert_eq!(
+            leaked,
+            ConfigError::BaseUrl("http://***@h.example/p".to_owned())
+        );
+        assert!(!leaked.to_string().contains("s3cret"));
         if !cfg!(feature = "rustls") {
             assert_eq!(
                 check_base_url("https://h.example"),
