@@ -122,9 +122,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let report = pinger.shutdown(Duration::from_secs(2)).await;
     steps.say(&format!(
-        "done: {} ping(s) delivered; see {}/studio/users while the emulator runs",
+        "done: {} ping(s) delivered; the emulator stops with this program (`cargo run --features cli --bin pingpull -- emulator` keeps one up)",
         report.stats.succeeded,
-        emulator.base_url()
     ));
     Ok(())
 }
