@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -68,8 +69,9 @@ impl OutboxWorkerBuilder {
         self
     }
 
-    /// Looks at the table at least this often (default 1 s): other processes add rows
-    /// without telling this worker.
+    /// Looks at the table at least this often (default 1 s). Committed changes wake the
+    /// worker at once through a notification; polling covers the times its listening
+    /// connection is down.
     pub fn poll_every(mut self, interval: Duration) -> Self {
         self.poll_every = interval;
         self
@@ -160,11 +162,18 @@ impl OutboxWorkerBuilder {
             Some(self.poll_every),
         ));
         let task = runtime.spawn(run(shared.clone()));
+        let listener = runtime.spawn(listen_for_changes(
+            shared.queue.pool.clone(),
+            shared.queue.table.channel().to_owned(),
+            Arc::downgrade(&shared),
+            self.poll_every,
+        ));
         Ok(OutboxWorker {
             shared: shared.clone(),
             owner: Arc::new(Owner {
                 shared,
                 task: Mutex::new(Some(task)),
+                listener,
             }),
         })
     }
@@ -241,6 +250,7 @@ impl OutboxWorker {
     /// are not reported: they wait in the table for the other workers, or for the next
     /// start.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.owner.listener.abort();
         self.shared.close(Some(Instant::now() + deadline));
         let task = lock(&self.owner.task).take();
         if let Some(task) = task {
@@ -277,11 +287,62 @@ impl fmt::Debug for OutboxWorker {
 struct Owner {
     shared: Arc<Worker<PgQueue>>,
     task: Mutex<Option<JoinHandle<()>>>,
+    listener: JoinHandle<()>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
+        self.listener.abort();
         self.shared.close(None);
+    }
+}
+
+/// Wakes the worker whenever a change commits (`enqueue` notifies the table's channel),
+/// so a ping leaves at once instead of at the next poll. Polling stays as the fallback:
+/// while this connection is down (it is retried every `retry_every`), nothing is lost,
+/// only later. Holds one connection of the pool for as long as the worker runs.
+async fn listen_for_changes(
+    pool: PgPool,
+    channel: String,
+    worker: Weak<Worker<PgQueue>>,
+    retry_every: Duration,
+) {
+    let wake = |worker: &Weak<Worker<PgQueue>>| match worker.upgrade() {
+        Some(worker) => {
+            worker.wake.notify_one();
+            true
+        }
+        None => false,
+    };
+    loop {
+        let listening = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(&channel).await?;
+            Ok::<_, sqlx::Error>(listener)
+        }
+        .await;
+        match listening {
+            Ok(mut listener) => {
+                // Changes committed while nobody listened are found by this wake-up.
+                if !wake(&worker) {
+                    return;
+                }
+                // `try_recv` says `None` when the connection dropped: listen again.
+                while let Ok(Some(_)) = listener.try_recv().await {
+                    if !wake(&worker) {
+                        return;
+                    }
+                }
+                tracing::event!(target: "pingpull::outbox", Level::DEBUG, "change notifications interrupted; listening again");
+            }
+            Err(error) => {
+                tracing::event!(target: "pingpull::outbox", Level::WARN, %error, "cannot listen for change notifications; polling meanwhile");
+            }
+        }
+        if worker.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(retry_every).await;
     }
 }
 

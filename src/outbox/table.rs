@@ -31,7 +31,20 @@ const MAX_SCHEMA_NAME: usize = 63;
 #[derive(Clone)]
 pub struct OutboxTable {
     qualified: String,
+    /// The LISTEN/NOTIFY channel on which committed changes wake the workers.
+    channel: String,
     sql: std::sync::Arc<Statements>,
+}
+
+/// A stable name for the table's channel: FNV-1a of the qualified name (the same in every
+/// process, unlike std's randomly keyed hashers), in hex.
+fn channel_for(qualified: &str) -> String {
+    let hash = qualified
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("pingpull_{hash:016x}")
 }
 
 struct Statements {
@@ -60,6 +73,7 @@ impl OutboxTable {
         check_identifier("table", table, MAX_TABLE_NAME)?;
         let t = format!("\"{schema}\".\"{table}\"");
         let seq = format!("\"{schema}\".\"{table}_lease\"");
+        let channel = channel_for(&t);
         let create = format!(
             "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
              CREATE TABLE IF NOT EXISTS {t} (
@@ -79,10 +93,16 @@ impl OutboxTable {
         let clear_lease = "lease = NULL, lease_owner = NULL, lease_until = NULL";
         let sql = Statements {
             create,
+            // The notification is sent only if the transaction commits, and PostgreSQL
+            // folds identical ones of one transaction into one.
             enqueue: format!(
-                "INSERT INTO {t} AS o (user_id) VALUES ($1)
-                 ON CONFLICT (user_id) DO UPDATE
-                 SET changes = o.changes + 1, last_changed_at = now()"
+                "WITH changed AS (
+                     INSERT INTO {t} AS o (user_id) VALUES ($1)
+                     ON CONFLICT (user_id) DO UPDATE
+                     SET changes = o.changes + 1, last_changed_at = now()
+                     RETURNING 1
+                 )
+                 SELECT pg_notify('{channel}', '') FROM changed"
             ),
             // Each claim takes a fresh number from the sequence: a lease token that is
             // never reused, even after the row is deleted and inserted again.
@@ -131,8 +151,16 @@ impl OutboxTable {
         };
         Ok(Self {
             qualified: t,
+            channel,
             sql: std::sync::Arc::new(sql),
         })
+    }
+
+    /// The channel on which a committed [`enqueue`](Self::enqueue) notifies the workers
+    /// (`LISTEN` to it to watch the outbox): `pingpull_` and a hash of the table's name,
+    /// short enough for PostgreSQL's 63-byte channel names.
+    pub fn channel(&self) -> &str {
+        &self.channel
     }
 
     /// The quoted, schema-qualified name, as it appears in SQL.

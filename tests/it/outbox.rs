@@ -91,6 +91,19 @@ impl TestDb {
         tx.commit().await.unwrap();
     }
 
+    /// Whether a session is listening on the table's channel.
+    async fn is_listened_to(&self) -> bool {
+        let listening: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE query LIKE 'LISTEN%' AND strpos(query, $1) > 0",
+        )
+        .bind(self.table.channel())
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        listening > 0
+    }
+
     async fn pending(&self) -> u64 {
         self.table.pending(&self.pool).await.unwrap()
     }
@@ -280,6 +293,45 @@ async fn changes_before_a_claim_coalesce_and_a_change_in_flight_pings_once_more(
     }
     delivered.sort();
     assert_eq!(delivered, ["u1", "u2", "u2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_change_wakes_the_worker_without_waiting_for_the_poll() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let server = FakeLivefyre::start().await;
+    // Polling once a minute: within the test's 10 s only a notification can wake it.
+    let outbox = worker(&db, &server)
+        .poll_every(Duration::from_secs(60))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !db.is_listened_to().await {
+        assert!(Instant::now() < deadline, "the worker never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for user in ["u1", "u2"] {
+        db.commit_change(user).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.pings_for(user).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{user} was not pinged before the poll"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Let the worker settle the row and go back to waiting for the next wake-up.
+        db.wait_until_empty(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A rolled-back change notifies nobody and pings nobody.
+    let mut tx = db.pool.begin().await.unwrap();
+    db.table.enqueue(&mut *tx, "u3").await.unwrap();
+    tx.rollback().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(users_pinged(&server), ["u1", "u2"]);
+    outbox.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
