@@ -204,6 +204,9 @@ pub struct OutboxWorker {
 
 impl OutboxWorker {
     /// Starts configuring a worker for `network` delivering from `table` through `pool`.
+    ///
+    /// The worker keeps one of the pool's connections to listen for committed changes;
+    /// give the pool at least two.
     pub fn builder(network: Network, pool: PgPool, table: OutboxTable) -> OutboxWorkerBuilder {
         OutboxWorkerBuilder {
             network,
@@ -300,7 +303,8 @@ impl Drop for Owner {
 /// Wakes the worker whenever a change commits (`enqueue` notifies the table's channel),
 /// so a ping leaves at once instead of at the next poll. Polling stays as the fallback:
 /// while this connection is down (it is retried every `retry_every`), nothing is lost,
-/// only later. Holds one connection of the pool for as long as the worker runs.
+/// only later. Holds one connection of the pool for as long as the worker runs, so the
+/// pool needs at least two.
 async fn listen_for_changes(
     pool: PgPool,
     channel: String,
@@ -339,7 +343,8 @@ async fn listen_for_changes(
                 tracing::event!(target: "pingpull::outbox", Level::WARN, %error, "cannot listen for change notifications; polling meanwhile");
             }
         }
-        if worker.strong_count() == 0 {
+        // Closing the pool (at the application's exit) ends listening too.
+        if worker.strong_count() == 0 || pool.is_closed() {
             return;
         }
         tokio::time::sleep(retry_every).await;
