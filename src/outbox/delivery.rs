@@ -254,7 +254,8 @@ impl OutboxWorker {
     /// start.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         self.owner.listener.abort();
-        self.shared.close(Some(Instant::now() + deadline));
+        self.shared
+            .close(Some(crate::ping::rules::later(Instant::now(), deadline)));
         let task = lock(&self.owner.task).take();
         if let Some(task) = task {
             let _ = task.await;

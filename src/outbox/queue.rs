@@ -13,6 +13,9 @@ use super::table::{OutboxClaim, OutboxError, OutboxTable};
 use crate::ping::worker::{PingQueue, lock};
 use crate::ping::{Outcome, Settled};
 
+/// How long to wait before claiming again when due rows are all locked by others.
+const LOCKED_ROW_PAUSE: Duration = Duration::from_millis(50);
+
 pub(crate) struct PgQueue {
     pub(crate) pool: PgPool,
     pub(crate) table: OutboxTable,
@@ -100,7 +103,10 @@ impl PingQueue for PgQueue {
             let wait = if secs.is_finite() && secs > 0.0 {
                 Duration::from_secs_f64(secs.min(86_400.0))
             } else {
-                Duration::ZERO
+                // Due, yet the claim just found nothing: the row is locked by a
+                // transaction still open (an `enqueue` not yet committed). Look again
+                // shortly rather than spin; its commit's notification also wakes us.
+                LOCKED_ROW_PAUSE
             };
             Instant::now() + wait
         }))

@@ -54,7 +54,6 @@ struct Statements {
     delete_if_unchanged: String,
     requeue_now: String,
     retry_later: String,
-    delete_leased: String,
     hold: String,
     release_held: String,
     release_leases: String,
@@ -134,7 +133,6 @@ impl OutboxTable {
                    AND now() + make_interval(secs => $3) - last_changed_at
                        <= make_interval(secs => $4)"
             ),
-            delete_leased: format!("DELETE FROM {t} WHERE user_id = $1 AND lease = $2"),
             hold: format!(
                 "UPDATE {t} SET due_at = now() + make_interval(secs => $3), {clear_lease}
                  WHERE user_id = $1 AND lease = $2"
@@ -315,14 +313,25 @@ impl OutboxTable {
                 if waiting == 1 {
                     Settled::Waiting
                 } else {
-                    let deleted = changed(&self.sql.delete_leased)
+                    // Too old, unless a change was committed meanwhile (then it is new,
+                    // and due now): the delete checks the counter, as a delivery's does.
+                    let deleted = changed(&self.sql.delete_if_unchanged)
+                        .bind(claim.changes)
                         .execute(&mut *connection)
                         .await?
                         .rows_affected();
-                    if deleted == 1 {
-                        Settled::GivenUp
+                    let requeued = if deleted == 1 {
+                        0
                     } else {
-                        Settled::LeaseLost
+                        changed(&self.sql.requeue_now)
+                            .execute(&mut *connection)
+                            .await?
+                            .rows_affected()
+                    };
+                    match (deleted, requeued) {
+                        (1, _) => Settled::GivenUp,
+                        (_, 1) => Settled::Waiting,
+                        _ => Settled::LeaseLost,
                     }
                 }
             }

@@ -16,7 +16,7 @@ use super::client::{ConfigError, LivefyreClient};
 use super::events::{Counters, PingEvent, PingStats};
 use super::queue::{Enqueued, MemoryQueue, Queue};
 use super::retry::RetrySchedule;
-use super::rules::Rules;
+use super::rules::{Rules, later};
 use super::transport::Transport;
 use super::worker::{Worker, lock, run};
 use crate::Network;
@@ -223,10 +223,15 @@ impl Pinger {
     pub fn ping(&self, user_id: &str) -> Result<(), PingError> {
         user_id::validate_for_path(user_id).map_err(PingError::InvalidUserId)?;
         let queue = &self.shared.queue;
-        if !queue.accepting.load(Ordering::Acquire) {
-            return Err(PingError::ShuttingDown);
-        }
-        let enqueued = queue.lock().ping(user_id, Instant::now());
+        let enqueued = {
+            let mut pending = queue.lock();
+            // Read under the lock `shutdown` clears it under, so a user is either in the
+            // pending set before the worker's last look, or refused.
+            if !queue.accepting.load(Ordering::Acquire) {
+                return Err(PingError::ShuttingDown);
+            }
+            pending.ping(user_id, Instant::now())
+        };
         let counters = &self.shared.rules.counters;
         match enqueued {
             Ok(Enqueued::New) => {
@@ -270,8 +275,11 @@ impl Pinger {
     /// Stops accepting pings, delivers what it can until `deadline` has passed, and
     /// returns the users not delivered.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
-        self.shared.queue.accepting.store(false, Ordering::Release);
-        self.shared.close(Some(Instant::now() + deadline));
+        {
+            let _pending = self.shared.queue.lock();
+            self.shared.queue.accepting.store(false, Ordering::Release);
+        }
+        self.shared.close(Some(later(Instant::now(), deadline)));
         let worker = lock(&self.owner.worker).take();
         if let Some(worker) = worker {
             let _ = worker.await;

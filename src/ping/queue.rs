@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use hashbrown::HashTable;
 use tokio::time::Instant;
 
-use super::rules::{Outcome, Settled};
+use super::rules::{Outcome, Settled, later};
 use super::worker::{PingQueue, lock};
 
 /// What `ping` did with a user.
@@ -37,7 +37,8 @@ struct Entry {
     in_flight: bool,
     /// Pinged again while in flight: one more request must follow.
     rearmed: bool,
-    /// Failed attempts since the last success or re-ping.
+    /// Failed attempts since the last success, or since a re-ping during a request (a
+    /// re-ping of a waiting user coalesces and keeps its backoff).
     attempts: u32,
     last_pinged: Instant,
     due: Instant,
@@ -94,7 +95,7 @@ impl Queue {
         if self.len >= self.max_pending {
             return Err(());
         }
-        let due = now + self.debounce;
+        let due = later(now, self.debounce);
         let (slot, generation) = self.free.pop().unwrap_or((self.slots.len() as u32, 0));
         let entry = Entry {
             id: user_id.into(),
@@ -173,17 +174,18 @@ impl Queue {
             // more request follows (after a refusal too: the new change deserves a try).
             Outcome::Delivered | Outcome::GiveUp => {
                 entry.attempts = 0;
-                (now + debounce, Settled::Waiting)
+                (later(now, debounce), Settled::Waiting)
             }
             Outcome::RetryAfter(delay) => {
                 entry.attempts += 1;
-                if now.saturating_duration_since(entry.last_pinged) + delay > max_age {
+                let age = now.saturating_duration_since(entry.last_pinged);
+                if age.saturating_add(delay) > max_age {
                     self.remove(slot, was_in_flight);
                     return Settled::GivenUp;
                 }
-                (now + delay, Settled::Waiting)
+                (later(now, delay), Settled::Waiting)
             }
-            Outcome::Hold(delay) => (now + delay, Settled::Waiting),
+            Outcome::Hold(delay) => (later(now, delay), Settled::Waiting),
         };
         entry.generation = entry.generation.wrapping_add(1);
         entry.due = due;
@@ -396,6 +398,27 @@ mod tests {
         assert_eq!((q.len(), q.in_flight()), (1, 1));
         assert_eq!(q.ping("u1", later), Ok(Enqueued::New));
         assert_eq!(q.drain(), vec!["u1".to_owned(), "u2".to_owned()]);
+    }
+
+    #[test]
+    fn absurd_delays_saturate_instead_of_panicking() {
+        let mut q = Queue::new(10, Duration::MAX);
+        let t = Instant::now();
+        q.ping("u1", t).unwrap();
+        assert!(q.next_due().is_some_and(|due| due > t + DAY));
+        q.make_all_due_by(t);
+        let u1 = q.start_due(t).unwrap();
+        let forever = Outcome::RetryAfter(Duration::MAX);
+        assert_eq!(q.finish(&u1, forever, t, Duration::MAX), Settled::Waiting);
+        q.make_all_due_by(t);
+        let u1 = q.start_due(t).unwrap();
+        assert_eq!(
+            q.finish(&u1, Outcome::Hold(Duration::MAX), t, DAY),
+            Settled::Waiting
+        );
+        assert_eq!((q.len(), q.in_flight()), (1, 0));
+        let schedule = super::super::RetrySchedule::new([Duration::MAX]).jitter(1.0);
+        assert_eq!(schedule.delay(1, 1.0), schedule.delay(1, 1.0));
     }
 
     #[test]

@@ -93,7 +93,10 @@ impl RetrySchedule {
             .copied()
             .unwrap_or(Duration::ZERO);
         let spread = 1.0 + self.jitter * (unit.clamp(0.0, 1.0) * 2.0 - 1.0);
-        base.mul_f64(spread).min(self.max_delay)
+        // Saturates rather than panics for absurd configured delays.
+        Duration::try_from_secs_f64(base.as_secs_f64() * spread)
+            .unwrap_or(Duration::MAX)
+            .min(self.max_delay)
     }
 
     /// A server's `Retry-After`, clamped to the configured maximum.

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 use tracing::Level;
 
 use super::client::{Answer, LivefyreClient};
@@ -190,4 +191,14 @@ impl Rules {
         // No subscriber is fine: the stats and logs still tell.
         let _ = self.events.send(event);
     }
+}
+
+/// Delays beyond this are treated as this long: nothing a running process waits for
+/// is further away, and the sum with "now" can then never overflow (a server may send
+/// `Retry-After: 99999999999999999999`, a user may configure `Duration::MAX`).
+const LONGEST_WAIT: Duration = Duration::from_secs(365 * 86_400);
+
+/// `now + delay`, with the delay capped at a year so it cannot overflow.
+pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
+    now + delay.min(LONGEST_WAIT)
 }

@@ -23,7 +23,7 @@ use tokio::time::{Instant, sleep_until};
 use tracing::Level;
 
 use super::events::Counters;
-use super::rules::{Outcome, PauseChange, Rules, Settled};
+use super::rules::{Outcome, PauseChange, Rules, Settled, later};
 
 /// The worker's view of a pending set: claim due users, settle each claim.
 pub(crate) trait PingQueue: Send + Sync + 'static {
@@ -180,7 +180,7 @@ impl<Q: PingQueue> Worker<Q> {
             let was_paused = match outcome {
                 Outcome::Delivered => pause.until.take().is_some(),
                 Outcome::Hold(_) => {
-                    pause.until = Some(Instant::now() + self.rules.probe_every);
+                    pause.until = Some(later(Instant::now(), self.rules.probe_every));
                     false
                 }
                 _ => false,
@@ -244,7 +244,7 @@ pub(crate) async fn run<Q: PingQueue>(worker: Arc<Worker<Q>>) {
             Step::Wait(until) => Some(until),
             Step::Idle => None,
         };
-        let poll_at = worker.poll_every.map(|every| now + every);
+        let poll_at = worker.poll_every.map(|every| later(now, every));
         let wait_until = [wait_until, deadline, poll_at].into_iter().flatten().min();
         match wait_until {
             Some(until) => {
@@ -265,5 +265,5 @@ pub(crate) async fn run<Q: PingQueue>(worker: Arc<Worker<Q>>) {
 fn pending_set_failed<Q: PingQueue>(worker: &Worker<Q>, error: &Q::Error, now: Instant) -> Instant {
     let pause = worker.poll_every.unwrap_or(ERROR_PAUSE);
     tracing::event!(target: "pingpull::ping", Level::WARN, %error, retry_in_ms = pause.as_millis() as u64, "the pending set did not answer; trying again");
-    now + pause
+    later(now, pause)
 }

@@ -487,6 +487,59 @@ async fn backoff_lives_in_the_row_and_too_old_users_are_given_up() {
 }
 
 #[tokio::test]
+async fn a_change_during_an_attempt_too_old_to_retry_is_kept() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let mut conn = db.pool.acquire().await.unwrap();
+    db.commit_change("u1").await;
+    let claim = db
+        .table
+        .claim_due(&mut *conn, "A", Duration::from_secs(60), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    // The user changes while its attempt is in flight; the attempt then fails with a
+    // delay that would take the *old* change past the maximum age.
+    db.commit_change("u1").await;
+    let settled = db
+        .table
+        .settle(
+            &mut conn,
+            &claim,
+            Outcome::RetryAfter(Duration::from_secs(3600)),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        settled,
+        Settled::Waiting,
+        "the new change must not be given up"
+    );
+    let again = db
+        .table
+        .claim_due(&mut *conn, "B", Duration::from_secs(60), 1)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "due again at once");
+    assert_eq!((again[0].user_id(), again[0].changes()), ("u1", 2));
+    // Without a new change, the same failure gives the user up and deletes the row.
+    let settled = db
+        .table
+        .settle(
+            &mut conn,
+            &again[0],
+            Outcome::RetryAfter(Duration::from_secs(3600)),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled, Settled::GivenUp);
+    assert_eq!(db.pending().await, 0);
+}
+
+#[tokio::test]
 async fn bad_input_is_an_error_not_a_panic() {
     assert!(matches!(
         OutboxTable::new("public", "outbox; drop table users"),
