@@ -18,7 +18,7 @@ use super::queue::PgQueue;
 use super::table::OutboxTable;
 use crate::Network;
 use crate::ping::rules::Rules;
-use crate::ping::worker::{Worker, lock, run};
+use crate::ping::worker::{Worker, run};
 use crate::ping::{
     ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, PingEvent, PingStats, RetrySchedule,
     ShutdownReport, Transport,
@@ -172,7 +172,7 @@ impl OutboxWorkerBuilder {
             shared: shared.clone(),
             owner: Arc::new(Owner {
                 shared,
-                task: Mutex::new(Some(task)),
+                task: tokio::sync::Mutex::new(Some(task)),
                 listener,
             }),
         })
@@ -256,9 +256,13 @@ impl OutboxWorker {
         self.owner.listener.abort();
         self.shared
             .close(Some(crate::ping::rules::later(Instant::now(), deadline)));
-        let task = lock(&self.owner.task).take();
-        if let Some(task) = task {
-            let _ = task.await;
+        {
+            // Held while waiting, so a second concurrent `shutdown` waits for the first
+            // (and then finds nothing left to report) instead of racing the worker.
+            let mut task = self.owner.task.lock().await;
+            if let Some(running) = task.take() {
+                let _ = running.await;
+            }
         }
         let undelivered = self.shared.queue.abandon_in_flight().await;
         if !undelivered.is_empty() {
@@ -290,7 +294,7 @@ impl fmt::Debug for OutboxWorker {
 /// Dropping the last handle lets the worker finish its requests in flight and stop.
 struct Owner {
     shared: Arc<Worker<PgQueue>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     listener: JoinHandle<()>,
 }
 

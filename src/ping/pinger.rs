@@ -3,8 +3,8 @@
 //! after its latest ping.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -18,7 +18,7 @@ use super::queue::{Enqueued, MemoryQueue, Queue};
 use super::retry::RetrySchedule;
 use super::rules::{Rules, later};
 use super::transport::Transport;
-use super::worker::{Worker, lock, run};
+use super::worker::{Worker, run};
 use crate::Network;
 use crate::clock::Clock;
 use crate::user_id::{self, UserIdError};
@@ -177,7 +177,7 @@ impl PingerBuilder {
             shared: shared.clone(),
             owner: Arc::new(Owner {
                 shared,
-                worker: Mutex::new(Some(worker)),
+                worker: tokio::sync::Mutex::new(Some(worker)),
             }),
         })
     }
@@ -273,16 +273,21 @@ impl Pinger {
     }
 
     /// Stops accepting pings, delivers what it can until `deadline` has passed, and
-    /// returns the users not delivered.
+    /// returns the users not delivered. A second call (from a clone, say) waits for the
+    /// first and reports nothing more.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         {
             let _pending = self.shared.queue.lock();
             self.shared.queue.accepting.store(false, Ordering::Release);
         }
         self.shared.close(Some(later(Instant::now(), deadline)));
-        let worker = lock(&self.owner.worker).take();
-        if let Some(worker) = worker {
-            let _ = worker.await;
+        {
+            // Held while waiting, so a second concurrent `shutdown` waits for the first
+            // (and then finds nothing left to report) instead of racing the worker.
+            let mut worker = self.owner.worker.lock().await;
+            if let Some(running) = worker.take() {
+                let _ = running.await;
+            }
         }
         let undelivered = self.shared.queue.lock().drain();
         if !undelivered.is_empty() {
@@ -354,7 +359,7 @@ impl std::error::Error for PingError {}
 /// Dropping the last handle lets the worker finish what is pending and stop.
 struct Owner {
     shared: Arc<Worker<MemoryQueue>>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    worker: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for Owner {

@@ -391,6 +391,25 @@ async fn shutdown_delivers_what_it_can_before_the_deadline() {
 }
 
 #[tokio::test]
+async fn concurrent_shutdowns_wait_for_the_worker_and_report_nothing_delivered() {
+    let server =
+        FakeLivefyre::with_script(|_| Reply::status(200).after(Duration::from_millis(200))).await;
+    let pinger = pinger(&server);
+    pinger.ping("u1").unwrap();
+    eventually("request in flight", || pinger.stats().in_flight == 1).await;
+    let other = pinger.clone();
+    let (first, second) = tokio::join!(
+        pinger.shutdown(Duration::from_secs(5)),
+        other.shutdown(Duration::from_secs(5))
+    );
+    // u1 was delivered: neither report may call it undelivered.
+    assert!(first.undelivered.is_empty(), "{first:?}");
+    assert!(second.undelivered.is_empty(), "{second:?}");
+    assert_eq!(second.stats.succeeded, 1);
+    assert!(pinger.ping("u2").is_err());
+}
+
+#[tokio::test]
 async fn dropping_every_handle_still_delivers_what_is_pending() {
     let server =
         FakeLivefyre::with_script(|_| Reply::status(200).after(Duration::from_millis(50))).await;
