@@ -1,7 +1,7 @@
 //! Load benchmark of the Pull endpoint against a bare hyper server (issue targets P1, P2).
 //!
 //! ```sh
-//! sudo apt-get install -y wrk      # the load generator, from Debian's packages
+//! apt-get install -y wrk           # the load generator, from Debian's packages (as root)
 //! cargo bench --bench pull_load
 //! ```
 //!
@@ -43,7 +43,7 @@ const DISTINCT_TOKENS: u64 = 10_000;
 
 fn main() {
     if Command::new("wrk").arg("--version").output().is_err() {
-        eprintln!("wrk is not installed: sudo apt-get install -y wrk");
+        eprintln!("wrk is not installed: apt-get install -y wrk (as root, or with sudo)");
         std::process::exit(2);
     }
     let runs = env_number("LOAD_RUNS", 5);
