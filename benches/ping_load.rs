@@ -15,16 +15,8 @@
 //!
 //! `LOAD_RUNS` (default 3) runs of each; medians and min–max are printed.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use pingpull::Network;
 use pingpull::emulator::Emulator;
 use pingpull::ping::Pinger;
@@ -34,6 +26,10 @@ use tower::{Layer, service_fn};
 #[allow(dead_code, unused_imports)] // only the demo users are needed here
 #[path = "../examples/common/mod.rs"]
 mod common;
+#[allow(dead_code)] // each load benchmark uses part of it
+mod load_support;
+
+use load_support::{env_number, max, median, min, not_found, percentile, serve};
 
 fn main() {
     let runs = env_number("LOAD_RUNS", 3);
@@ -132,7 +128,8 @@ async fn latency(run: u64, rate: u64, seconds: u64, concurrency: u64) -> Vec<f64
             profile
         })
         .collect();
-    let pull_addr = serve_pull(users).await;
+    let layer = PullLayer::new("/livefyre/pull?id={id}", network(), users).expect("a template");
+    let pull_addr = serve(layer.layer(service_fn(not_found))).await;
     let emulator = Emulator::builder(network())
         .pull_url(&format!("http://{pull_addr}/livefyre/pull?id={{id}}"))
         .expect("an absolute template")
@@ -172,66 +169,7 @@ async fn latency(run: u64, rate: u64, seconds: u64, concurrency: u64) -> Vec<f64
     latencies
 }
 
-/// The Pull endpoint on hyper, as in `examples/hyper.rs`; runs until the runtime stops.
-async fn serve_pull(users: InMemorySource) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("a local address");
-    let layer = PullLayer::new("/livefyre/pull?id={id}", network(), users).expect("a template");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let service = TowerToHyperService::new(layer.layer(service_fn(not_found)));
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-async fn not_found(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    Ok(response)
-}
-
 fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0.0, |since| since.as_secs_f64())
-}
-
-/// `sorted` ascending; `q` in 0..=1 (nearest rank).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    percentile(&sorted, 0.5)
-}
-
-fn min(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn max(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
 }

@@ -24,11 +24,9 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use pingpull::Network;
 use pingpull::pull::{InMemorySource, PullLayer};
 use pingpull::token;
@@ -37,6 +35,10 @@ use tower::{Layer, service_fn};
 #[allow(dead_code, unused_imports)] // only the demo users are needed here
 #[path = "../examples/common/mod.rs"]
 mod common;
+#[allow(dead_code)] // each load benchmark uses part of it
+mod load_support;
+
+use load_support::{env_number, max, median, min, not_found, serve};
 
 /// Distinct tokens for P2: far more than the cache holds, so none is found there.
 const DISTINCT_TOKENS: u64 = 10_000;
@@ -163,54 +165,23 @@ impl Settings {
 }
 
 async fn start(server: Server) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("a local address");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let io = TokioIo::new(stream);
-            let http = hyper::server::conn::http1::Builder::new();
-            match &server {
-                Server::Bare(body) => {
-                    let body = body.clone();
-                    let service = service_fn(move |_request: Request<Incoming>| {
-                        let body = body.clone();
-                        async move {
-                            let mut response = Response::new(Full::new(body));
-                            response.headers_mut().insert(
-                                http::header::CONTENT_TYPE,
-                                http::HeaderValue::from_static("application/json"),
-                            );
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let service = TowerToHyperService::new(service);
-                    tokio::spawn(async move {
-                        let _ = http.serve_connection(io, service).await;
-                    });
+    match server {
+        Server::Bare(body) => {
+            serve(service_fn(move |_request: Request<Incoming>| {
+                let body = body.clone();
+                async move {
+                    let mut response = Response::new(Full::new(body));
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                    Ok::<_, Infallible>(response)
                 }
-                Server::Pull(layer) => {
-                    let service = layer.layer(service_fn(not_found));
-                    let service = TowerToHyperService::new(service);
-                    tokio::spawn(async move {
-                        let _ = http.serve_connection(io, service).await;
-                    });
-                }
-            }
+            }))
+            .await
         }
-    });
-    addr
-}
-
-async fn not_found(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut response = Response::new(Full::new(Bytes::new()));
-    *response.status_mut() = StatusCode::NOT_FOUND;
-    Ok(response)
+        Server::Pull(layer) => serve(layer.layer(service_fn(not_found))).await,
+    }
 }
 
 fn path_for(token: &str) -> String {
@@ -306,24 +277,6 @@ fn ratio_of_medians(bare: &[Measured], pull: &[Measured]) -> f64 {
     median(&pull) / median(&bare)
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-fn min(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn max(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-}
-
 /// User + system CPU time of this process so far, from /proc (Linux; NaN elsewhere).
 fn process_cpu_seconds() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
@@ -338,13 +291,6 @@ fn process_cpu_seconds() -> f64 {
         .sum();
     // The kernel reports in USER_HZ, 100 on Linux.
     ticks / 100.0
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
 }
 
 fn tempdir() -> PathBuf {

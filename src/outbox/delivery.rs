@@ -11,14 +11,13 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tracing::Level;
 
 use super::queue::PgQueue;
 use super::table::OutboxTable;
 use crate::Network;
 use crate::ping::rules::Rules;
-use crate::ping::worker::{Worker, run};
+use crate::ping::worker::{Running, Worker};
 use crate::ping::{
     ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, PingEvent, PingStats, RetrySchedule,
     ShutdownReport, Transport,
@@ -115,17 +114,12 @@ impl OutboxWorkerBuilder {
     /// [`ConfigError`] for a bad base URL, a zero limit, a lease not longer than the
     /// attempt timeout, a zero poll interval, or when called outside a Tokio runtime.
     pub fn spawn(self) -> Result<OutboxWorker, ConfigError> {
-        let base_url = self
-            .base_url
-            .clone()
-            .unwrap_or_else(|| self.network.default_base_url());
-        let client = match self.transport {
-            Some(transport) => {
-                LivefyreClient::with_transport(self.network.clone(), &base_url, transport)?
-            }
-            None => LivefyreClient::new(self.network.clone(), &base_url)?,
-        }
-        .timeout(self.attempt_timeout);
+        let client = LivefyreClient::for_worker(
+            self.network.clone(),
+            self.base_url.as_deref(),
+            self.transport,
+            self.attempt_timeout,
+        )?;
         if self.concurrency == 0 || self.events_capacity == 0 {
             return Err(ConfigError::Invalid(
                 "concurrency and events_capacity must be at least 1",
@@ -161,7 +155,6 @@ impl OutboxWorkerBuilder {
             None,
             Some(self.poll_every),
         ));
-        let task = runtime.spawn(run(shared.clone()));
         let listener = runtime.spawn(listen_for_changes(
             shared.queue.pool.clone(),
             shared.queue.table.channel().to_owned(),
@@ -169,10 +162,8 @@ impl OutboxWorkerBuilder {
             self.poll_every,
         ));
         Ok(OutboxWorker {
-            shared: shared.clone(),
             owner: Arc::new(Owner {
-                shared,
-                task: tokio::sync::Mutex::new(Some(task)),
+                running: Running::spawn(&runtime, shared),
                 listener,
             }),
         })
@@ -198,11 +189,14 @@ impl fmt::Debug for OutboxWorkerBuilder {
 /// worker finishes the requests in flight and stops; rows stay for the other workers.
 #[derive(Clone)]
 pub struct OutboxWorker {
-    shared: Arc<Worker<PgQueue>>,
     owner: Arc<Owner>,
 }
 
 impl OutboxWorker {
+    fn worker(&self) -> &Worker<PgQueue> {
+        &self.owner.running.worker
+    }
+
     /// Starts configuring a worker for `network` delivering from `table` through `pool`.
     ///
     /// The worker keeps one of the pool's connections to listen for committed changes;
@@ -229,9 +223,9 @@ impl OutboxWorker {
     /// the database, not through this handle); `pending` is the table's row count at the
     /// worker's latest look, `in_flight` this worker's requests.
     pub fn stats(&self) -> PingStats {
-        let pending = self.shared.queue.pending.load(Ordering::Relaxed);
-        let in_flight = self.shared.in_flight.load(Ordering::Relaxed);
-        self.shared
+        let pending = self.worker().queue.pending.load(Ordering::Relaxed);
+        let in_flight = self.worker().in_flight.load(Ordering::Relaxed);
+        self.worker()
             .rules
             .counters
             .snapshot(usize::try_from(pending).unwrap_or(usize::MAX), in_flight)
@@ -239,12 +233,12 @@ impl OutboxWorker {
 
     /// A stream of [`PingEvent`]s from now on, as the Pinger's.
     pub fn events(&self) -> broadcast::Receiver<PingEvent> {
-        self.shared.rules.events.subscribe()
+        self.worker().rules.events.subscribe()
     }
 
     /// The client the worker delivers with.
     pub fn client(&self) -> &LivefyreClient {
-        &self.shared.rules.client
+        &self.worker().rules.client
     }
 
     /// Stops claiming, lets the requests in flight finish until `deadline` has passed,
@@ -254,17 +248,9 @@ impl OutboxWorker {
     /// start.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         self.owner.listener.abort();
-        self.shared
-            .close(Some(crate::ping::rules::later(Instant::now(), deadline)));
-        {
-            // Held while waiting, so a second concurrent `shutdown` waits for the first
-            // (and then finds nothing left to report) instead of racing the worker.
-            let mut task = self.owner.task.lock().await;
-            if let Some(running) = task.take() {
-                let _ = running.await;
-            }
-        }
-        let undelivered = self.shared.queue.abandon_in_flight().await;
+        // A second caller waits here for the first, then finds nothing left to report.
+        self.owner.running.stop(deadline).await;
+        let undelivered = self.worker().queue.abandon_in_flight().await;
         if !undelivered.is_empty() {
             tracing::event!(
                 target: "pingpull::outbox",
@@ -283,25 +269,24 @@ impl OutboxWorker {
 impl fmt::Debug for OutboxWorker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutboxWorker")
-            .field("table", &self.shared.queue.table)
-            .field("owner", &self.shared.queue.owner)
-            .field("client", &self.shared.rules.client)
+            .field("table", &self.worker().queue.table)
+            .field("owner", &self.worker().queue.owner)
+            .field("client", &self.worker().rules.client)
             .field("stats", &self.stats())
             .finish()
     }
 }
 
 /// Dropping the last handle lets the worker finish its requests in flight and stop.
+/// (Dropping `running` closes the worker.)
 struct Owner {
-    shared: Arc<Worker<PgQueue>>,
-    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    running: Running<PgQueue>,
     listener: JoinHandle<()>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
         self.listener.abort();
-        self.shared.close(None);
     }
 }
 

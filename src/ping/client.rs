@@ -70,6 +70,29 @@ impl LivefyreClient {
         })
     }
 
+    /// The client a background worker (the Pinger, the outbox's) delivers with:
+    /// `base_url` or the network's default, through `transport` or the built-in client.
+    pub(crate) fn for_worker(
+        network: Network,
+        base_url: Option<&str>,
+        transport: Option<Arc<dyn Transport>>,
+        timeout: Duration,
+    ) -> Result<Self, ConfigError> {
+        let default_base;
+        let base_url = match base_url {
+            Some(base_url) => base_url,
+            None => {
+                default_base = network.default_base_url();
+                &default_base
+            }
+        };
+        let client = match transport {
+            Some(transport) => Self::with_transport(network, base_url, transport)?,
+            None => Self::new(network, base_url)?,
+        };
+        Ok(client.timeout(timeout))
+    }
+
     /// Gives each request at most `timeout` (default 10 s) to be answered.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Level;
 
@@ -16,9 +15,9 @@ use super::client::{ConfigError, LivefyreClient};
 use super::events::{Counters, PingEvent, PingStats};
 use super::queue::{Enqueued, MemoryQueue, Queue};
 use super::retry::RetrySchedule;
-use super::rules::{Rules, later};
+use super::rules::Rules;
 use super::transport::Transport;
-use super::worker::{Worker, run};
+use super::worker::{Running, Worker};
 use crate::Network;
 use crate::clock::Clock;
 use crate::user_id::{self, UserIdError};
@@ -132,17 +131,12 @@ impl PingerBuilder {
     ///
     /// [`ConfigError`] for a bad base URL, a zero limit, or when called outside a Tokio runtime.
     pub fn spawn(self) -> Result<Pinger, ConfigError> {
-        let base_url = self
-            .base_url
-            .clone()
-            .unwrap_or_else(|| self.network.default_base_url());
-        let client = match self.transport {
-            Some(transport) => {
-                LivefyreClient::with_transport(self.network.clone(), &base_url, transport)?
-            }
-            None => LivefyreClient::new(self.network.clone(), &base_url)?,
-        };
-        let mut client = client.timeout(self.attempt_timeout);
+        let mut client = LivefyreClient::for_worker(
+            self.network.clone(),
+            self.base_url.as_deref(),
+            self.transport,
+            self.attempt_timeout,
+        )?;
         if let Some(set_clock) = self.clock {
             client = set_clock(client);
         }
@@ -172,13 +166,8 @@ impl PingerBuilder {
             min_interval,
             None,
         ));
-        let worker = runtime.spawn(run(shared.clone()));
         Ok(Pinger {
-            shared: shared.clone(),
-            owner: Arc::new(Owner {
-                shared,
-                worker: tokio::sync::Mutex::new(Some(worker)),
-            }),
+            running: Arc::new(Running::spawn(&runtime, shared)),
         })
     }
 }
@@ -200,11 +189,14 @@ impl fmt::Debug for PingerBuilder {
 /// keeps delivering what is pending and then stops.
 #[derive(Clone)]
 pub struct Pinger {
-    shared: Arc<Worker<MemoryQueue>>,
-    owner: Arc<Owner>,
+    running: Arc<Running<MemoryQueue>>,
 }
 
 impl Pinger {
+    fn worker(&self) -> &Worker<MemoryQueue> {
+        &self.running.worker
+    }
+
     /// Starts configuring a Pinger for `network`.
     pub fn builder(network: Network) -> PingerBuilder {
         PingerBuilder::new(network)
@@ -222,7 +214,7 @@ impl Pinger {
     /// the caller decides), [`PingError::ShuttingDown`] after [`shutdown`](Self::shutdown).
     pub fn ping(&self, user_id: &str) -> Result<(), PingError> {
         user_id::validate_for_path(user_id).map_err(PingError::InvalidUserId)?;
-        let queue = &self.shared.queue;
+        let queue = &self.worker().queue;
         let enqueued = {
             let mut pending = queue.lock();
             // Read under the lock `shutdown` clears it under, so a user is either in the
@@ -232,11 +224,11 @@ impl Pinger {
             }
             pending.ping(user_id, Instant::now())
         };
-        let counters = &self.shared.rules.counters;
+        let counters = &self.worker().rules.counters;
         match enqueued {
             Ok(Enqueued::New) => {
                 Counters::add(&counters.pinged);
-                self.shared.wake.notify_one();
+                self.worker().wake.notify_one();
             }
             Ok(Enqueued::Coalesced | Enqueued::Rearmed) => {
                 Counters::add(&counters.pinged);
@@ -254,22 +246,22 @@ impl Pinger {
     /// Counters since start and the current queue.
     pub fn stats(&self) -> PingStats {
         let (pending, in_flight) = {
-            let queue = self.shared.queue.lock();
+            let queue = self.worker().queue.lock();
             (queue.len(), queue.in_flight())
         };
-        self.shared.rules.counters.snapshot(pending, in_flight)
+        self.worker().rules.counters.snapshot(pending, in_flight)
     }
 
     /// A stream of [`PingEvent`]s from now on. A subscriber that lags more than the
     /// events capacity misses the oldest (the stats stay exact).
     pub fn events(&self) -> broadcast::Receiver<PingEvent> {
-        self.shared.rules.events.subscribe()
+        self.worker().rules.events.subscribe()
     }
 
     /// The client the Pinger delivers with, for one-shot calls such as
     /// [`LivefyreClient::register_pull_url`].
     pub fn client(&self) -> &LivefyreClient {
-        &self.shared.rules.client
+        &self.worker().rules.client
     }
 
     /// Stops accepting pings, delivers what it can until `deadline` has passed, and
@@ -277,19 +269,15 @@ impl Pinger {
     /// first and reports nothing more.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         {
-            let _pending = self.shared.queue.lock();
-            self.shared.queue.accepting.store(false, Ordering::Release);
+            let _pending = self.worker().queue.lock();
+            self.worker()
+                .queue
+                .accepting
+                .store(false, Ordering::Release);
         }
-        self.shared.close(Some(later(Instant::now(), deadline)));
-        {
-            // Held while waiting, so a second concurrent `shutdown` waits for the first
-            // (and then finds nothing left to report) instead of racing the worker.
-            let mut worker = self.owner.worker.lock().await;
-            if let Some(running) = worker.take() {
-                let _ = running.await;
-            }
-        }
-        let undelivered = self.shared.queue.lock().drain();
+        // A second caller waits here for the first, then finds nothing left to report.
+        self.running.stop(deadline).await;
+        let undelivered = self.worker().queue.lock().drain();
         if !undelivered.is_empty() {
             tracing::event!(
                 target: "pingpull::ping",
@@ -308,7 +296,7 @@ impl Pinger {
 impl fmt::Debug for Pinger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pinger")
-            .field("client", &self.shared.rules.client)
+            .field("client", &self.worker().rules.client)
             .field("stats", &self.stats())
             .finish()
     }
@@ -355,15 +343,3 @@ impl fmt::Display for PingError {
 }
 
 impl std::error::Error for PingError {}
-
-/// Dropping the last handle lets the worker finish what is pending and stop.
-struct Owner {
-    shared: Arc<Worker<MemoryQueue>>,
-    worker: tokio::sync::Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Drop for Owner {
-    fn drop(&mut self) {
-        self.shared.close(None);
-    }
-}

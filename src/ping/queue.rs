@@ -59,7 +59,6 @@ pub(crate) struct Queue {
     free: Vec<(u32, u32)>,
     /// Waiting users by due time: (due, generation, slot); may hold stale items.
     due: BinaryHeap<Reverse<(Instant, u32, u32)>>,
-    len: usize,
     in_flight: usize,
     max_pending: usize,
     debounce: Duration,
@@ -73,7 +72,6 @@ impl Queue {
             slots: Vec::new(),
             free: Vec::new(),
             due: BinaryHeap::new(),
-            len: 0,
             in_flight: 0,
             // Slots are numbered with u32.
             max_pending: max_pending.min(u32::MAX as usize),
@@ -92,7 +90,7 @@ impl Queue {
             }
             return Ok(Enqueued::Coalesced);
         }
-        if self.len >= self.max_pending {
+        if self.index.len() >= self.max_pending {
             return Err(());
         }
         let due = later(now, self.debounce);
@@ -115,7 +113,6 @@ impl Queue {
             .insert_unique(hasher.hash_one(user_id), slot, |&s| {
                 hasher.hash_one(slot_id(slots, s))
             });
-        self.len += 1;
         self.due.push(Reverse((due, generation, slot)));
         Ok(Enqueued::New)
     }
@@ -220,7 +217,7 @@ impl Queue {
 
     /// Users not yet delivered (waiting or in flight).
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.index.len()
     }
 
     pub(crate) fn max_pending(&self) -> usize {
@@ -232,7 +229,7 @@ impl Queue {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.index.is_empty()
     }
 
     /// Every user not delivered, for the shutdown report.
@@ -241,7 +238,6 @@ impl Queue {
         self.index.clear();
         self.free.clear();
         self.in_flight = 0;
-        self.len = 0;
         let mut users: Vec<String> = self
             .slots
             .drain(..)
@@ -271,7 +267,6 @@ impl Queue {
             found.remove();
         }
         self.free.push((slot, entry.generation.wrapping_add(1)));
-        self.len -= 1;
         if was_in_flight {
             self.in_flight -= 1;
         }

@@ -17,8 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::runtime::Handle;
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep_until};
 use tracing::Level;
 
@@ -203,6 +204,41 @@ impl<Q: PingQueue> Worker<Q> {
         }
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.wake.notify_one();
+    }
+}
+
+/// A spawned worker's task, owned by the handles (behind an `Arc`). Dropping the last
+/// handle closes the worker: it delivers what it owes and stops. [`stop`](Self::stop)
+/// closes it with a deadline and waits for it; a second caller waits for the first.
+pub(crate) struct Running<Q: PingQueue> {
+    pub(crate) worker: Arc<Worker<Q>>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<Q: PingQueue> Running<Q> {
+    /// Spawns `worker`'s loop on `runtime`.
+    pub(crate) fn spawn(runtime: &Handle, worker: Arc<Worker<Q>>) -> Self {
+        let task = runtime.spawn(run(worker.clone()));
+        Self {
+            worker,
+            task: tokio::sync::Mutex::new(Some(task)),
+        }
+    }
+
+    /// Closes the worker, letting it deliver until `deadline` from now, and waits for it.
+    pub(crate) async fn stop(&self, deadline: Duration) {
+        self.worker.close(Some(later(Instant::now(), deadline)));
+        // Held while waiting, so a concurrent `stop` returns only once the worker has.
+        let mut task = self.task.lock().await;
+        if let Some(running) = task.take() {
+            let _ = running.await;
+        }
+    }
+}
+
+impl<Q: PingQueue> Drop for Running<Q> {
+    fn drop(&mut self) {
+        self.worker.close(None);
     }
 }
 

@@ -24,6 +24,10 @@ use super::Expiry;
 /// or two system tokens a network has live at a time.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 64;
 
+/// The most slots a [`TokenCache`] takes (larger capacities are reduced to it): far
+/// beyond any real use, and small enough that the slots' allocation cannot fail.
+pub const MAX_TOKEN_CACHE_CAPACITY: usize = 1 << 20;
+
 /// How many trailing bytes pick a token's slot: an HS256 signature segment is 43.
 const HASHED_TAIL: usize = 48;
 
@@ -31,6 +35,18 @@ const HASHED_TAIL: usize = 48;
 /// [`SystemTokenValidator`](super::SystemTokenValidator).
 ///
 /// `Debug` shows only the capacity: cached tokens are secrets.
+///
+/// ```
+/// use pingpull::{Network, token::{self, SystemTokenValidator, TokenCache}};
+///
+/// let network = Network::new("example.fyre.co", "testkeytest")?;
+/// let validator = SystemTokenValidator::new(network.clone()).cache(Some(TokenCache::new(16)));
+/// let token = token::system_token(&network);
+/// assert!(validator.validate(token.as_str()).is_ok()); // verified (HMAC), then remembered
+/// assert!(validator.validate(token.as_str()).is_ok()); // found: no HMAC, expiry checked
+/// assert_eq!(TokenCache::new(usize::MAX).capacity(), token::MAX_TOKEN_CACHE_CAPACITY);
+/// # Ok::<(), pingpull::NetworkError>(())
+/// ```
 pub struct TokenCache {
     /// Keys of the slot hash, random per cache.
     hasher: RandomState,
@@ -43,9 +59,12 @@ struct Slot {
 }
 
 impl TokenCache {
-    /// A cache of `capacity` slots (rounded up to a power of two, at least 1).
+    /// A cache of `capacity` slots, rounded up to a power of two and kept within
+    /// 1..=[`MAX_TOKEN_CACHE_CAPACITY`].
     pub fn new(capacity: usize) -> Self {
-        let slots = capacity.max(1).next_power_of_two();
+        let slots = capacity
+            .clamp(1, MAX_TOKEN_CACHE_CAPACITY)
+            .next_power_of_two();
         Self {
             hasher: RandomState::new(),
             slots: RwLock::new((0..slots).map(|_| None).collect()),

@@ -42,7 +42,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 pub use build::{Claims, system_token_at, user_auth_token_at};
-pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, TokenCache};
+pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, MAX_TOKEN_CACHE_CAPACITY, TokenCache};
 pub use error::TokenError;
 #[cfg(feature = "ping")]
 pub(crate) use reuse::ReusedToken;

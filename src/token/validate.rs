@@ -106,19 +106,18 @@ impl SystemTokenValidator {
     ///
     /// The first check that failed, as a [`TokenError`].
     pub fn validate_at(&self, token: &str, now: SystemTime) -> Result<Expiry, TokenError> {
-        let Some(cache) = &self.cache else {
-            let expiry = self.verify(token)?;
-            expiry.check(now, self.leeway)?;
-            return Ok(expiry);
+        let cached = self.cache.as_ref().and_then(|cache| cache.get(token));
+        let expiry = match cached {
+            Some(expiry) => expiry,
+            None => self.verify(token)?,
         };
-        if let Some(expiry) = cache.get(token) {
-            expiry.check(now, self.leeway)?;
-            return Ok(expiry);
-        }
-        let expiry = self.verify(token)?;
         expiry.check(now, self.leeway)?;
         // Only a token that passed every check is remembered.
-        cache.insert(token, expiry);
+        if cached.is_none()
+            && let Some(cache) = &self.cache
+        {
+            cache.insert(token, expiry);
+        }
         Ok(expiry)
     }
 

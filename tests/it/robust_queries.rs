@@ -20,6 +20,8 @@ use proptest::test_runner::{Config, TestRunner};
 use tower::util::ServiceFn;
 use tower::{Layer, ServiceExt, service_fn};
 
+use crate::support::percent_decode;
+
 const NOW: u64 = 1_700_000_000;
 const MAX_QUERY: usize = 16 * 1024;
 
@@ -192,31 +194,13 @@ fn app(template: &str, seen: Arc<Mutex<Vec<String>>>) -> Pull<Inner> {
     layer.layer(service_fn(teapot as _))
 }
 
-/// Strict percent-decoding, written independently of the library's, for the oracle.
-fn decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
 /// The raw values of every parameter whose name decodes to `name`.
 fn raw_values<'a>(query: &'a str, name: &str) -> Vec<&'a str> {
     query
         .split('&')
         .filter_map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(key).as_deref() == Some(name.as_bytes())).then_some(value)
+            (percent_decode(key).as_deref() == Some(name.as_bytes())).then_some(value)
         })
         .collect()
 }

@@ -17,6 +17,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use tower::{Layer, ServiceExt, service_fn};
 
+use crate::support::percent_decode;
+
 fn network() -> Network {
     Network::new("example.fyre.co", "testkeytest").unwrap()
 }
@@ -39,22 +41,9 @@ fn runner(cases: u32) -> TestRunner {
     })
 }
 
-/// Strict percent-decoding, independent of the library's.
+/// The shared strict decoder, as text.
 fn decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(percent_decode(s)?).ok()
 }
 
 /// Records the requests a [`LivefyreClient`] sends, answering 200.

@@ -35,26 +35,12 @@ impl Received {
     pub(crate) fn form(&self, name: &str) -> Option<String> {
         self.body.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=')?;
-            (k == name).then(|| percent_decode(v))
+            if k != name {
+                return None;
+            }
+            String::from_utf8(super::percent_decode(v)?).ok()
         })
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
 }
 
 /// How to answer one request.

@@ -20,3 +20,22 @@ pub(crate) fn forge(header: &str, payload: &str, key: &str) -> String {
     let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     format!("{message}.{signature}")
 }
+
+/// Strict percent-decoding, written independently of the library's so tests can use it
+/// as an oracle: `None` for a `%` not followed by two hex digits.
+pub(crate) fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
