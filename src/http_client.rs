@@ -1,23 +1,27 @@
-//! The HTTP/1.1 client plumbing shared by the Pinger's transport, the emulator's pulls
-//! and `check`: one connector (https through rustls when that feature is on) and a GET
-//! that reads a bounded body under a timeout.
+//! The one HTTP/1.1 client under the Pinger's transport, the emulator's pulls and `check`:
+//! one pooled client type (https through rustls when that feature is on), and each concern
+//! of an exchange written once: the error chain on one line, the bounded body read, the
+//! timeout.
 
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Limited};
+use http::Request;
+use http::response::Parts;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 #[cfg(feature = "rustls")]
-pub(crate) type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 #[cfg(not(feature = "rustls"))]
-pub(crate) type Connector = HttpConnector;
+type Connector = HttpConnector;
 
 #[cfg(feature = "rustls")]
-pub(crate) fn connector() -> Connector {
+fn connector() -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     hyper_rustls::HttpsConnectorBuilder::new()
@@ -28,8 +32,121 @@ pub(crate) fn connector() -> Connector {
 }
 
 #[cfg(not(feature = "rustls"))]
-pub(crate) fn connector() -> Connector {
+fn connector() -> Connector {
     HttpConnector::new()
+}
+
+/// Whether the client can reach https URLs (the `rustls` feature).
+pub(crate) const SUPPORTS_HTTPS: bool = cfg!(feature = "rustls");
+
+/// An answer read whole.
+#[cfg(feature = "emulator")]
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    pub(crate) status: http::StatusCode,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) elapsed: Duration,
+}
+
+/// Why an exchange produced no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FetchError {
+    Timeout,
+    TooLarge,
+    /// Refused, reset, DNS, TLS...: the error chain on one line, without the URL.
+    Failed(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Timeout => f.write_str("timed out"),
+            Self::TooLarge => f.write_str("answer body too large"),
+            Self::Failed(message) => write!(f, "request failed: {message}"),
+        }
+    }
+}
+
+/// The name `check` and the emulator knew the client by.
+#[cfg(feature = "emulator")]
+pub(crate) use HttpClient as Fetcher;
+
+/// A pooled keep-alive client. Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    pool: Client<Connector, Full<Bytes>>,
+}
+
+impl HttpClient {
+    pub(crate) fn new() -> Self {
+        Self {
+            pool: Client::builder(TokioExecutor::new()).build(connector()),
+        }
+    }
+
+    /// Sends `request` and returns the answer's head and unread body. The URL may hold a
+    /// token: it never appears in the error.
+    pub(crate) async fn exchange(
+        &self,
+        request: Request<Bytes>,
+    ) -> Result<(Parts, Incoming), FetchError> {
+        let url = request.uri().to_string();
+        let response = self
+            .pool
+            .request(request.map(Full::new))
+            .await
+            .map_err(|e| FetchError::Failed(describe(&e).replace(&url, "<URL>")))?;
+        Ok(response.into_parts())
+    }
+
+    /// Sends `method` to `url` with an empty body and reads at most `max_body` bytes of
+    /// the answer, the whole exchange within `timeout`.
+    #[cfg(feature = "emulator")]
+    pub(crate) async fn fetch(
+        &self,
+        method: http::Method,
+        url: &str,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Fetched, FetchError> {
+        let started = std::time::Instant::now();
+        let request = Request::builder()
+            .method(method)
+            .uri(url)
+            .body(Bytes::new())
+            .map_err(|_| FetchError::Failed("invalid URL".into()))?;
+        within(timeout, async {
+            let (parts, body) = self.exchange(request).await?;
+            let body = read_body(body, max_body).await?;
+            Ok(Fetched {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+                elapsed: started.elapsed(),
+            })
+        })
+        .await
+    }
+}
+
+/// Reads at most `max` bytes of `body`.
+pub(crate) async fn read_body(body: Incoming, max: usize) -> Result<Bytes, FetchError> {
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(FetchError::TooLarge),
+        Err(e) => Err(FetchError::Failed(describe(&*e))),
+    }
+}
+
+/// Runs `exchange` for at most `timeout`.
+pub(crate) async fn within<T>(
+    timeout: Duration,
+    exchange: impl Future<Output = Result<T, FetchError>>,
+) -> Result<T, FetchError> {
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or(Err(FetchError::Timeout))
 }
 
 /// The error chain of an error, on one line.
@@ -44,97 +161,4 @@ pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     message
 }
 
-/// An answer read whole.
-#[cfg_attr(not(feature = "emulator"), allow(dead_code))]
-#[derive(Debug)]
-pub(crate) struct Fetched {
-    pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
-    pub(crate) elapsed: Duration,
-}
-
-/// Why a fetch produced no answer.
-#[cfg_attr(not(feature = "emulator"), allow(dead_code))]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FetchError {
-    Timeout,
-    TooLarge,
-    Failed(String),
-}
-
-impl std::fmt::Display for FetchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Timeout => f.write_str("timed out"),
-            Self::TooLarge => f.write_str("answer body too large"),
-            Self::Failed(message) => write!(f, "request failed: {message}"),
-        }
-    }
-}
-
-/// GETs and HEADs with bounded bodies.
-#[cfg_attr(not(feature = "emulator"), allow(dead_code))]
-#[derive(Clone)]
-pub(crate) struct Fetcher {
-    client: Client<Connector, Empty<Bytes>>,
-}
-
-#[cfg_attr(not(feature = "emulator"), allow(dead_code))]
-impl Fetcher {
-    pub(crate) fn new() -> Self {
-        Self {
-            client: Client::builder(TokioExecutor::new()).build(connector()),
-        }
-    }
-
-    /// Sends `method` to `url`; the whole exchange, body included, within `timeout`.
-    /// The URL may hold a token: it never appears in the error.
-    pub(crate) async fn fetch(
-        &self,
-        method: Method,
-        url: &str,
-        timeout: Duration,
-        max_body: usize,
-    ) -> Result<Fetched, FetchError> {
-        let started = Instant::now();
-        let request = Request::builder()
-            .method(method)
-            .uri(url)
-            .body(Empty::new())
-            .map_err(|_| FetchError::Failed("invalid URL".into()))?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| FetchError::Failed(redact_url(&describe(&e), url)))?;
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, max_body)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        FetchError::TooLarge
-                    } else {
-                        FetchError::Failed(redact_url(&describe(&*e), url))
-                    }
-                })?
-                .to_bytes();
-            Ok(Fetched {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-                elapsed: started.elapsed(),
-            })
-        };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .unwrap_or(Err(FetchError::Timeout))
-    }
-}
-
-/// Errors from the client may quote the URL; ours carry a token in the query.
-fn redact_url(message: &str, url: &str) -> String {
-    message.replace(url, "<pull URL>")
-}
+impl std::error::Error for FetchError {}

@@ -5,6 +5,8 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod check;
 pub mod clock;
+#[cfg(feature = "ping")]
+mod delivery;
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
@@ -22,6 +24,7 @@ pub mod profile;
 #[cfg(feature = "pull")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pull")))]
 pub mod pull;
+mod sync;
 pub mod template;
 pub mod token;
 pub mod user_id;

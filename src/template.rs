@@ -96,6 +96,20 @@ impl PullUrlTemplate {
         })
     }
 
+    /// Parses a template that must be an absolute http(s) URL: what is registered with
+    /// Livefyre and pulled by the emulator and `check` (a path alone names no server).
+    ///
+    /// # Errors
+    ///
+    /// As [`parse`](Self::parse), and [`TemplateError::NotAbsolute`] for a path-only template.
+    pub fn parse_absolute(template: &str) -> Result<Self, TemplateError> {
+        let parsed = Self::parse(template)?;
+        if parsed.origin.is_empty() {
+            return Err(TemplateError::NotAbsolute);
+        }
+        Ok(parsed)
+    }
+
     /// The template as given.
     pub fn as_str(&self) -> &str {
         &self.raw

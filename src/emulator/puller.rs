@@ -69,7 +69,7 @@ async fn pull(shared: &Shared, fetcher: &Fetcher, user_id: &str) -> (PullRecord,
             Err(FetchError::TooLarge) => false,
         };
         if retryable && attempts < shared.max_pull_attempts {
-            tokio::time::sleep(shared.pull_retries.delay(attempts, 0.5)).await;
+            tokio::time::sleep(shared.pull_retries.delay(attempts)).await;
             continue;
         }
         let answer = match fetched {

@@ -53,9 +53,13 @@
 //! # }
 //! ```
 
-mod delivery;
-mod queue;
+mod store;
 mod table;
+mod worker;
 
-pub use delivery::{OutboxWorker, OutboxWorkerBuilder};
-pub use table::{OutboxClaim, OutboxError, OutboxTable};
+pub use table::{OutboxError, OutboxTable};
+pub use worker::{OutboxWorker, OutboxWorkerBuilder};
+
+// For tests of the outbox's guarantees (claiming and settling by hand); not supported API.
+#[doc(hidden)]
+pub use table::OutboxClaim;

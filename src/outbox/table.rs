@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::Postgres;
 use sqlx::{Acquire, Executor, Row};
 
-use crate::ping::{Outcome, Settled};
+use crate::delivery::{Outcome, Settled};
 use crate::user_id::{self, UserIdError};
 
 /// The longest table name: room for the `_lease` and `_due` suffixes within PostgreSQL's
@@ -47,6 +47,7 @@ fn channel_for(qualified: &str) -> String {
     format!("pingpull_{hash:016x}")
 }
 
+/// The statements, rendered for one table from `outbox.sql`.
 struct Statements {
     create: String,
     enqueue: String,
@@ -58,6 +59,52 @@ struct Statements {
     release_held: String,
     release_leases: String,
     next_due: String,
+    pending: String,
+}
+
+/// The outbox's SQL, one statement per `-- name:` section, with placeholders.
+const SQL: &str = include_str!("outbox.sql");
+
+impl Statements {
+    fn render(schema: &str, table: &str, channel: &str) -> Self {
+        let names = [
+            ("{schema}", format!("\"{schema}\"")),
+            ("{table}", format!("\"{schema}\".\"{table}\"")),
+            ("{due_index}", format!("\"{table}_due\"")),
+            ("{lease_seq}", format!("\"{schema}\".\"{table}_lease\"")),
+            ("{channel}", channel.to_owned()),
+        ];
+        let statement = |name: &str| {
+            let sql = section(SQL, name).unwrap_or_default();
+            names
+                .iter()
+                .fold(sql.to_owned(), |sql, (placeholder, value)| {
+                    sql.replace(placeholder, value)
+                })
+        };
+        Self {
+            create: statement("create"),
+            enqueue: statement("enqueue"),
+            claim: statement("claim"),
+            delete_if_unchanged: statement("delete_if_unchanged"),
+            requeue_now: statement("requeue_now"),
+            retry_later: statement("retry_later"),
+            hold: statement("hold"),
+            release_held: statement("release_held"),
+            release_leases: statement("release_leases"),
+            next_due: statement("next_due"),
+            pending: statement("pending"),
+        }
+    }
+}
+
+/// The text of section `name` in `sql`: the lines after `-- name: {name}`, up to the next
+/// section.
+fn section<'a>(sql: &'a str, name: &str) -> Option<&'a str> {
+    sql.split("-- name: ")
+        .skip(1)
+        .find_map(|section| section.strip_prefix(name)?.strip_prefix('\n'))
+        .map(str::trim)
 }
 
 impl OutboxTable {
@@ -70,85 +117,11 @@ impl OutboxTable {
     pub fn new(schema: &str, table: &str) -> Result<Self, OutboxError> {
         check_identifier("schema", schema, MAX_SCHEMA_NAME)?;
         check_identifier("table", table, MAX_TABLE_NAME)?;
-        let t = format!("\"{schema}\".\"{table}\"");
-        let seq = format!("\"{schema}\".\"{table}_lease\"");
-        let channel = channel_for(&t);
-        let create = format!(
-            "CREATE SCHEMA IF NOT EXISTS \"{schema}\";
-             CREATE TABLE IF NOT EXISTS {t} (
-                 user_id text PRIMARY KEY,
-                 changes bigint NOT NULL DEFAULT 1,
-                 first_changed_at timestamptz NOT NULL DEFAULT now(),
-                 last_changed_at timestamptz NOT NULL DEFAULT now(),
-                 due_at timestamptz NOT NULL DEFAULT now(),
-                 attempts integer NOT NULL DEFAULT 0,
-                 lease bigint,
-                 lease_owner text,
-                 lease_until timestamptz
-             );
-             CREATE INDEX IF NOT EXISTS \"{table}_due\" ON {t} (due_at);
-             CREATE SEQUENCE IF NOT EXISTS {seq};"
-        );
-        let clear_lease = "lease = NULL, lease_owner = NULL, lease_until = NULL";
-        let sql = Statements {
-            create,
-            // The notification is sent only if the transaction commits, and PostgreSQL
-            // folds identical ones of one transaction into one.
-            enqueue: format!(
-                "WITH changed AS (
-                     INSERT INTO {t} AS o (user_id) VALUES ($1)
-                     ON CONFLICT (user_id) DO UPDATE
-                     SET changes = o.changes + 1, last_changed_at = now()
-                     RETURNING 1
-                 )
-                 SELECT pg_notify('{channel}', '') FROM changed"
-            ),
-            // Each claim takes a fresh number from the sequence: a lease token that is
-            // never reused, even after the row is deleted and inserted again.
-            claim: format!(
-                "WITH due AS (
-                     SELECT user_id FROM {t}
-                     WHERE due_at <= now() AND (lease_until IS NULL OR lease_until <= now())
-                     ORDER BY due_at
-                     LIMIT $3
-                     FOR UPDATE SKIP LOCKED
-                 )
-                 UPDATE {t} AS o
-                 SET lease = nextval('{seq}'), lease_owner = $1,
-                     lease_until = now() + make_interval(secs => $2)
-                 FROM due WHERE o.user_id = due.user_id
-                 RETURNING o.user_id, o.changes, o.lease, o.attempts"
-            ),
-            delete_if_unchanged: format!(
-                "DELETE FROM {t} WHERE user_id = $1 AND lease = $2 AND changes = $3"
-            ),
-            requeue_now: format!(
-                "UPDATE {t} SET attempts = 0, due_at = now(), {clear_lease}
-                 WHERE user_id = $1 AND lease = $2"
-            ),
-            retry_later: format!(
-                "UPDATE {t} SET attempts = attempts + 1,
-                     due_at = now() + make_interval(secs => $3), {clear_lease}
-                 WHERE user_id = $1 AND lease = $2
-                   AND now() + make_interval(secs => $3) - last_changed_at
-                       <= make_interval(secs => $4)"
-            ),
-            hold: format!(
-                "UPDATE {t} SET due_at = now() + make_interval(secs => $3), {clear_lease}
-                 WHERE user_id = $1 AND lease = $2"
-            ),
-            release_held: format!(
-                "UPDATE {t} SET due_at = now() WHERE due_at > now() AND lease_until IS NULL"
-            ),
-            release_leases: format!("UPDATE {t} SET {clear_lease} WHERE lease = ANY($1)"),
-            next_due: format!(
-                "SELECT count(*),
-                        extract(epoch FROM min(greatest(due_at, coalesce(lease_until, due_at))) - now())::float8
-                 FROM {t}"
-            ),
-        };
+        let qualified = format!("\"{schema}\".\"{table}\"");
+        let channel = channel_for(&qualified);
+        let sql = Statements::render(schema, table, &channel);
         Ok(Self {
-            qualified: t,
+            qualified,
             channel,
             sql: std::sync::Arc::new(sql),
         })
@@ -223,12 +196,13 @@ impl OutboxTable {
     }
 
     /// Claims up to `limit` due users for `owner`, each under a lease of `lease`: until it
-    /// runs out no other worker claims them. Workers call this; it is public for custom
-    /// workers and for tests.
+    /// runs out no other worker claims them. Workers call this; it is public for tests of
+    /// the outbox's guarantees.
     ///
     /// # Errors
     ///
     /// [`OutboxError::Database`] if the statement fails.
+    #[doc(hidden)]
     pub async fn claim_due<'e, E>(
         &self,
         executor: E,
@@ -262,93 +236,46 @@ impl OutboxTable {
     /// row's (else [`Settled::LeaseLost`] and nothing changes). A delivered user's row is
     /// deleted only if no change was recorded since the claim; otherwise it is due again
     /// at once. `max_age` bounds how long after its latest change a user keeps being
-    /// retried; a user given up is deleted (a later change starts it afresh).
+    /// retried; a user given up is deleted (a later change starts it afresh). Workers call
+    /// this; it is public for tests of the outbox's guarantees.
     ///
     /// # Errors
     ///
     /// [`OutboxError::Database`] if a statement fails; the row is then as it was, and is
     /// claimed again once the lease runs out.
+    #[doc(hidden)]
     pub async fn settle(
         &self,
         connection: &mut sqlx::PgConnection,
         claim: &OutboxClaim,
-        outcome: Outcome,
+        outcome: &Outcome,
         max_age: Duration,
     ) -> Result<Settled, OutboxError> {
-        let user = claim.user_id.as_str();
-        let changed = |sql| sqlx::query(sql).bind(user).bind(claim.lease);
-        let settled = match outcome {
-            Outcome::Delivered | Outcome::GiveUp => {
-                let deleted = changed(&self.sql.delete_if_unchanged)
-                    .bind(claim.changes)
-                    .execute(&mut *connection)
-                    .await?
-                    .rows_affected();
-                if deleted == 1 {
-                    if outcome == Outcome::Delivered {
-                        Settled::Done
-                    } else {
-                        Settled::GivenUp
-                    }
+        let mut row = ClaimedRow {
+            sql: &self.sql,
+            connection,
+            claim,
+        };
+        match outcome {
+            Outcome::Delivered => row.finish(Settled::Done).await,
+            Outcome::GiveUp(_) => row.finish(Settled::GivenUp).await,
+            Outcome::RetryAfter(delay, _) => {
+                let seconds = [delay.as_secs_f64(), max_age.as_secs_f64()];
+                if row.update(&self.sql.retry_later, &seconds).await? {
+                    Ok(Settled::Waiting)
                 } else {
-                    // Changed while in flight (or no longer ours): one more request.
-                    let requeued = changed(&self.sql.requeue_now)
-                        .execute(&mut *connection)
-                        .await?
-                        .rows_affected();
-                    if requeued == 1 {
-                        Settled::Waiting
-                    } else {
-                        Settled::LeaseLost
-                    }
+                    // Too old, unless a change was committed meanwhile.
+                    row.finish(Settled::GivenUp).await
                 }
             }
-            Outcome::RetryAfter(delay) => {
-                let waiting = changed(&self.sql.retry_later)
-                    .bind(delay.as_secs_f64())
-                    .bind(max_age.as_secs_f64())
-                    .execute(&mut *connection)
-                    .await?
-                    .rows_affected();
-                if waiting == 1 {
-                    Settled::Waiting
-                } else {
-                    // Too old, unless a change was committed meanwhile (then it is new,
-                    // and due now): the delete checks the counter, as a delivery's does.
-                    let deleted = changed(&self.sql.delete_if_unchanged)
-                        .bind(claim.changes)
-                        .execute(&mut *connection)
-                        .await?
-                        .rows_affected();
-                    let requeued = if deleted == 1 {
-                        0
-                    } else {
-                        changed(&self.sql.requeue_now)
-                            .execute(&mut *connection)
-                            .await?
-                            .rows_affected()
-                    };
-                    match (deleted, requeued) {
-                        (1, _) => Settled::GivenUp,
-                        (_, 1) => Settled::Waiting,
-                        _ => Settled::LeaseLost,
-                    }
-                }
-            }
-            Outcome::Hold(delay) => {
-                let held = changed(&self.sql.hold)
-                    .bind(delay.as_secs_f64())
-                    .execute(&mut *connection)
-                    .await?
-                    .rows_affected();
-                if held == 1 {
+            Outcome::Hold(delay) => Ok(
+                if row.update(&self.sql.hold, &[delay.as_secs_f64()]).await? {
                     Settled::Waiting
                 } else {
                     Settled::LeaseLost
-                }
-            }
-        };
-        Ok(settled)
+                },
+            ),
+        }
     }
 
     /// Makes every unclaimed waiting user due now (after a 403 pause ends).
@@ -397,10 +324,54 @@ impl OutboxTable {
     where
         E: Executor<'e, Database = Postgres>,
     {
-        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}", self.qualified))
+        let count: i64 = sqlx::query_scalar(&self.sql.pending)
             .fetch_one(executor)
             .await?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+/// A claimed row being settled: every statement matches the claim's user and lease, so a
+/// claim whose lease ran out changes nothing.
+struct ClaimedRow<'a> {
+    sql: &'a Statements,
+    connection: &'a mut sqlx::PgConnection,
+    claim: &'a OutboxClaim,
+}
+
+impl ClaimedRow<'_> {
+    /// Runs `sql`, whose `$1` and `$2` are the claim's user and lease and whose further
+    /// parameters are `seconds`; whether it changed the row.
+    async fn update(&mut self, sql: &str, seconds: &[f64]) -> Result<bool, OutboxError> {
+        let mut query = sqlx::query(sql)
+            .bind(self.claim.user_id.as_str())
+            .bind(self.claim.lease);
+        for value in seconds {
+            query = query.bind(*value);
+        }
+        Ok(query.execute(&mut *self.connection).await?.rows_affected() == 1)
+    }
+
+    /// Deletes the row if no change was recorded since the claim (the user is then
+    /// `done`); else makes it due at once, for one more request after a change
+    /// committed during delivery; else the lease was lost.
+    async fn finish(&mut self, done: Settled) -> Result<Settled, OutboxError> {
+        let deleted = sqlx::query(&self.sql.delete_if_unchanged)
+            .bind(self.claim.user_id.as_str())
+            .bind(self.claim.lease)
+            .bind(self.claim.changes)
+            .execute(&mut *self.connection)
+            .await?
+            .rows_affected();
+        if deleted == 1 {
+            return Ok(done);
+        }
+        let requeued = self.update(&self.sql.requeue_now, &[]).await?;
+        Ok(if requeued {
+            Settled::Waiting
+        } else {
+            Settled::LeaseLost
+        })
     }
 }
 
@@ -504,6 +475,39 @@ fn check_identifier(what: &'static str, name: &str, max: usize) -> Result<(), Ou
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_statement_is_in_the_sql_file_with_its_placeholders_filled() {
+        let table = OutboxTable::new("app", "outbox").unwrap();
+        let sql = &table.sql;
+        for statement in [
+            &sql.create,
+            &sql.enqueue,
+            &sql.claim,
+            &sql.delete_if_unchanged,
+            &sql.requeue_now,
+            &sql.retry_later,
+            &sql.hold,
+            &sql.release_held,
+            &sql.release_leases,
+            &sql.next_due,
+            &sql.pending,
+        ] {
+            assert!(!statement.is_empty());
+            assert!(!statement.contains('{'), "{statement}");
+            assert!(!statement.contains("-- name:"), "{statement}");
+        }
+        assert!(
+            sql.create
+                .contains(r#"CREATE INDEX IF NOT EXISTS "outbox_due" ON "app"."outbox""#)
+        );
+        assert!(sql.claim.contains(r#"nextval('"app"."outbox_lease"')"#));
+        assert!(
+            sql.enqueue
+                .contains(&format!("pg_notify('{}'", table.channel()))
+        );
+        assert_eq!(sql.pending, r#"SELECT count(*) FROM "app"."outbox""#);
+    }
 
     #[test]
     fn accepts_plain_identifiers_and_quotes_them() {

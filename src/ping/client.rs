@@ -10,17 +10,14 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, StatusCode, Uri};
 
-use super::retry::parse_retry_after;
 use super::transport::{HyperTransport, Transport};
 use crate::clock::{Clock, SystemClock};
-use crate::http_client::describe;
+use crate::delivery::{DEFAULT_ATTEMPT_TIMEOUT, parse_retry_after};
+use crate::http_client::{FetchError, describe, within};
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::ReusedToken;
 use crate::user_id::{self, UserIdError};
 use crate::{Network, percent};
-
-/// How long one request may take unless configured.
-pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client for Livefyre's API (or the emulator): pings one user, registers the Pull URL.
 ///
@@ -100,8 +97,12 @@ impl LivefyreClient {
     }
 
     /// Reads "now" for the system token from `clock`.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.tokens = Arc::new(ReusedToken::new(Arc::new(clock)));
+    pub fn clock(self, clock: impl Clock) -> Self {
+        self.shared_clock(Arc::new(clock))
+    }
+
+    pub(crate) fn shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.tokens = Arc::new(ReusedToken::new(clock));
         self
     }
 
@@ -124,13 +125,7 @@ impl LivefyreClient {
     /// another non-2xx status, a timeout or a connection error.
     pub async fn sync_user(&self, user_id: &str) -> Result<(), RequestError> {
         user_id::validate_for_path(user_id).map_err(RequestError::InvalidUserId)?;
-        match self.ping_once(user_id).await {
-            Answer::Status(status, _) if status.is_success() => Ok(()),
-            Answer::Status(StatusCode::FORBIDDEN, _) => Err(RequestError::Unauthorized),
-            Answer::Status(status, _) => Err(RequestError::Status(status)),
-            Answer::TimedOut => Err(RequestError::Timeout),
-            Answer::Failed(message) => Err(RequestError::Transport(message)),
-        }
+        self.ping_once(user_id).await.into_result()
     }
 
     /// Registers the Pull URL template with the network (PROTOCOL §5). Needed once.
@@ -140,10 +135,7 @@ impl LivefyreClient {
     /// [`RequestError::InvalidTemplate`] if the template lacks `{id}` or is not an absolute
     /// http(s) URL (nothing sent); otherwise as [`sync_user`](Self::sync_user).
     pub async fn register_pull_url(&self, template: &str) -> Result<(), RequestError> {
-        let parsed = PullUrlTemplate::parse(template).map_err(RequestError::InvalidTemplate)?;
-        if parsed.as_str().starts_with('/') {
-            return Err(RequestError::InvalidTemplate(TemplateError::NotAbsolute));
-        }
+        PullUrlTemplate::parse_absolute(template).map_err(RequestError::InvalidTemplate)?;
         let token = self.tokens.get(&self.network);
         let body = format!(
             "actor_token={}&pull_profile_url={}",
@@ -151,17 +143,11 @@ impl LivefyreClient {
             percent::encode(template)
         );
         let uri = format!("{}/", self.base);
-        match self.post(&uri, body).await {
-            Answer::Status(status, _) if status.is_success() => Ok(()),
-            Answer::Status(StatusCode::FORBIDDEN, _) => Err(RequestError::Unauthorized),
-            Answer::Status(status, _) => Err(RequestError::Status(status)),
-            Answer::TimedOut => Err(RequestError::Timeout),
-            Answer::Failed(message) => Err(RequestError::Transport(message)),
-        }
+        self.post(&uri, body).await.into_result()
     }
 
     /// One ping request for an already validated id.
-    pub(crate) async fn ping_once(&self, user_id: &str) -> Answer {
+    pub(crate) async fn ping_once(&self, user_id: &str) -> Reply {
         let uri = format!(
             "{}/api/v3_0/user/{}/refresh",
             self.base,
@@ -178,7 +164,8 @@ impl LivefyreClient {
         self.tokens.clear();
     }
 
-    async fn post(&self, uri: &str, body: String) -> Answer {
+    /// Posts a form within the timeout; only the answer's status and `Retry-After` matter.
+    async fn post(&self, uri: &str, body: String) -> Reply {
         let request = match Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -186,25 +173,26 @@ impl LivefyreClient {
             .body(Bytes::from(body))
         {
             Ok(request) => request,
-            Err(error) => return Answer::Failed(format!("building the request: {error}")),
+            Err(error) => return Reply::Failed(format!("building the request: {error}")),
         };
         let exchange = async {
             let response = self
                 .transport
                 .send(request)
                 .await
-                .map_err(|e| describe(&*e))?;
+                .map_err(|e| FetchError::Failed(describe(&*e)))?;
             let retry_after = response
                 .headers()
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
-            Ok::<_, String>((response.status(), retry_after))
+            Ok((response.status(), retry_after))
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Answer::TimedOut,
-            Ok(Err(message)) => Answer::Failed(message),
-            Ok(Ok((status, retry_after))) => Answer::Status(status, retry_after),
+        match within(self.timeout, exchange).await {
+            Ok((status, retry_after)) => Reply::Status(status, retry_after),
+            Err(FetchError::Timeout) => Reply::TimedOut,
+            Err(error @ FetchError::TooLarge) => Reply::Failed(error.to_string()),
+            Err(FetchError::Failed(message)) => Reply::Failed(message),
         }
     }
 }
@@ -219,14 +207,27 @@ impl fmt::Debug for LivefyreClient {
     }
 }
 
-/// How one request ended.
+/// How one request to Livefyre ended.
 #[derive(Debug)]
-pub(crate) enum Answer {
+pub(crate) enum Reply {
     /// An HTTP answer, with its `Retry-After` if it had one.
     Status(StatusCode, Option<Duration>),
     TimedOut,
     /// Connection refused, reset, DNS, TLS...: the message, without the URL's token.
     Failed(String),
+}
+
+impl Reply {
+    /// The reply as a one-shot call's result.
+    fn into_result(self) -> Result<(), RequestError> {
+        match self {
+            Self::Status(status, _) if status.is_success() => Ok(()),
+            Self::Status(StatusCode::FORBIDDEN, _) => Err(RequestError::Unauthorized),
+            Self::Status(status, _) => Err(RequestError::Status(status)),
+            Self::TimedOut => Err(RequestError::Timeout),
+            Self::Failed(message) => Err(RequestError::Transport(message)),
+        }
+    }
 }
 
 fn check_base_url(base_url: &str) -> Result<String, ConfigError> {

@@ -40,21 +40,22 @@
 //! ```
 
 mod client;
-mod events;
 mod hook;
+mod pending;
 mod pinger;
-mod queue;
-mod retry;
-pub(crate) mod rules;
 mod transport;
-pub(crate) mod worker;
 
-pub use client::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, RequestError};
-pub use events::{Failure, PingEvent, PingStats};
-pub use hook::{PingHook, PingHookFuture, PingHookLayer};
-pub use pinger::{PingError, Pinger, PingerBuilder, ShutdownReport};
 #[cfg(feature = "emulator")]
-pub(crate) use retry::XorShift;
-pub use retry::{RetrySchedule, parse_retry_after};
-pub use rules::{Outcome, Settled};
+pub(crate) use crate::delivery::XorShift;
+pub(crate) use client::Reply;
+pub use client::{ConfigError, LivefyreClient, RequestError};
+pub use hook::{PingHook, PingHookFuture, PingHookLayer};
+pub use pinger::{PingError, Pinger, PingerBuilder};
 pub use transport::{HyperTransport, Transport};
+
+// For the fuzz targets and the outbox's tests (settling a claim by hand); not supported API.
+pub use crate::delivery::{
+    DEFAULT_ATTEMPT_TIMEOUT, Failure, PingEvent, PingStats, RetrySchedule, ShutdownReport,
+};
+#[doc(hidden)]
+pub use crate::delivery::{Outcome, Settled, parse_retry_after};

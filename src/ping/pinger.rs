@@ -3,88 +3,45 @@
 //! after its latest ping.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
 use tokio::time::Instant;
-use tracing::Level;
 
 use super::client::{ConfigError, LivefyreClient};
-use super::events::{Counters, PingEvent, PingStats};
-use super::queue::{Enqueued, MemoryQueue, Queue};
-use super::retry::RetrySchedule;
-use super::rules::Rules;
-use super::transport::Transport;
-use super::worker::{Running, Worker};
+use super::pending::{Enqueued, MemoryStore, PendingSet};
 use crate::Network;
-use crate::clock::Clock;
+use crate::delivery::{
+    Delivery, DeliveryOptions, PingEvent, PingStats, ShutdownReport, delivery_setters,
+};
 use crate::user_id::{self, UserIdError};
+
+/// Users pending at once unless configured.
+const DEFAULT_MAX_PENDING: usize = 100_000;
 
 /// Configures and spawns a [`Pinger`]; start with [`Pinger::builder`].
 #[must_use]
 pub struct PingerBuilder {
-    network: Network,
-    base_url: Option<String>,
+    options: DeliveryOptions,
     max_pending: usize,
-    concurrency: usize,
-    rate_limit: Option<f64>,
-    attempt_timeout: Duration,
     debounce: Duration,
-    schedule: RetrySchedule,
-    probe_every: Duration,
-    clock: Option<Box<dyn FnOnce(LivefyreClient) -> LivefyreClient + Send>>,
-    events_capacity: usize,
-    transport: Option<Arc<dyn Transport>>,
 }
 
 impl PingerBuilder {
     fn new(network: Network) -> Self {
         Self {
-            network,
-            base_url: None,
-            max_pending: 100_000,
-            concurrency: 8,
-            rate_limit: None,
-            attempt_timeout: super::client::DEFAULT_ATTEMPT_TIMEOUT,
+            options: DeliveryOptions::new(network),
+            max_pending: DEFAULT_MAX_PENDING,
             debounce: Duration::ZERO,
-            schedule: RetrySchedule::default(),
-            probe_every: Duration::from_secs(60),
-            clock: None,
-            events_capacity: 1024,
-            transport: None,
         }
     }
 
-    /// Sends to `base_url` instead of `https://{label}.quill.fyre.co` (the emulator, a proxy).
-    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = Some(base_url.into());
-        self
-    }
+    delivery_setters!();
 
     /// At most this many users pending at once (default 100 000); beyond it `ping`
     /// returns [`PingError::QueueFull`] for new users, never dropping one.
     pub fn max_pending(mut self, max_pending: usize) -> Self {
         self.max_pending = max_pending;
-        self
-    }
-
-    /// At most this many requests in flight (default 8).
-    pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = concurrency;
-        self
-    }
-
-    /// At most this many requests started per second (default: no limit).
-    pub fn rate_limit(mut self, per_second: f64) -> Self {
-        self.rate_limit = Some(per_second);
-        self
-    }
-
-    /// Gives each request at most `timeout` (default 10 s).
-    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = timeout;
         self
     }
 
@@ -95,79 +52,20 @@ impl PingerBuilder {
         self
     }
 
-    /// When to retry and when to give up (default [`RetrySchedule::default`]).
-    pub fn retry_schedule(mut self, schedule: RetrySchedule) -> Self {
-        self.schedule = schedule;
-        self
-    }
-
-    /// After a 403, sends one probe this often until a ping is accepted (default 60 s).
-    pub fn probe_every(mut self, interval: Duration) -> Self {
-        self.probe_every = interval;
-        self
-    }
-
-    /// Reads "now" for the system token from `clock`.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Box::new(move |client: LivefyreClient| client.clock(clock)));
-        self
-    }
-
-    /// Sends through `transport` instead of the built-in HTTP client.
-    pub fn transport(mut self, transport: impl Transport) -> Self {
-        self.transport = Some(Arc::new(transport));
-        self
-    }
-
-    /// How many events a slow subscriber may lag behind before it misses some (default 1024).
-    pub fn events_capacity(mut self, capacity: usize) -> Self {
-        self.events_capacity = capacity;
-        self
-    }
-
     /// Spawns the background worker on the current Tokio runtime and returns the handle.
     ///
     /// # Errors
     ///
     /// [`ConfigError`] for a bad base URL, a zero limit, or when called outside a Tokio runtime.
     pub fn spawn(self) -> Result<Pinger, ConfigError> {
-        let mut client = LivefyreClient::for_worker(
-            self.network.clone(),
-            self.base_url.as_deref(),
-            self.transport,
-            self.attempt_timeout,
-        )?;
-        if let Some(set_clock) = self.clock {
-            client = set_clock(client);
+        let max_age = self.options.schedule.max_age_duration();
+        let checked = self.options.check()?;
+        if self.max_pending == 0 {
+            return Err(ConfigError::Invalid("max_pending must be at least 1"));
         }
-        if self.max_pending == 0 || self.concurrency == 0 || self.events_capacity == 0 {
-            return Err(ConfigError::Invalid(
-                "max_pending, concurrency and events_capacity must be at least 1",
-            ));
-        }
-        let min_interval = match self.rate_limit {
-            None => None,
-            Some(rate) if rate.is_finite() && rate > 0.0 => {
-                Some(Duration::from_secs_f64(1.0 / rate))
-            }
-            Some(_) => return Err(ConfigError::Invalid("rate_limit must be a positive number")),
-        };
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            ConfigError::Invalid("Pinger::spawn must be called inside a Tokio runtime")
-        })?;
-        let (events, _) = broadcast::channel(self.events_capacity);
-        let max_age = self.schedule.max_age_duration();
-        let queue = MemoryQueue::new(Queue::new(self.max_pending, self.debounce), max_age);
-        let rules = Rules::new(client, self.schedule, self.probe_every, events);
-        let shared = Arc::new(Worker::new(
-            queue,
-            rules,
-            self.concurrency,
-            min_interval,
-            None,
-        ));
+        let store = MemoryStore::new(PendingSet::new(self.max_pending, self.debounce), max_age);
         Ok(Pinger {
-            running: Arc::new(Running::spawn(&runtime, shared)),
+            delivery: Delivery::spawn(store, checked, None),
         })
     }
 }
@@ -175,11 +73,10 @@ impl PingerBuilder {
 impl fmt::Debug for PingerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PingerBuilder")
-            .field("network", &self.network)
-            .field("base_url", &self.base_url)
+            .field("options", &self.options)
             .field("max_pending", &self.max_pending)
-            .field("concurrency", &self.concurrency)
-            .finish_non_exhaustive()
+            .field("debounce", &self.debounce)
+            .finish()
     }
 }
 
@@ -189,14 +86,10 @@ impl fmt::Debug for PingerBuilder {
 /// keeps delivering what is pending and then stops.
 #[derive(Clone)]
 pub struct Pinger {
-    running: Arc<Running<MemoryQueue>>,
+    delivery: Delivery<MemoryStore>,
 }
 
 impl Pinger {
-    fn worker(&self) -> &Worker<MemoryQueue> {
-        &self.running.worker
-    }
-
     /// Starts configuring a Pinger for `network`.
     pub fn builder(network: Network) -> PingerBuilder {
         PingerBuilder::new(network)
@@ -214,102 +107,59 @@ impl Pinger {
     /// the caller decides), [`PingError::ShuttingDown`] after [`shutdown`](Self::shutdown).
     pub fn ping(&self, user_id: &str) -> Result<(), PingError> {
         user_id::validate_for_path(user_id).map_err(PingError::InvalidUserId)?;
-        let queue = &self.worker().queue;
-        let enqueued = {
-            let mut pending = queue.lock();
-            // Read under the lock `shutdown` clears it under, so a user is either in the
-            // pending set before the worker's last look, or refused.
-            if !queue.accepting.load(Ordering::Acquire) {
-                return Err(PingError::ShuttingDown);
-            }
-            pending.ping(user_id, Instant::now())
+        let store = self.delivery.store();
+        let enqueued = match store.lock_if_accepting() {
+            Some(mut pending) => pending.ping(user_id, Instant::now()),
+            None => return Err(PingError::ShuttingDown),
         };
-        let counters = &self.worker().rules.counters;
+        let reporter = &self.delivery.engine().reporter;
         match enqueued {
             Ok(Enqueued::New) => {
-                Counters::add(&counters.pinged);
-                self.worker().wake.notify_one();
+                reporter.pinged(false);
+                self.delivery.engine().wake();
             }
-            Ok(Enqueued::Coalesced | Enqueued::Rearmed) => {
-                Counters::add(&counters.pinged);
-                Counters::add(&counters.coalesced);
-            }
+            Ok(Enqueued::Coalesced | Enqueued::Rearmed) => reporter.pinged(true),
             Err(()) => {
                 return Err(PingError::QueueFull {
-                    max_pending: queue.lock().max_pending(),
+                    max_pending: store.max_pending(),
                 });
             }
         }
         Ok(())
     }
 
-    /// Counters since start and the current queue.
+    /// Counters since start and the current pending set.
     pub fn stats(&self) -> PingStats {
-        let (pending, in_flight) = {
-            let queue = self.worker().queue.lock();
-            (queue.len(), queue.in_flight())
-        };
-        self.worker().rules.counters.snapshot(pending, in_flight)
+        self.delivery.stats()
     }
 
     /// A stream of [`PingEvent`]s from now on. A subscriber that lags more than the
     /// events capacity misses the oldest (the stats stay exact).
     pub fn events(&self) -> broadcast::Receiver<PingEvent> {
-        self.worker().rules.events.subscribe()
+        self.delivery.events()
     }
 
     /// The client the Pinger delivers with, for one-shot calls such as
     /// [`LivefyreClient::register_pull_url`].
     pub fn client(&self) -> &LivefyreClient {
-        &self.worker().rules.client
+        self.delivery.client()
     }
 
     /// Stops accepting pings, delivers what it can until `deadline` has passed, and
     /// returns the users not delivered. A second call (from a clone, say) waits for the
     /// first and reports nothing more.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
-        {
-            let _pending = self.worker().queue.lock();
-            self.worker()
-                .queue
-                .accepting
-                .store(false, Ordering::Release);
-        }
-        // A second caller waits here for the first, then finds nothing left to report.
-        self.running.stop(deadline).await;
-        let undelivered = self.worker().queue.lock().drain();
-        if !undelivered.is_empty() {
-            tracing::event!(
-                target: "pingpull::ping",
-                Level::WARN,
-                undelivered = undelivered.len(),
-                "shut down with users not delivered"
-            );
-        }
-        ShutdownReport {
-            undelivered,
-            stats: self.stats(),
-        }
+        self.delivery.shutdown(deadline).await
     }
 }
 
 impl fmt::Debug for Pinger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pinger")
-            .field("client", &self.worker().rules.client)
+            .field("client", self.client())
             .field("stats", &self.stats())
             .finish()
     }
-}
-
-/// What [`Pinger::shutdown`] could not deliver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ShutdownReport {
-    /// Users still pending at the deadline, sorted.
-    pub undelivered: Vec<String>,
-    /// The final counters.
-    pub stats: PingStats,
 }
 
 /// Why [`Pinger::ping`] refused a user.

@@ -6,12 +6,9 @@ use std::fmt;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 
 use crate::BoxError;
-use crate::http_client::{Connector, connector};
+use crate::http_client::{FetchError, HttpClient, SUPPORTS_HTTPS, read_body};
 
 /// Answers longer than this are not read further (Livefyre's are empty or tiny).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -54,20 +51,20 @@ impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
 /// through rustls (ring) when the `rustls` feature is on.
 #[derive(Clone)]
 pub struct HyperTransport {
-    client: Client<Connector, Full<Bytes>>,
+    http: HttpClient,
 }
 
 impl HyperTransport {
     /// A transport with its own connection pool.
     pub fn new() -> Self {
         Self {
-            client: Client::builder(TokioExecutor::new()).build(connector()),
+            http: HttpClient::new(),
         }
     }
 
     /// Whether this transport can reach https URLs (the `rustls` feature).
     pub fn supports_https() -> bool {
-        cfg!(feature = "rustls")
+        SUPPORTS_HTTPS
     }
 }
 
@@ -88,10 +85,17 @@ impl fmt::Debug for HyperTransport {
 #[async_trait]
 impl Transport for HyperTransport {
     async fn send(&self, request: Request<Bytes>) -> Result<Response<()>, BoxError> {
-        let response = self.client.request(request.map(Full::new)).await?;
-        let (parts, body) = response.into_parts();
-        // Read (a bounded amount of) the answer so the connection can be reused.
-        let _ = Limited::new(body, MAX_ANSWER_BYTES).collect().await;
+        let (parts, body) = self
+            .http
+            .exchange(request)
+            .await
+            .map_err(|error| match error {
+                FetchError::Failed(message) => BoxError::from(message),
+                other => BoxError::from(other),
+            })?;
+        // Read (a bounded amount of) the answer so the connection can be reused; only
+        // its status and headers matter.
+        let _ = read_body(body, MAX_ANSWER_BYTES).await;
         Ok(Response::from_parts(parts, ()))
     }
 }

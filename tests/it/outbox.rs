@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use pingpull::Network;
 use pingpull::outbox::{OutboxError, OutboxTable, OutboxWorker};
-use pingpull::ping::{Outcome, PingEvent, RetrySchedule, Settled};
+use pingpull::ping::{Failure, Outcome, PingEvent, RetrySchedule, Settled};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::time::Instant;
@@ -255,7 +255,7 @@ async fn changes_before_a_claim_coalesce_and_a_change_in_flight_pings_once_more(
         .settle(
             &mut conn,
             &claims[0],
-            Outcome::Hold(Duration::from_millis(300)),
+            &Outcome::Hold(Duration::from_millis(300)),
             Duration::from_secs(60),
         )
         .await
@@ -370,13 +370,13 @@ async fn a_stalled_worker_cannot_settle_a_row_claimed_again() {
     // A wakes up: none of its outcomes touch B's row.
     for outcome in [
         Outcome::Delivered,
-        Outcome::GiveUp,
-        Outcome::RetryAfter(Duration::from_secs(1)),
+        Outcome::GiveUp(Failure::Status(404)),
+        Outcome::RetryAfter(Duration::from_secs(1), Failure::Timeout),
         Outcome::Hold(Duration::from_secs(1)),
     ] {
         let settled = db
             .table
-            .settle(&mut conn, &stalled[0], outcome, max_age)
+            .settle(&mut conn, &stalled[0], &outcome, max_age)
             .await
             .unwrap();
         assert_eq!(settled, Settled::LeaseLost, "{outcome:?}");
@@ -384,7 +384,7 @@ async fn a_stalled_worker_cannot_settle_a_row_claimed_again() {
     assert_eq!(db.pending().await, 1, "B's row is still there");
     assert_eq!(
         db.table
-            .settle(&mut conn, &current[0], Outcome::Delivered, max_age)
+            .settle(&mut conn, &current[0], &Outcome::Delivered, max_age)
             .await
             .unwrap(),
         Settled::Done
@@ -402,7 +402,7 @@ async fn a_stalled_worker_cannot_settle_a_row_claimed_again() {
     assert_eq!(fresh[0].changes(), stalled[0].changes());
     assert_eq!(
         db.table
-            .settle(&mut conn, &stalled[0], Outcome::Delivered, max_age)
+            .settle(&mut conn, &stalled[0], &Outcome::Delivered, max_age)
             .await
             .unwrap(),
         Settled::LeaseLost
@@ -428,7 +428,12 @@ async fn backoff_lives_in_the_row_and_too_old_users_are_given_up() {
     let hour = Duration::from_secs(3600);
     assert_eq!(
         db.table
-            .settle(&mut conn, &claim, Outcome::RetryAfter(Duration::ZERO), hour)
+            .settle(
+                &mut conn,
+                &claim,
+                &Outcome::RetryAfter(Duration::ZERO, Failure::Timeout),
+                hour
+            )
             .await
             .unwrap(),
         Settled::Waiting
@@ -443,7 +448,12 @@ async fn backoff_lives_in_the_row_and_too_old_users_are_given_up() {
     assert_eq!(claim.attempts(), 1);
     assert_eq!(
         db.table
-            .settle(&mut conn, &claim, Outcome::RetryAfter(hour), hour * 24)
+            .settle(
+                &mut conn,
+                &claim,
+                &Outcome::RetryAfter(hour, Failure::Timeout),
+                hour * 24
+            )
             .await
             .unwrap(),
         Settled::Waiting
@@ -476,7 +486,7 @@ async fn backoff_lives_in_the_row_and_too_old_users_are_given_up() {
             .settle(
                 &mut conn,
                 &claim,
-                Outcome::RetryAfter(Duration::from_secs(2)),
+                &Outcome::RetryAfter(Duration::from_secs(2), Failure::Timeout),
                 Duration::from_secs(1)
             )
             .await
@@ -507,7 +517,7 @@ async fn a_change_during_an_attempt_too_old_to_retry_is_kept() {
         .settle(
             &mut conn,
             &claim,
-            Outcome::RetryAfter(Duration::from_secs(3600)),
+            &Outcome::RetryAfter(Duration::from_secs(3600), Failure::Timeout),
             Duration::from_secs(60),
         )
         .await
@@ -530,7 +540,7 @@ async fn a_change_during_an_attempt_too_old_to_retry_is_kept() {
         .settle(
             &mut conn,
             &again[0],
-            Outcome::RetryAfter(Duration::from_secs(3600)),
+            &Outcome::RetryAfter(Duration::from_secs(3600), Failure::Timeout),
             Duration::from_secs(60),
         )
         .await

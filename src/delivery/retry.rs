@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime};
 /// let schedule = RetrySchedule::new([Duration::from_secs(1), Duration::from_secs(10)])
 ///     .jitter(0.0)
 ///     .max_age(Duration::from_secs(3600));
-/// assert_eq!(schedule.delay(1, 0.5), Duration::from_secs(1));
-/// assert_eq!(schedule.delay(5, 0.5), Duration::from_secs(10));
+/// assert_eq!(schedule.delay(1), Duration::from_secs(1));
+/// assert_eq!(schedule.delay(5), Duration::from_secs(10));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrySchedule {
@@ -82,9 +82,15 @@ impl RetrySchedule {
         self.max_age
     }
 
-    /// The delay after failed attempt `attempt` (1-based); `unit` in `0..1` picks the
-    /// jitter (0.5 is none).
-    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
+    /// The delay after failed attempt `attempt` (1-based), before jitter: each actual
+    /// delay lies within ±`jitter` of it, and never beyond `max_delay`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        self.jittered_delay(attempt, 0.5)
+    }
+
+    /// The delay after failed attempt `attempt`; `unit` in `0..1` picks the jitter (0.5 is
+    /// none).
+    pub(crate) fn jittered_delay(&self, attempt: u32, unit: f64) -> Duration {
         let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
         let base = self
             .delays
@@ -106,6 +112,9 @@ impl RetrySchedule {
 }
 
 /// Reads a `Retry-After` value: delta-seconds or an HTTP date. `None` if neither.
+///
+/// Public only for the fuzz targets; not part of the supported API.
+#[doc(hidden)]
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
@@ -151,28 +160,33 @@ mod tests {
         let schedule = RetrySchedule::new([1, 5, 30].map(Duration::from_secs))
             .jitter(0.0)
             .max_delay(Duration::from_secs(10));
-        let delays: Vec<_> = (1..=5).map(|n| schedule.delay(n, 0.9).as_secs()).collect();
+        let delays: Vec<_> = (1..=5)
+            .map(|n| schedule.jittered_delay(n, 0.9).as_secs())
+            .collect();
         assert_eq!(delays, [1, 5, 10, 10, 10]);
     }
 
     #[test]
     fn jitter_spreads_within_bounds() {
         let schedule = RetrySchedule::new([Duration::from_secs(10)]).jitter(0.2);
-        assert_eq!(schedule.delay(1, 0.0), Duration::from_secs(8));
-        assert_eq!(schedule.delay(1, 0.5), Duration::from_secs(10));
-        assert_eq!(schedule.delay(1, 1.0), Duration::from_secs(12));
+        assert_eq!(schedule.jittered_delay(1, 0.0), Duration::from_secs(8));
+        assert_eq!(schedule.jittered_delay(1, 0.5), Duration::from_secs(10));
+        assert_eq!(schedule.jittered_delay(1, 1.0), Duration::from_secs(12));
         let mut jitter = XorShift::seeded(7);
         for _ in 0..1000 {
             let unit = jitter.next_unit();
             assert!((0.0..1.0).contains(&unit));
-            let d = schedule.delay(1, unit);
+            let d = schedule.jittered_delay(1, unit);
             assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(12));
         }
     }
 
     #[test]
     fn empty_schedule_retries_at_once() {
-        assert_eq!(RetrySchedule::new([]).delay(3, 0.7), Duration::ZERO);
+        assert_eq!(
+            RetrySchedule::new([]).jittered_delay(3, 0.7),
+            Duration::ZERO
+        );
     }
 
     #[test]

@@ -1,3 +1,5 @@
+//! What delivery reports to users: the event stream, why an attempt failed, and the stats.
+
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -114,4 +116,15 @@ impl Counters {
             in_flight: in_flight as u64,
         }
     }
+}
+
+/// What a shutdown could not deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Users still pending at the deadline, sorted. (For the outbox: the users whose
+    /// requests were abandoned; their leases are released for the other workers.)
+    pub undelivered: Vec<String>,
+    /// The final counters.
+    pub stats: PingStats,
 }

@@ -1,4 +1,4 @@
-//! The outbox table as the delivery worker sees it: claim due rows under a lease, settle
+//! The outbox table as the delivery engine sees it: claim due rows under a lease, settle
 //! each claim, fenced by its lease token.
 
 use std::collections::HashMap;
@@ -10,29 +10,57 @@ use sqlx::PgPool;
 use tokio::time::Instant;
 
 use super::table::{OutboxClaim, OutboxError, OutboxTable};
-use crate::ping::worker::{PingQueue, lock};
-use crate::ping::{Outcome, Settled};
+use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts};
+use crate::sync::lock;
 
 /// How long to wait before claiming again when due rows are all locked by others.
 const LOCKED_ROW_PAUSE: Duration = Duration::from_millis(50);
 
-pub(crate) struct PgQueue {
-    pub(crate) pool: PgPool,
-    pub(crate) table: OutboxTable,
+/// The outbox as one worker's pending store.
+pub(crate) struct PgStore {
+    pool: PgPool,
+    table: OutboxTable,
     /// This worker's name in `lease_owner`.
-    pub(crate) owner: String,
-    pub(crate) lease: Duration,
-    pub(crate) max_age: Duration,
+    owner: String,
+    lease: Duration,
+    max_age: Duration,
     /// Claims being delivered now: user id to lease token.
-    pub(crate) in_flight: Mutex<HashMap<String, i64>>,
+    in_flight: Mutex<HashMap<String, i64>>,
     /// Rows in the table at the last look.
-    pub(crate) pending: AtomicU64,
+    pending: AtomicU64,
 }
 
-impl PgQueue {
+impl PgStore {
+    pub(crate) fn new(
+        pool: PgPool,
+        table: OutboxTable,
+        owner: String,
+        lease: Duration,
+        max_age: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            table,
+            owner,
+            lease,
+            max_age,
+            in_flight: Mutex::new(HashMap::new()),
+            pending: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn table(&self) -> &OutboxTable {
+        &self.table
+    }
+
+    /// This worker's name in `lease_owner`.
+    pub(crate) fn owner(&self) -> &str {
+        &self.owner
+    }
+
     /// Gives up the leases of claims still in flight (abandoned at a shutdown deadline),
     /// so other workers take those users at once; returns their ids, sorted.
-    pub(crate) async fn abandon_in_flight(&self) -> Vec<String> {
+    async fn abandon_in_flight(&self) -> Vec<String> {
         let abandoned: Vec<(String, i64)> = lock(&self.in_flight).drain().collect();
         if abandoned.is_empty() {
             return Vec::new();
@@ -51,9 +79,12 @@ impl PgQueue {
     }
 }
 
-impl PingQueue for PgQueue {
+impl PendingStore for PgStore {
     type Claim = OutboxClaim;
     type Error = OutboxError;
+
+    const UNDELIVERED_WARNING: &'static str =
+        "shut down with requests in flight; their users are left to other workers";
 
     fn user_id(claim: &OutboxClaim) -> &str {
         claim.user_id()
@@ -75,7 +106,7 @@ impl PingQueue for PgQueue {
         Ok(claims)
     }
 
-    async fn settle(&self, claim: &OutboxClaim, outcome: Outcome) -> Result<Settled, OutboxError> {
+    async fn settle(&self, claim: &OutboxClaim, outcome: &Outcome) -> Result<Settled, OutboxError> {
         let settled = async {
             let mut connection = self.pool.acquire().await?;
             self.table
@@ -120,5 +151,16 @@ impl PingQueue for PgQueue {
     /// The rows belong to every instance: one that stops owes nothing but its claims.
     fn is_drained(&self) -> bool {
         true
+    }
+
+    fn counts(&self) -> StoreCounts {
+        StoreCounts {
+            pending: usize::try_from(self.pending.load(Ordering::Relaxed)).unwrap_or(usize::MAX),
+            in_flight: lock(&self.in_flight).len(),
+        }
+    }
+
+    async fn take_undelivered(&self) -> Vec<String> {
+        self.abandon_in_flight().await
     }
 }

@@ -1,10 +1,8 @@
-//! The outbox's delivery worker: a handle with the Pinger's stats, events and shutdown,
-//! around the shared worker claiming from PostgreSQL.
+//! The outbox's delivery worker: a thin front-end over the delivery engine claiming from
+//! PostgreSQL, plus a listener that wakes it when a change commits.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -13,52 +11,32 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tracing::Level;
 
-use super::queue::PgQueue;
+use super::store::PgStore;
 use super::table::OutboxTable;
 use crate::Network;
-use crate::ping::rules::Rules;
-use crate::ping::worker::{Running, Worker};
-use crate::ping::{
-    ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, PingEvent, PingStats, RetrySchedule,
-    ShutdownReport, Transport,
+use crate::delivery::{
+    Delivery, DeliveryOptions, Engine, PingEvent, PingStats, ShutdownReport, delivery_setters,
 };
+use crate::ping::{ConfigError, LivefyreClient};
+
+/// How long a claim keeps other workers off a user unless configured.
+const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// How often the worker looks at the table unless configured.
+const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// Configures and spawns an [`OutboxWorker`]; start with [`OutboxWorker::builder`].
 #[must_use]
 pub struct OutboxWorkerBuilder {
-    network: Network,
+    options: DeliveryOptions,
     pool: PgPool,
     table: OutboxTable,
-    base_url: Option<String>,
-    concurrency: usize,
-    attempt_timeout: Duration,
     lease: Duration,
     poll_every: Duration,
-    schedule: RetrySchedule,
-    probe_every: Duration,
-    events_capacity: usize,
-    transport: Option<Arc<dyn Transport>>,
     owner: Option<String>,
 }
 
 impl OutboxWorkerBuilder {
-    /// Sends to `base_url` instead of `https://{label}.quill.fyre.co` (the emulator, a proxy).
-    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = Some(base_url.into());
-        self
-    }
-
-    /// At most this many requests in flight from this worker (default 8).
-    pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = concurrency;
-        self
-    }
-
-    /// Gives each request at most `timeout` (default 10 s). Must be shorter than the lease.
-    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = timeout;
-        self
-    }
+    delivery_setters!();
 
     /// How long a claim keeps other workers off a user (default 60 s). A worker that dies
     /// mid-delivery delays that user by at most this much; it must exceed the attempt
@@ -76,30 +54,6 @@ impl OutboxWorkerBuilder {
         self
     }
 
-    /// When to retry and when to give up (default [`RetrySchedule::default`]).
-    pub fn retry_schedule(mut self, schedule: RetrySchedule) -> Self {
-        self.schedule = schedule;
-        self
-    }
-
-    /// After a 403, sends one probe this often until a ping is accepted (default 60 s).
-    pub fn probe_every(mut self, interval: Duration) -> Self {
-        self.probe_every = interval;
-        self
-    }
-
-    /// Sends through `transport` instead of the built-in HTTP client.
-    pub fn transport(mut self, transport: impl Transport) -> Self {
-        self.transport = Some(Arc::new(transport));
-        self
-    }
-
-    /// How many events a slow subscriber may lag behind before it misses some (default 1024).
-    pub fn events_capacity(mut self, capacity: usize) -> Self {
-        self.events_capacity = capacity;
-        self
-    }
-
     /// The name this worker writes in `lease_owner` (default: process id and a random
     /// suffix). Only for people reading the table: fencing uses the lease token.
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
@@ -114,18 +68,7 @@ impl OutboxWorkerBuilder {
     /// [`ConfigError`] for a bad base URL, a zero limit, a lease not longer than the
     /// attempt timeout, a zero poll interval, or when called outside a Tokio runtime.
     pub fn spawn(self) -> Result<OutboxWorker, ConfigError> {
-        let client = LivefyreClient::for_worker(
-            self.network.clone(),
-            self.base_url.as_deref(),
-            self.transport,
-            self.attempt_timeout,
-        )?;
-        if self.concurrency == 0 || self.events_capacity == 0 {
-            return Err(ConfigError::Invalid(
-                "concurrency and events_capacity must be at least 1",
-            ));
-        }
-        if self.lease <= self.attempt_timeout {
+        if self.lease <= self.options.attempt_timeout {
             return Err(ConfigError::Invalid(
                 "the outbox lease must be longer than the attempt timeout",
             ));
@@ -133,39 +76,21 @@ impl OutboxWorkerBuilder {
         if self.poll_every.is_zero() {
             return Err(ConfigError::Invalid("poll_every must be more than zero"));
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            ConfigError::Invalid("OutboxWorker::spawn must be called inside a Tokio runtime")
-        })?;
+        let max_age = self.options.schedule.max_age_duration();
+        let checked = self.options.check()?;
+        let runtime = checked.runtime.clone();
         let owner = self.owner.unwrap_or_else(default_owner);
-        let (events, _) = broadcast::channel(self.events_capacity);
-        let queue = PgQueue {
-            pool: self.pool,
-            table: self.table,
-            owner,
-            lease: self.lease,
-            max_age: self.schedule.max_age_duration(),
-            in_flight: Mutex::new(HashMap::new()),
-            pending: AtomicU64::new(0),
-        };
-        let rules = Rules::new(client, self.schedule, self.probe_every, events);
-        let shared = Arc::new(Worker::new(
-            queue,
-            rules,
-            self.concurrency,
-            None,
-            Some(self.poll_every),
-        ));
+        let channel = self.table.channel().to_owned();
+        let store = PgStore::new(self.pool.clone(), self.table, owner, self.lease, max_age);
+        let delivery = Delivery::spawn(store, checked, Some(self.poll_every));
         let listener = runtime.spawn(listen_for_changes(
-            shared.queue.pool.clone(),
-            shared.queue.table.channel().to_owned(),
-            Arc::downgrade(&shared),
+            self.pool,
+            channel,
+            Arc::downgrade(delivery.engine()),
             self.poll_every,
         ));
         Ok(OutboxWorker {
-            owner: Arc::new(Owner {
-                running: Running::spawn(&runtime, shared),
-                listener,
-            }),
+            tasks: Arc::new(Tasks { delivery, listener }),
         })
     }
 }
@@ -173,11 +98,10 @@ impl OutboxWorkerBuilder {
 impl fmt::Debug for OutboxWorkerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OutboxWorkerBuilder")
-            .field("network", &self.network)
+            .field("options", &self.options)
             .field("table", &self.table)
-            .field("base_url", &self.base_url)
-            .field("concurrency", &self.concurrency)
             .field("lease", &self.lease)
+            .field("poll_every", &self.poll_every)
             .finish_non_exhaustive()
     }
 }
@@ -189,32 +113,21 @@ impl fmt::Debug for OutboxWorkerBuilder {
 /// worker finishes the requests in flight and stops; rows stay for the other workers.
 #[derive(Clone)]
 pub struct OutboxWorker {
-    owner: Arc<Owner>,
+    tasks: Arc<Tasks>,
 }
 
 impl OutboxWorker {
-    fn worker(&self) -> &Worker<PgQueue> {
-        &self.owner.running.worker
-    }
-
     /// Starts configuring a worker for `network` delivering from `table` through `pool`.
     ///
     /// The worker keeps one of the pool's connections to listen for committed changes;
     /// give the pool at least two.
     pub fn builder(network: Network, pool: PgPool, table: OutboxTable) -> OutboxWorkerBuilder {
         OutboxWorkerBuilder {
-            network,
+            options: DeliveryOptions::new(network),
             pool,
             table,
-            base_url: None,
-            concurrency: 8,
-            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
-            lease: Duration::from_secs(60),
-            poll_every: Duration::from_secs(1),
-            schedule: RetrySchedule::default(),
-            probe_every: Duration::from_secs(60),
-            events_capacity: 1024,
-            transport: None,
+            lease: DEFAULT_LEASE,
+            poll_every: DEFAULT_POLL_EVERY,
             owner: None,
         }
     }
@@ -223,22 +136,17 @@ impl OutboxWorker {
     /// the database, not through this handle); `pending` is the table's row count at the
     /// worker's latest look, `in_flight` this worker's requests.
     pub fn stats(&self) -> PingStats {
-        let pending = self.worker().queue.pending.load(Ordering::Relaxed);
-        let in_flight = self.worker().in_flight.load(Ordering::Relaxed);
-        self.worker()
-            .rules
-            .counters
-            .snapshot(usize::try_from(pending).unwrap_or(usize::MAX), in_flight)
+        self.tasks.delivery.stats()
     }
 
     /// A stream of [`PingEvent`]s from now on, as the Pinger's.
     pub fn events(&self) -> broadcast::Receiver<PingEvent> {
-        self.worker().rules.events.subscribe()
+        self.tasks.delivery.events()
     }
 
     /// The client the worker delivers with.
     pub fn client(&self) -> &LivefyreClient {
-        &self.worker().rules.client
+        self.tasks.delivery.client()
     }
 
     /// Stops claiming, lets the requests in flight finish until `deadline` has passed,
@@ -247,44 +155,31 @@ impl OutboxWorker {
     /// are not reported: they wait in the table for the other workers, or for the next
     /// start.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
-        self.owner.listener.abort();
-        // A second caller waits here for the first, then finds nothing left to report.
-        self.owner.running.stop(deadline).await;
-        let undelivered = self.worker().queue.abandon_in_flight().await;
-        if !undelivered.is_empty() {
-            tracing::event!(
-                target: "pingpull::outbox",
-                Level::WARN,
-                abandoned = undelivered.len(),
-                "shut down with requests in flight; their users are left to other workers"
-            );
-        }
-        ShutdownReport {
-            undelivered,
-            stats: self.stats(),
-        }
+        self.tasks.listener.abort();
+        self.tasks.delivery.shutdown(deadline).await
     }
 }
 
 impl fmt::Debug for OutboxWorker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let store = self.tasks.delivery.store();
         f.debug_struct("OutboxWorker")
-            .field("table", &self.worker().queue.table)
-            .field("owner", &self.worker().queue.owner)
-            .field("client", &self.worker().rules.client)
+            .field("table", store.table())
+            .field("owner", &store.owner())
+            .field("client", self.client())
             .field("stats", &self.stats())
             .finish()
     }
 }
 
-/// Dropping the last handle lets the worker finish its requests in flight and stop.
-/// (Dropping `running` closes the worker.)
-struct Owner {
-    running: Running<PgQueue>,
+/// The worker's two tasks. Dropping the last handle stops the listener and lets the
+/// engine finish its requests in flight and stop.
+struct Tasks {
+    delivery: Delivery<PgStore>,
     listener: JoinHandle<()>,
 }
 
-impl Drop for Owner {
+impl Drop for Tasks {
     fn drop(&mut self) {
         self.listener.abort();
     }
@@ -298,12 +193,12 @@ impl Drop for Owner {
 async fn listen_for_changes(
     pool: PgPool,
     channel: String,
-    worker: Weak<Worker<PgQueue>>,
+    worker: Weak<Engine<PgStore>>,
     retry_every: Duration,
 ) {
-    let wake = |worker: &Weak<Worker<PgQueue>>| match worker.upgrade() {
-        Some(worker) => {
-            worker.wake.notify_one();
+    let wake = |worker: &Weak<Engine<PgStore>>| match worker.upgrade() {
+        Some(engine) => {
+            engine.wake();
             true
         }
         None => false,

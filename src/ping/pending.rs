@@ -1,4 +1,4 @@
-//! The pending set: which users still need a ping delivered, and when each is due.
+//! The in-memory pending set: which users still need a ping delivered, and when each is due.
 //!
 //! Pure bookkeeping, no I/O: the worker asks it for due users and tells it how each
 //! attempt ended. Pings for a user already waiting coalesce; a ping for a user whose
@@ -6,19 +6,17 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, MutexGuard};
-use std::time::Duration;
-
 use std::convert::Infallible;
-use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use hashbrown::HashTable;
 use tokio::time::Instant;
 
-use super::rules::{Outcome, Settled, later};
-use super::worker::{PingQueue, lock};
+use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts, later};
+use crate::sync::lock;
 
 /// What `ping` did with a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +48,7 @@ struct Entry {
 /// Laid out for memory (a million pending users is a normal backlog): each user is one
 /// slot in `slots` holding its id once; the hash index and the due heap refer to slots
 /// by a 4-byte number, not by a second copy or pointer of the id.
-pub(crate) struct Queue {
+pub(crate) struct PendingSet {
     /// Slot of each pending user, found by hashing the id with `hasher`.
     index: HashTable<u32>,
     hasher: RandomState,
@@ -64,7 +62,7 @@ pub(crate) struct Queue {
     debounce: Duration,
 }
 
-impl Queue {
+impl PendingSet {
     pub(crate) fn new(max_pending: usize, debounce: Duration) -> Self {
         Self {
             index: HashTable::new(),
@@ -144,7 +142,7 @@ impl Queue {
     pub(crate) fn finish(
         &mut self,
         user: &str,
-        attempt: Outcome,
+        attempt: &Outcome,
         now: Instant,
         max_age: Duration,
     ) -> Settled {
@@ -158,8 +156,8 @@ impl Queue {
         let was_in_flight = std::mem::take(&mut entry.in_flight);
         let rearmed = std::mem::take(&mut entry.rearmed);
         let (due, after) = match attempt {
-            Outcome::Delivered | Outcome::GiveUp if !rearmed => {
-                let after = if attempt == Outcome::Delivered {
+            Outcome::Delivered | Outcome::GiveUp(_) if !rearmed => {
+                let after = if *attempt == Outcome::Delivered {
                     Settled::Done
                 } else {
                     Settled::GivenUp
@@ -169,11 +167,12 @@ impl Queue {
             }
             // Re-pinged during the request: the answer may predate the change, so one
             // more request follows (after a refusal too: the new change deserves a try).
-            Outcome::Delivered | Outcome::GiveUp => {
+            Outcome::Delivered | Outcome::GiveUp(_) => {
                 entry.attempts = 0;
                 (later(now, debounce), Settled::Waiting)
             }
-            Outcome::RetryAfter(delay) => {
+            Outcome::RetryAfter(delay, _) => {
+                let delay = *delay;
                 entry.attempts += 1;
                 let age = now.saturating_duration_since(entry.last_pinged);
                 if age.saturating_add(delay) > max_age {
@@ -182,7 +181,7 @@ impl Queue {
                 }
                 (later(now, delay), Settled::Waiting)
             }
-            Outcome::Hold(delay) => (later(now, delay), Settled::Waiting),
+            Outcome::Hold(delay) => (later(now, *delay), Settled::Waiting),
         };
         entry.generation = entry.generation.wrapping_add(1);
         entry.due = due;
@@ -290,33 +289,43 @@ fn slot_id(slots: &[Option<Entry>], slot: u32) -> &str {
     slots[slot as usize].as_ref().map_or("", |e| &e.id)
 }
 
-/// The in-memory pending set as the worker sees it (claim/settle), and as
-/// `Pinger::ping` sees it (a plain lock around [`Queue`], no future, no dispatch).
-pub(crate) struct MemoryQueue {
-    queue: Mutex<Queue>,
+/// The in-memory pending set as the engine sees it (claim/settle), and as
+/// `Pinger::ping` sees it (a plain lock around [`PendingSet`], no future, no dispatch).
+pub(crate) struct MemoryStore {
+    set: Mutex<PendingSet>,
     max_age: Duration,
     /// Cleared by `shutdown`: new pings are refused.
-    pub(crate) accepting: AtomicBool,
+    accepting: AtomicBool,
 }
 
-impl MemoryQueue {
-    pub(crate) fn new(queue: Queue, max_age: Duration) -> Self {
+impl MemoryStore {
+    pub(crate) fn new(set: PendingSet, max_age: Duration) -> Self {
         Self {
-            queue: Mutex::new(queue),
+            set: Mutex::new(set),
             max_age,
             accepting: AtomicBool::new(true),
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Queue> {
-        lock(&self.queue)
+    /// The pending set, locked, if pings are still accepted. Read under the lock `close`
+    /// clears it under, so a user is either in the set before the engine's last look, or
+    /// refused.
+    pub(crate) fn lock_if_accepting(&self) -> Option<MutexGuard<'_, PendingSet>> {
+        let set = lock(&self.set);
+        self.accepting.load(Ordering::Acquire).then_some(set)
+    }
+
+    pub(crate) fn max_pending(&self) -> usize {
+        lock(&self.set).max_pending()
     }
 }
 
-impl PingQueue for MemoryQueue {
+impl PendingStore for MemoryStore {
     /// The user and its failed attempts so far.
     type Claim = (Arc<str>, u32);
     type Error = Infallible;
+
+    const UNDELIVERED_WARNING: &'static str = "shut down with users not delivered";
 
     fn user_id(claim: &Self::Claim) -> &str {
         &claim.0
@@ -328,46 +337,62 @@ impl PingQueue for MemoryQueue {
 
     async fn claim_due(&self, limit: usize) -> Result<Vec<Self::Claim>, Infallible> {
         let now = Instant::now();
-        let mut queue = self.lock();
+        let mut set = lock(&self.set);
         let mut claims = Vec::new();
         while claims.len() < limit {
-            let Some(user) = queue.start_due(now) else {
+            let Some(user) = set.start_due(now) else {
                 break;
             };
-            let attempts = queue.attempts(&user);
+            let attempts = set.attempts(&user);
             claims.push((user, attempts));
         }
         Ok(claims)
     }
 
-    async fn settle(&self, claim: &Self::Claim, outcome: Outcome) -> Result<Settled, Infallible> {
-        Ok(self
-            .lock()
-            .finish(&claim.0, outcome, Instant::now(), self.max_age))
+    async fn settle(&self, claim: &Self::Claim, outcome: &Outcome) -> Result<Settled, Infallible> {
+        Ok(lock(&self.set).finish(&claim.0, outcome, Instant::now(), self.max_age))
     }
 
     async fn next_due(&self) -> Result<Option<Instant>, Infallible> {
-        Ok(self.lock().next_due())
+        Ok(lock(&self.set).next_due())
     }
 
     async fn release_held(&self) -> Result<(), Infallible> {
-        self.lock().make_all_due_by(Instant::now());
+        lock(&self.set).make_all_due_by(Instant::now());
         Ok(())
     }
 
     fn is_drained(&self) -> bool {
-        self.lock().is_empty()
+        lock(&self.set).is_empty()
+    }
+
+    fn counts(&self) -> StoreCounts {
+        let set = lock(&self.set);
+        StoreCounts {
+            pending: set.len(),
+            in_flight: set.in_flight(),
+        }
+    }
+
+    fn close(&self) {
+        let _set = lock(&self.set);
+        self.accepting.store(false, Ordering::Release);
+    }
+
+    async fn take_undelivered(&self) -> Vec<String> {
+        lock(&self.set).drain()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::Failure;
 
     const DAY: Duration = Duration::from_secs(86_400);
 
-    fn queue() -> Queue {
-        Queue::new(100, Duration::ZERO)
+    fn queue() -> PendingSet {
+        PendingSet::new(100, Duration::ZERO)
     }
 
     #[test]
@@ -376,12 +401,12 @@ mod tests {
         let t = Instant::now();
         q.ping("u1", t).unwrap();
         let u1 = q.start_due(t).unwrap();
-        let retry = Outcome::RetryAfter(Duration::from_secs(10));
-        assert_eq!(q.finish(&u1, retry, t, DAY), Settled::Waiting);
+        let retry = Outcome::RetryAfter(Duration::from_secs(10), Failure::Timeout);
+        assert_eq!(q.finish(&u1, &retry, t, DAY), Settled::Waiting);
         // Released early: the item due at t + 10 s is now stale.
         q.make_all_due_by(t);
         let u1 = q.start_due(t).unwrap();
-        assert_eq!(q.finish(&u1, Outcome::Delivered, t, DAY), Settled::Done);
+        assert_eq!(q.finish(&u1, &Outcome::Delivered, t, DAY), Settled::Done);
         assert!(q.is_empty());
 
         // u2 takes u1's slot; at t + 10 s it is claimed once, not twice.
@@ -397,23 +422,26 @@ mod tests {
 
     #[test]
     fn absurd_delays_saturate_instead_of_panicking() {
-        let mut q = Queue::new(10, Duration::MAX);
+        let mut q = PendingSet::new(10, Duration::MAX);
         let t = Instant::now();
         q.ping("u1", t).unwrap();
         assert!(q.next_due().is_some_and(|due| due > t + DAY));
         q.make_all_due_by(t);
         let u1 = q.start_due(t).unwrap();
-        let forever = Outcome::RetryAfter(Duration::MAX);
-        assert_eq!(q.finish(&u1, forever, t, Duration::MAX), Settled::Waiting);
+        let forever = Outcome::RetryAfter(Duration::MAX, Failure::Timeout);
+        assert_eq!(q.finish(&u1, &forever, t, Duration::MAX), Settled::Waiting);
         q.make_all_due_by(t);
         let u1 = q.start_due(t).unwrap();
         assert_eq!(
-            q.finish(&u1, Outcome::Hold(Duration::MAX), t, DAY),
+            q.finish(&u1, &Outcome::Hold(Duration::MAX), t, DAY),
             Settled::Waiting
         );
         assert_eq!((q.len(), q.in_flight()), (1, 0));
-        let schedule = super::super::RetrySchedule::new([Duration::MAX]).jitter(1.0);
-        assert_eq!(schedule.delay(1, 1.0), schedule.delay(1, 1.0));
+        let schedule = crate::delivery::RetrySchedule::new([Duration::MAX]).jitter(1.0);
+        assert_eq!(
+            schedule.jittered_delay(1, 1.0),
+            schedule.jittered_delay(1, 1.0)
+        );
     }
 
     #[test]
@@ -426,7 +454,10 @@ mod tests {
         assert_eq!(q.start_due(now).as_deref(), Some("u1"));
         assert_eq!(q.start_due(now), None);
         let user = Arc::from("u1");
-        assert_eq!(q.finish(&user, Outcome::Delivered, now, DAY), Settled::Done);
+        assert_eq!(
+            q.finish(&user, &Outcome::Delivered, now, DAY),
+            Settled::Done
+        );
         assert!(q.is_empty());
     }
 
@@ -439,12 +470,12 @@ mod tests {
         assert_eq!(q.ping("u1", now), Ok(Enqueued::Rearmed));
         assert_eq!(q.ping("u1", now), Ok(Enqueued::Rearmed));
         assert_eq!(
-            q.finish(&user, Outcome::Delivered, now, DAY),
+            q.finish(&user, &Outcome::Delivered, now, DAY),
             Settled::Waiting
         );
         let again = q.start_due(now).unwrap();
         assert_eq!(
-            q.finish(&again, Outcome::Delivered, now, DAY),
+            q.finish(&again, &Outcome::Delivered, now, DAY),
             Settled::Done
         );
         assert!(q.is_empty());
@@ -457,9 +488,15 @@ mod tests {
         q.ping("u1", now).unwrap();
         let user = q.start_due(now).unwrap();
         q.ping("u1", now).unwrap();
-        assert_eq!(q.finish(&user, Outcome::GiveUp, now, DAY), Settled::Waiting);
+        assert_eq!(
+            q.finish(&user, &Outcome::GiveUp(Failure::Status(404)), now, DAY),
+            Settled::Waiting
+        );
         let user = q.start_due(now).unwrap();
-        assert_eq!(q.finish(&user, Outcome::GiveUp, now, DAY), Settled::GivenUp);
+        assert_eq!(
+            q.finish(&user, &Outcome::GiveUp(Failure::Status(404)), now, DAY),
+            Settled::GivenUp
+        );
     }
 
     #[test]
@@ -469,7 +506,12 @@ mod tests {
         q.ping("u1", now).unwrap();
         let user = q.start_due(now).unwrap();
         assert_eq!(
-            q.finish(&user, Outcome::RetryAfter(Duration::from_secs(5)), now, DAY),
+            q.finish(
+                &user,
+                &Outcome::RetryAfter(Duration::from_secs(5), Failure::Timeout),
+                now,
+                DAY
+            ),
             Settled::Waiting
         );
         assert_eq!(q.attempts("u1"), 1);
@@ -488,7 +530,7 @@ mod tests {
         assert_eq!(
             q.finish(
                 &user,
-                Outcome::RetryAfter(Duration::from_secs(20)),
+                &Outcome::RetryAfter(Duration::from_secs(20), Failure::Timeout),
                 later,
                 Duration::from_secs(60)
             ),
@@ -501,7 +543,7 @@ mod tests {
         assert_eq!(
             q.finish(
                 &user,
-                Outcome::RetryAfter(Duration::from_secs(20)),
+                &Outcome::RetryAfter(Duration::from_secs(20), Failure::Timeout),
                 later,
                 Duration::from_secs(60)
             ),
@@ -511,7 +553,7 @@ mod tests {
 
     #[test]
     fn refuses_new_users_beyond_the_bound_but_coalesces_known_ones() {
-        let mut q = Queue::new(2, Duration::ZERO);
+        let mut q = PendingSet::new(2, Duration::ZERO);
         let now = Instant::now();
         q.ping("a", now).unwrap();
         q.ping("b", now).unwrap();
@@ -521,7 +563,7 @@ mod tests {
 
     #[test]
     fn debounce_delays_the_first_request() {
-        let mut q = Queue::new(10, Duration::from_millis(200));
+        let mut q = PendingSet::new(10, Duration::from_millis(200));
         let now = Instant::now();
         q.ping("u1", now).unwrap();
         assert_eq!(q.start_due(now), None);
@@ -536,7 +578,7 @@ mod tests {
         q.ping("u2", now).unwrap();
         let u = q.start_due(now).unwrap();
         assert_eq!(
-            q.finish(&u, Outcome::Hold(Duration::from_secs(60)), now, DAY),
+            q.finish(&u, &Outcome::Hold(Duration::from_secs(60)), now, DAY),
             Settled::Waiting
         );
         assert_eq!(q.attempts(&u), 0, "a held user is not retrying");

@@ -1,0 +1,303 @@
+//! The engine: claims due users from a [`PendingStore`], sends one request for each within
+//! the concurrency and rate limits, classifies the answer by the [`Policy`], settles the
+//! claim, and reports. After a 403 it pauses: no deliveries but one probe per interval.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::{Instant, sleep_until};
+use tracing::Level;
+
+use super::XorShift;
+use super::later;
+use super::options::Checked;
+use super::policy::Policy;
+use super::report::Reporter;
+use super::store::{Outcome, PendingStore, Settled};
+use crate::ping::LivefyreClient;
+use crate::sync::lock;
+
+/// How long to wait after the store failed to answer, when no poll interval is set.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// One engine: the store, what it delivers with, and the limits it delivers under.
+pub(crate) struct Engine<S> {
+    pub(crate) store: S,
+    pub(crate) client: LivefyreClient,
+    pub(crate) reporter: Reporter,
+    policy: Policy,
+    limits: Limits,
+    jitter: Mutex<XorShift>,
+    wake: Notify,
+    /// Deliver what must be delivered, then stop.
+    closing: AtomicBool,
+    deadline: Mutex<Option<Instant>>,
+    in_flight: AtomicUsize,
+    pause: Mutex<Pause>,
+}
+
+struct Limits {
+    concurrency: usize,
+    min_interval: Option<Duration>,
+    /// Look at the store at least this often (others may add to it unseen).
+    poll_every: Option<Duration>,
+}
+
+/// After a 403: no deliveries but one probe every `probe_every`.
+#[derive(Debug, Default)]
+struct Pause {
+    until: Option<Instant>,
+    probe_in_flight: bool,
+}
+
+/// What a claim found.
+enum Claimed {
+    /// Deliveries started: look again at once.
+    Spawned,
+    /// Nothing was due; the next user may be due then (`None`: wait to be woken).
+    NoneDue(Option<Instant>),
+}
+
+/// What the loop does next.
+enum Step {
+    Exit,
+    Claim { limit: usize, probe: bool },
+    Wait(Instant),
+    Idle,
+}
+
+impl<S: PendingStore> Engine<S> {
+    pub(crate) fn new(store: S, checked: Checked, poll_every: Option<Duration>) -> Self {
+        Self {
+            store,
+            client: checked.client,
+            reporter: Reporter::new(checked.events_capacity),
+            policy: checked.policy,
+            limits: Limits {
+                concurrency: checked.concurrency,
+                min_interval: checked.min_interval,
+                poll_every,
+            },
+            jitter: Mutex::new(XorShift::from_time()),
+            wake: Notify::new(),
+            closing: AtomicBool::new(false),
+            deadline: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
+            pause: Mutex::new(Pause::default()),
+        }
+    }
+
+    /// Wakes the loop: a user may be due now.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Asks the engine to stop once drained, or at `deadline` at the latest.
+    fn close(&self, deadline: Option<Instant>) {
+        self.closing.store(true, Ordering::Release);
+        if deadline.is_some() {
+            *lock(&self.deadline) = deadline;
+        }
+        self.wake.notify_one();
+    }
+
+    fn next_step(&self, now: Instant, next_slot: Instant) -> Step {
+        let in_flight = self.in_flight.load(Ordering::Acquire);
+        if self.closing.load(Ordering::Acquire) && self.store.is_drained() {
+            return if in_flight == 0 {
+                Step::Exit
+            } else {
+                Step::Idle
+            };
+        }
+        let pause = lock(&self.pause);
+        let (mut limit, probe) = match pause.until {
+            Some(_) if pause.probe_in_flight || in_flight > 0 => return Step::Idle,
+            Some(until) if now < until => return Step::Wait(until),
+            Some(_) => (1, true),
+            None if in_flight >= self.limits.concurrency => return Step::Idle,
+            None => (self.limits.concurrency - in_flight, false),
+        };
+        if self.limits.min_interval.is_some() {
+            if now < next_slot {
+                return Step::Wait(next_slot);
+            }
+            limit = 1;
+        }
+        Step::Claim { limit, probe }
+    }
+
+    /// Sends one request for a claimed user, settles the claim, and reports.
+    async fn deliver(&self, claim: S::Claim, probe: bool) {
+        let user_id = S::user_id(&claim);
+        let reply = self.client.ping_once(user_id).await;
+        let attempt_no = S::attempts(&claim).saturating_add(1);
+        let jitter = lock(&self.jitter).next_unit();
+        let outcome = self.policy.classify(reply, attempt_no, jitter);
+        let settled = match self.store.settle(&claim, &outcome).await {
+            Ok(settled) => settled,
+            Err(error) => {
+                // The claim stays as it was: the user is claimed again (by us or another
+                // worker) once its lease runs out, so nothing is lost.
+                tracing::event!(target: "pingpull::ping", Level::WARN, user_id, %error, "could not record the attempt; the user will be tried again");
+                Settled::LeaseLost
+            }
+        };
+        let pause_ended = self.update_pause(&outcome, probe);
+        self.reporter
+            .settled(user_id, attempt_no, &outcome, settled);
+        if pause_ended {
+            tracing::event!(target: "pingpull::ping", Level::INFO, "Livefyre accepts pings again; resuming delivery");
+            if let Err(error) = self.store.release_held().await {
+                tracing::event!(target: "pingpull::ping", Level::WARN, %error, "could not release the users held by the 403 pause; they wait out their delay");
+            }
+        }
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    /// Starts, extends or ends the 403 pause by `outcome`; `true` when a 2xx ended one.
+    fn update_pause(&self, outcome: &Outcome, probe: bool) -> bool {
+        let mut pause = lock(&self.pause);
+        if probe {
+            pause.probe_in_flight = false;
+        }
+        match outcome {
+            Outcome::Delivered => pause.until.take().is_some(),
+            Outcome::Hold(_) => {
+                // Told once per pause (and after each failed probe), not per held user.
+                let entering = pause.until.is_none() || probe;
+                pause.until = Some(later(Instant::now(), self.policy.probe_every));
+                drop(pause);
+                if entering {
+                    self.client.renew_token();
+                    self.reporter
+                        .unauthorized(self.client.network(), self.policy.probe_every);
+                }
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Claims up to `limit` due users and spawns a delivery for each.
+    async fn claim_and_spawn(
+        self: &Arc<Self>,
+        limit: usize,
+        probe: bool,
+        now: Instant,
+        next_slot: &mut Instant,
+        tasks: &mut JoinSet<()>,
+    ) -> Claimed {
+        let claims = match self.store.claim_due(limit).await {
+            Ok(claims) if !claims.is_empty() => claims,
+            Ok(_) => {
+                return Claimed::NoneDue(match self.store.next_due().await {
+                    Ok(due) => due,
+                    Err(error) => Some(self.store_failed(&error, now)),
+                });
+            }
+            Err(error) => return Claimed::NoneDue(Some(self.store_failed(&error, now))),
+        };
+        if probe {
+            lock(&self.pause).probe_in_flight = true;
+        }
+        for claim in claims {
+            if let Some(interval) = self.limits.min_interval {
+                *next_slot = (*next_slot).max(now) + interval;
+            }
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
+            self.reporter.sent();
+            let engine = self.clone();
+            tasks.spawn(async move { engine.deliver(claim, probe).await });
+        }
+        Claimed::Spawned
+    }
+
+    fn store_failed(&self, error: &S::Error, now: Instant) -> Instant {
+        let pause = self.limits.poll_every.unwrap_or(ERROR_PAUSE);
+        tracing::event!(target: "pingpull::ping", Level::WARN, %error, retry_in_ms = pause.as_millis() as u64, "the pending set did not answer; trying again");
+        later(now, pause)
+    }
+}
+
+/// The background loop: claims due users within the limits until told to stop.
+async fn run<S: PendingStore>(engine: Arc<Engine<S>>) {
+    let mut tasks = JoinSet::new();
+    let mut next_slot = Instant::now();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let now = Instant::now();
+        let deadline = *lock(&engine.deadline);
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        let wait_until = match engine.next_step(now, next_slot) {
+            Step::Exit => break,
+            Step::Claim { limit, probe } => {
+                let claimed = engine
+                    .claim_and_spawn(limit, probe, now, &mut next_slot, &mut tasks)
+                    .await;
+                match claimed {
+                    Claimed::Spawned => continue,
+                    Claimed::NoneDue(next_due) => next_due,
+                }
+            }
+            Step::Wait(until) => Some(until),
+            Step::Idle => None,
+        };
+        let poll_at = engine.limits.poll_every.map(|every| later(now, every));
+        match [wait_until, deadline, poll_at].into_iter().flatten().min() {
+            Some(until) => {
+                tokio::select! {
+                    () = engine.wake.notified() => {}
+                    () = sleep_until(until) => {}
+                }
+            }
+            None => engine.wake.notified().await,
+        }
+    }
+    // At the deadline, requests still in flight are abandoned; their users stay pending
+    // and are reported as undelivered.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+}
+
+/// A spawned engine's task, owned by the handles (behind an `Arc`). Dropping the last
+/// handle closes the engine: it delivers what it owes and stops. [`stop`](Self::stop)
+/// closes it with a deadline and waits for it; a second caller waits for the first.
+pub(crate) struct Running<S: PendingStore> {
+    pub(crate) engine: Arc<Engine<S>>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<S: PendingStore> Running<S> {
+    /// Spawns `engine`'s loop on `runtime`.
+    pub(crate) fn spawn(runtime: &tokio::runtime::Handle, engine: Arc<Engine<S>>) -> Self {
+        let task = runtime.spawn(run(engine.clone()));
+        Self {
+            engine,
+            task: tokio::sync::Mutex::new(Some(task)),
+        }
+    }
+
+    /// Closes the engine, letting it deliver until `deadline` from now, and waits for it.
+    pub(crate) async fn stop(&self, deadline: Duration) {
+        self.engine.close(Some(later(Instant::now(), deadline)));
+        // Held while waiting, so a concurrent `stop` returns only once the engine has.
+        let mut task = self.task.lock().await;
+        if let Some(running) = task.take() {
+            let _ = running.await;
+        }
+    }
+}
+
+impl<S: PendingStore> Drop for Running<S> {
+    fn drop(&mut self) {
+        self.engine.close(None);
+    }
+}

@@ -1,0 +1,83 @@
+//! The handle both front-ends wrap: stats, events, the client, and shutdown, over one
+//! spawned engine.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tracing::Level;
+
+use super::engine::{Engine, Running};
+use super::events::{PingEvent, PingStats, ShutdownReport};
+use super::options::Checked;
+use super::store::PendingStore;
+use crate::ping::LivefyreClient;
+
+/// A cheap handle to a spawned engine. When the last clone is dropped, the engine
+/// delivers what it owes and stops.
+pub(crate) struct Delivery<S: PendingStore> {
+    running: Arc<Running<S>>,
+}
+
+impl<S: PendingStore> Clone for Delivery<S> {
+    fn clone(&self) -> Self {
+        Self {
+            running: self.running.clone(),
+        }
+    }
+}
+
+impl<S: PendingStore> Delivery<S> {
+    /// Spawns an engine over `store` on the runtime `checked` was made in.
+    pub(crate) fn spawn(store: S, checked: Checked, poll_every: Option<Duration>) -> Self {
+        let runtime = checked.runtime.clone();
+        let engine = Arc::new(Engine::new(store, checked, poll_every));
+        Self {
+            running: Arc::new(Running::spawn(&runtime, engine)),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &Arc<Engine<S>> {
+        &self.running.engine
+    }
+
+    pub(crate) fn store(&self) -> &S {
+        &self.running.engine.store
+    }
+
+    pub(crate) fn stats(&self) -> PingStats {
+        let engine = self.engine();
+        engine.reporter.stats(engine.store.counts())
+    }
+
+    pub(crate) fn events(&self) -> broadcast::Receiver<PingEvent> {
+        self.engine().reporter.subscribe()
+    }
+
+    pub(crate) fn client(&self) -> &LivefyreClient {
+        &self.engine().client
+    }
+
+    /// Closes the store, lets the engine deliver until `deadline` has passed, and reports
+    /// what the store could not deliver. A second call waits for the first and reports
+    /// nothing more.
+    pub(crate) async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.store().close();
+        // A second caller waits here for the first, then finds nothing left to report.
+        self.running.stop(deadline).await;
+        let undelivered = self.store().take_undelivered().await;
+        if !undelivered.is_empty() {
+            tracing::event!(
+                target: "pingpull::ping",
+                Level::WARN,
+                undelivered = undelivered.len(),
+                "{}",
+                S::UNDELIVERED_WARNING
+            );
+        }
+        ShutdownReport {
+            undelivered,
+            stats: self.stats(),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The delivery engine under both front-ends, the in-memory [`Pinger`](crate::ping::Pinger)
+//! and the PostgreSQL [`OutboxWorker`](crate::outbox::OutboxWorker).
+//!
+//! - [`store`]: where pending users live, as the engine sees them (claim due users, settle
+//!   each claim); each front-end brings its own.
+//! - [`engine`]: the loop that claims within the concurrency and rate limits, sends, and
+//!   settles; the 403 pause.
+//! - [`policy`]: what an answer means (delivered, retry after, give up, hold); pure.
+//! - [`retry`]: the retry schedule and `Retry-After`.
+//! - [`report`] and [`events`]: counters, the event stream, logs.
+//! - [`options`]: the settings both builders share, and their defaults.
+//! - [`handle`]: the handle both front-ends wrap (stats, events, client, shutdown).
+
+mod engine;
+pub(crate) mod events;
+mod handle;
+pub(crate) mod options;
+mod policy;
+mod report;
+pub(crate) mod retry;
+pub(crate) mod store;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+#[cfg(feature = "postgres")]
+pub(crate) use engine::Engine;
+pub use events::{Failure, PingEvent, PingStats, ShutdownReport};
+pub(crate) use handle::Delivery;
+pub use options::DEFAULT_ATTEMPT_TIMEOUT;
+pub(crate) use options::{DeliveryOptions, delivery_setters};
+pub(crate) use retry::XorShift;
+pub use retry::{RetrySchedule, parse_retry_after};
+pub use store::{Outcome, Settled};
+pub(crate) use store::{PendingStore, StoreCounts};
+
+/// Delays beyond this are treated as this long: nothing a running process waits for
+/// is further away, and the sum with "now" can then never overflow (a server may send
+/// `Retry-After: 99999999999999999999`, a user may configure `Duration::MAX`).
+const LONGEST_WAIT: Duration = Duration::from_secs(365 * 86_400);
+
+/// `now + delay`, with the delay capped at a year so it cannot overflow.
+pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
+    now + delay.min(LONGEST_WAIT)
+}

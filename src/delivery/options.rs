@@ -1,0 +1,180 @@
+//! What every delivery front-end configures the same way (the Pinger's builder and the
+//! outbox worker's both embed [`DeliveryOptions`]), with its defaults in one place.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::policy::Policy;
+use super::retry::RetrySchedule;
+use crate::Network;
+use crate::clock::Clock;
+use crate::ping::{ConfigError, LivefyreClient, Transport};
+
+/// How long one request may take unless configured.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Requests in flight at once unless configured.
+pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
+/// After a 403, one probe this often unless configured.
+pub(crate) const DEFAULT_PROBE_EVERY: Duration = Duration::from_secs(60);
+/// Events a slow subscriber may lag behind unless configured.
+pub(crate) const DEFAULT_EVENTS_CAPACITY: usize = 1024;
+
+/// The settings both front-ends share; each builder's setters write here.
+pub(crate) struct DeliveryOptions {
+    pub(crate) network: Network,
+    pub(crate) base_url: Option<String>,
+    pub(crate) transport: Option<Arc<dyn Transport>>,
+    pub(crate) clock: Option<Arc<dyn Clock>>,
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) concurrency: usize,
+    pub(crate) rate_limit: Option<f64>,
+    pub(crate) schedule: RetrySchedule,
+    pub(crate) probe_every: Duration,
+    pub(crate) events_capacity: usize,
+}
+
+/// The options, checked: what an engine is built from.
+pub(crate) struct Checked {
+    pub(crate) client: LivefyreClient,
+    pub(crate) policy: Policy,
+    pub(crate) concurrency: usize,
+    /// Between two request starts, from the rate limit.
+    pub(crate) min_interval: Option<Duration>,
+    pub(crate) events_capacity: usize,
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+impl DeliveryOptions {
+    pub(crate) fn new(network: Network) -> Self {
+        Self {
+            network,
+            base_url: None,
+            transport: None,
+            clock: None,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            concurrency: DEFAULT_CONCURRENCY,
+            rate_limit: None,
+            schedule: RetrySchedule::default(),
+            probe_every: DEFAULT_PROBE_EVERY,
+            events_capacity: DEFAULT_EVENTS_CAPACITY,
+        }
+    }
+
+    /// Checks the settings and builds the client, at spawn time.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a bad base URL, a zero limit, a rate that is not a positive
+    /// number, or when called outside a Tokio runtime.
+    pub(crate) fn check(self) -> Result<Checked, ConfigError> {
+        let mut client = LivefyreClient::for_worker(
+            self.network,
+            self.base_url.as_deref(),
+            self.transport,
+            self.attempt_timeout,
+        )?;
+        if let Some(clock) = self.clock {
+            client = client.shared_clock(clock);
+        }
+        if self.concurrency == 0 || self.events_capacity == 0 {
+            return Err(ConfigError::Invalid(
+                "concurrency and events_capacity must be at least 1",
+            ));
+        }
+        let min_interval = match self.rate_limit {
+            None => None,
+            Some(rate) if rate.is_finite() && rate > 0.0 => {
+                Some(Duration::from_secs_f64(1.0 / rate))
+            }
+            Some(_) => return Err(ConfigError::Invalid("rate_limit must be a positive number")),
+        };
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| ConfigError::Invalid("spawn must be called inside a Tokio runtime"))?;
+        Ok(Checked {
+            client,
+            policy: Policy {
+                schedule: self.schedule,
+                probe_every: self.probe_every,
+            },
+            concurrency: self.concurrency,
+            min_interval,
+            events_capacity: self.events_capacity,
+            runtime,
+        })
+    }
+}
+
+impl fmt::Debug for DeliveryOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveryOptions")
+            .field("network", &self.network)
+            .field("base_url", &self.base_url)
+            .field("concurrency", &self.concurrency)
+            .field("rate_limit", &self.rate_limit)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The setters every delivery builder offers, written once. Expands inside an `impl`
+/// block of a builder with a field `options: DeliveryOptions`.
+macro_rules! delivery_setters {
+    () => {
+        /// Sends to `base_url` instead of `https://{label}.quill.fyre.co` (the emulator, a proxy).
+        pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+            self.options.base_url = Some(base_url.into());
+            self
+        }
+
+        /// At most this many requests in flight at once (default 8).
+        pub fn concurrency(mut self, concurrency: usize) -> Self {
+            self.options.concurrency = concurrency;
+            self
+        }
+
+        /// At most this many requests started per second (default: no limit).
+        pub fn rate_limit(mut self, per_second: f64) -> Self {
+            self.options.rate_limit = Some(per_second);
+            self
+        }
+
+        /// Gives each request at most `timeout` (default 10 s).
+        pub fn attempt_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.attempt_timeout = timeout;
+            self
+        }
+
+        /// When to retry and when to give up (default [`RetrySchedule::default`](crate::ping::RetrySchedule::default)).
+        pub fn retry_schedule(mut self, schedule: crate::ping::RetrySchedule) -> Self {
+            self.options.schedule = schedule;
+            self
+        }
+
+        /// After a 403, sends one probe this often until a ping is accepted (default 60 s).
+        pub fn probe_every(mut self, interval: std::time::Duration) -> Self {
+            self.options.probe_every = interval;
+            self
+        }
+
+        /// Reads "now" for the system token from `clock` (default: the system clock).
+        pub fn clock(mut self, clock: impl crate::clock::Clock) -> Self {
+            self.options.clock = Some(std::sync::Arc::new(clock));
+            self
+        }
+
+        /// Sends through `transport` instead of the built-in HTTP client.
+        pub fn transport(mut self, transport: impl crate::ping::Transport) -> Self {
+            self.options.transport = Some(std::sync::Arc::new(transport));
+            self
+        }
+
+        /// How many events a slow subscriber may lag behind before it misses some (default 1024).
+        pub fn events_capacity(mut self, capacity: usize) -> Self {
+            self.options.events_capacity = capacity;
+            self
+        }
+    };
+}
+
+pub(crate) use delivery_setters;

@@ -1,0 +1,117 @@
+//! How the engine tells what became of each user: counters, the event stream, and logs
+//! under `pingpull::ping`, never with the token.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tracing::Level;
+
+use super::events::{Counters, Failure, PingEvent, PingStats};
+use super::store::{Outcome, Settled, StoreCounts};
+use crate::Network;
+
+/// The counters and the event channel one engine reports to.
+pub(crate) struct Reporter {
+    counters: Counters,
+    events: broadcast::Sender<PingEvent>,
+}
+
+impl Reporter {
+    pub(crate) fn new(events_capacity: usize) -> Self {
+        let (events, _) = broadcast::channel(events_capacity);
+        Self {
+            counters: Counters::default(),
+            events,
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<PingEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn stats(&self, counts: StoreCounts) -> PingStats {
+        self.counters.snapshot(counts.pending, counts.in_flight)
+    }
+
+    /// A `ping` call was accepted; `coalesced` if it folded into a pending user.
+    pub(crate) fn pinged(&self, coalesced: bool) {
+        Counters::add(&self.counters.pinged);
+        if coalesced {
+            Counters::add(&self.counters.coalesced);
+        }
+    }
+
+    /// A request left.
+    pub(crate) fn sent(&self) {
+        Counters::add(&self.counters.sent);
+    }
+
+    /// Tells what became of `user_id` after attempt `attempt_no`. A 403 is told once per
+    /// pause, by [`unauthorized`](Self::unauthorized), not here.
+    pub(crate) fn settled(
+        &self,
+        user_id: &str,
+        attempt_no: u32,
+        outcome: &Outcome,
+        settled: Settled,
+    ) {
+        match (outcome, settled) {
+            (Outcome::Delivered, _) => {
+                Counters::add(&self.counters.succeeded);
+                tracing::event!(target: "pingpull::ping", Level::DEBUG, user_id, attempts = attempt_no, "delivered");
+                self.emit(PingEvent::Delivered {
+                    user_id: user_id.to_owned(),
+                    attempts: attempt_no,
+                });
+            }
+            // Another worker owns the user now and reports it; the outbox logs the loss.
+            (Outcome::Hold(_), _) | (_, Settled::LeaseLost) => {}
+            (Outcome::RetryAfter(delay, failure), Settled::Waiting) => {
+                Counters::add(&self.counters.retried);
+                tracing::event!(target: "pingpull::ping", Level::INFO, user_id, attempt = attempt_no, delay_ms = delay.as_millis() as u64, %failure, "retrying");
+                self.emit(PingEvent::Retrying {
+                    user_id: user_id.to_owned(),
+                    attempt: attempt_no,
+                    delay: *delay,
+                    failure: failure.clone(),
+                });
+            }
+            (Outcome::RetryAfter(_, last), _) => {
+                Counters::add(&self.counters.given_up);
+                tracing::event!(target: "pingpull::ping", Level::WARN, user_id, attempts = attempt_no, last = %last, "giving up: latest ping older than the maximum age");
+                self.gave_up(user_id, Failure::TooOld);
+            }
+            (Outcome::GiveUp(failure), Settled::GivenUp) => {
+                Counters::add(&self.counters.given_up);
+                tracing::event!(target: "pingpull::ping", Level::WARN, user_id, %failure, "giving up: Livefyre refused the ping");
+                self.gave_up(user_id, failure.clone());
+            }
+            // Refused, but changed again meanwhile: a fresh request follows.
+            (Outcome::GiveUp(_), _) => {}
+        }
+    }
+
+    /// Livefyre refused our token: the start of a pause, told once.
+    pub(crate) fn unauthorized(&self, network: &Network, probe_every: Duration) {
+        tracing::event!(
+            target: "pingpull::ping",
+            Level::ERROR,
+            network = network.name(),
+            probe_every_s = probe_every.as_secs(),
+            "Livefyre answered 403: the network key or name is wrong. Pings stay pending; probing once per interval"
+        );
+        self.emit(PingEvent::Unauthorized { probe_every });
+    }
+
+    fn gave_up(&self, user_id: &str, failure: Failure) {
+        self.emit(PingEvent::GaveUp {
+            user_id: user_id.to_owned(),
+            failure,
+        });
+    }
+
+    fn emit(&self, event: PingEvent) {
+        // No subscriber is fine: the stats and logs still tell.
+        let _ = self.events.send(event);
+    }
+}
