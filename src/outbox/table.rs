@@ -473,6 +473,25 @@ fn check_identifier(what: &'static str, name: &str, max: usize) -> Result<(), Ou
 }
 
 #[cfg(test)]
+impl Statements {
+    fn all(&self) -> [&str; 11] {
+        [
+            &self.create,
+            &self.enqueue,
+            &self.claim,
+            &self.delete_if_unchanged,
+            &self.requeue_now,
+            &self.retry_later,
+            &self.hold,
+            &self.release_held,
+            &self.release_leases,
+            &self.next_due,
+            &self.pending,
+        ]
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -480,19 +499,7 @@ mod tests {
     fn every_statement_is_in_the_sql_file_with_its_placeholders_filled() {
         let table = OutboxTable::new("app", "outbox").unwrap();
         let sql = &table.sql;
-        for statement in [
-            &sql.create,
-            &sql.enqueue,
-            &sql.claim,
-            &sql.delete_if_unchanged,
-            &sql.requeue_now,
-            &sql.retry_later,
-            &sql.hold,
-            &sql.release_held,
-            &sql.release_leases,
-            &sql.next_due,
-            &sql.pending,
-        ] {
+        for statement in sql.all() {
             assert!(!statement.is_empty());
             assert!(!statement.contains('{'), "{statement}");
             assert!(!statement.contains("-- name:"), "{statement}");

@@ -21,6 +21,7 @@ const DEFAULT_MAX_PENDING: usize = 100_000;
 
 /// Configures and spawns a [`Pinger`]; start with [`Pinger::builder`].
 #[must_use]
+#[derive(Debug)]
 pub struct PingerBuilder {
     options: DeliveryOptions,
     max_pending: usize,
@@ -67,16 +68,6 @@ impl PingerBuilder {
         Ok(Pinger {
             delivery: Delivery::spawn(store, checked, None),
         })
-    }
-}
-
-impl fmt::Debug for PingerBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PingerBuilder")
-            .field("options", &self.options)
-            .field("max_pending", &self.max_pending)
-            .field("debounce", &self.debounce)
-            .finish()
     }
 }
 
