@@ -106,6 +106,8 @@
 //! - [`check`]: a conformance check of a Pull endpoint (`pingpull check`);
 //! - [`template`], [`user_id`], [`clock`]: Pull URL templates, user id rules, and the
 //!   clock used for token expiry.
+// The README's Rust examples run as doctests too; the rendered docs never include it.
+#![cfg_attr(doctest, doc = include_str!("../README.md"))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "emulator")]
