@@ -1,14 +1,14 @@
-//! Load benchmark of ping delivery into the emulator (issue targets P5, P6).
+//! Load benchmark of ping delivery into the emulator: throughput and ping-to-profile latency.
 //!
 //! ```sh
 //! cargo bench --bench ping_load
 //! ```
 //!
 //! Everything runs in this process on one 2-worker tokio runtime, over 127.0.0.1:
-//! - P5 (throughput): a Pinger pings `PING_USERS` distinct users (default 50,000) as fast
+//! - throughput: a Pinger pings `PING_USERS` distinct users (default 50,000) as fast
 //!   as `ping` returns; the emulator (no Pull URL, so it only records pings) answers.
 //!   Pings per second = users / time until the Pinger's `succeeded` reaches them all.
-//! - P6 (latency): a Pull endpoint (the layer, in-memory source, served by hyper) is
+//! - latency: a Pull endpoint (the layer, in-memory source, served by hyper) is
 //!   registered with the emulator; `P6_RATE` new users per second (default 1,000) are
 //!   pinged for `P6_SECONDS` (default 10); for each, the time from `ping()` to the
 //!   emulator storing the pulled profile. Percentiles over all users.
@@ -43,16 +43,16 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     println!(
-        "ping_load: {runs} runs; P5 {users} users, Pinger concurrency {concurrency}; P6 {rate} users/s for {seconds} s"
+        "ping_load: {runs} runs; throughput {users} users, Pinger concurrency {concurrency}; latency {rate} users/s for {seconds} s"
     );
 
-    let mut p5 = Vec::new();
+    let mut throughputs = Vec::new();
     for run in 0..runs {
         let per_second = runtime.block_on(throughput(run, users, concurrency));
-        println!("  P5 run {run}: {per_second:.0} pings/s delivered");
-        p5.push(per_second);
+        println!("  throughput run {run}: {per_second:.0} pings/s delivered");
+        throughputs.push(per_second);
     }
-    let mut p6 = Vec::new();
+    let mut p99s = Vec::new();
     for run in 0..runs {
         let latencies = runtime.block_on(latency(run, rate, seconds, concurrency));
         let (p50, p99, max) = (
@@ -61,22 +61,22 @@ fn main() {
             percentile(&latencies, 1.0),
         );
         println!(
-            "  P6 run {run}: {} users, ping → remote profile p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
+            "  latency run {run}: {} users, ping → remote profile p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
             latencies.len()
         );
-        p6.push(p99);
+        p99s.push(p99);
     }
     println!(
-        "P5: median {:.0} pings/s (min {:.0}, max {:.0})",
-        median(&p5),
-        min(&p5),
-        max(&p5)
+        "throughput: median {:.0} pings/s (min {:.0}, max {:.0})",
+        median(&throughputs),
+        min(&throughputs),
+        max(&throughputs)
     );
     println!(
-        "P6: median p99 {:.2} ms (min {:.2}, max {:.2})",
-        median(&p6),
-        min(&p6),
-        max(&p6)
+        "latency: median p99 {:.2} ms (min {:.2}, max {:.2})",
+        median(&p99s),
+        min(&p99s),
+        max(&p99s)
     );
     runtime.shutdown_timeout(Duration::from_secs(1));
 }
@@ -85,7 +85,7 @@ fn network() -> Network {
     Network::new("example.fyre.co", "testkeytest").expect("a valid network")
 }
 
-/// P5: distinct users pinged at once; seconds until every one was answered 2xx.
+/// Throughput: distinct users pinged at once; seconds until every one was answered 2xx.
 async fn throughput(run: u64, users: u64, concurrency: u64) -> f64 {
     let emulator = Emulator::builder(network())
         .max_queue(usize::try_from(users).unwrap_or(usize::MAX) + 1)
@@ -98,7 +98,7 @@ async fn throughput(run: u64, users: u64, concurrency: u64) -> f64 {
         .max_pending(usize::try_from(users).unwrap_or(usize::MAX))
         .spawn()
         .expect("the Pinger starts");
-    let ids: Vec<String> = (0..users).map(|n| format!("p5-{run}-{n}")).collect();
+    let ids: Vec<String> = (0..users).map(|n| format!("tp-{run}-{n}")).collect();
     let started = Instant::now();
     for id in &ids {
         pinger.ping(id).expect("room for every user");
@@ -114,10 +114,10 @@ async fn throughput(run: u64, users: u64, concurrency: u64) -> f64 {
     users as f64 / elapsed.as_secs_f64()
 }
 
-/// P6: `rate` new users per second for `seconds`; ping → profile stored, in ms.
+/// Latency: `rate` new users per second for `seconds`; ping → profile stored, in ms.
 async fn latency(run: u64, rate: u64, seconds: u64, concurrency: u64) -> Vec<f64> {
     let total = rate * seconds;
-    let ids: Vec<String> = (0..total).map(|n| format!("p6-{run}-{n}")).collect();
+    let ids: Vec<String> = (0..total).map(|n| format!("lat-{run}-{n}")).collect();
     // The examples' full profile, under each id.
     let template = common::demo_users().get("u1").expect("demo user u1");
     let users: InMemorySource = ids

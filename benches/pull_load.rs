@@ -1,4 +1,4 @@
-//! Load benchmark of the Pull endpoint against a bare hyper server (issue targets P1, P2).
+//! Load benchmark of the Pull endpoint against a bare hyper server answering the same bytes.
 //!
 //! ```sh
 //! apt-get install -y wrk           # the load generator, from Debian's packages (as root)
@@ -11,8 +11,8 @@
 //! - `pull`: [`PullLayer`] with an in-memory source, signing on, as in `examples/hyper.rs`.
 //!
 //! wrk drives each in turn (A/B alternating, `LOAD_RUNS` pairs of `LOAD_SECONDS` each,
-//! `-t2 -c64`), first with one token repeated (P1: the verified-token cache hits), then
-//! cycling through 10,000 distinct valid tokens (P2: every request verifies an HMAC;
+//! `-t2 -c64`), first with one token repeated (the verified-token cache hits), then
+//! cycling through 10,000 distinct valid tokens (every request verifies an HMAC;
 //! the cache holds 64), then once more with one token and `sign_responses(false)` (what
 //! `X-Profile-Signature` costs). The bare server gets the very same requests, so wrk's
 //! own cost is the same on both sides. Every server is stopped before the next run.
@@ -40,7 +40,8 @@ mod load_support;
 
 use load_support::{env_number, max, median, min, not_found, serve};
 
-/// Distinct tokens for P2: far more than the cache holds, so none is found there.
+/// Distinct tokens for the fresh-token runs: far more than the cache holds, so none is
+/// found there.
 const DISTINCT_TOKENS: u64 = 10_000;
 
 fn main() {
@@ -82,11 +83,11 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let settings = Settings { connections };
-    let mut targets = Vec::new();
+    let mut ratios = Vec::new();
     let unsigned = layer.clone().sign_responses(false);
     for (name, script, layer) in [
-        ("P1 repeated token", &repeated, &layer),
-        ("P2 fresh token", &fresh, &layer),
+        ("repeated token", &repeated, &layer),
+        ("fresh token", &fresh, &layer),
         ("repeated token, signing off", &repeated, &unsigned),
     ] {
         // Warm both servers' code paths and the kernel before measuring.
@@ -103,9 +104,9 @@ fn main() {
             }
         }
         report(name, &bare, &pull);
-        targets.push((name, ratio_of_medians(&bare, &pull)));
+        ratios.push((name, ratio_of_medians(&bare, &pull)));
     }
-    for (name, ratio) in targets {
+    for (name, ratio) in ratios {
         println!("{name}: pull/bare = {ratio:.3}");
     }
     let _ = std::fs::remove_dir_all(&work);

@@ -23,8 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     if validator.validate_at(text, now).is_ok() {
         // The fuzzer cannot forge HMAC-SHA256: an accepted input must be one of the
-        // seeds (PROTOCOL §3 vectors V3 and V4), byte for byte; anything else accepted
-        // is a way around the signature.
+        // seeds (docs/protocol.md §3 vectors V3 and V4), byte for byte; anything else
+        // accepted is a way around the signature.
         assert!(VALID.contains(&text), "accepted {text:?}");
     }
 });

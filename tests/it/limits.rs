@@ -1,4 +1,4 @@
-//! Issue 8, resource limits: the pull path's request-target limit (414), bounded answer
+//! Resource limits: the pull path's request-target limit (414), bounded answer
 //! bodies for the emulator's pulls and the Pinger's pings, timeouts against peers that
 //! never answer, and slow-loris clients on the emulator. All over 127.0.0.1.
 

@@ -1,4 +1,4 @@
-//! Issue 8, no leaks: an end-to-end flow (registration, pulls with good and bad tokens,
+//! No leaks: an end-to-end flow (registration, pulls with good and bad tokens,
 //! a Pinger pinging the emulator, the emulator pulling and verifying signatures, a
 //! Pinger with the wrong key, the `check` command) with every `tracing` event at TRACE
 //! captured in memory; then no issued token, token signature, `X-Profile-Signature`

@@ -1,4 +1,4 @@
-//! PROTOCOL §6 through `ServiceExt::oneshot`: every case of the Pull endpoint.
+//! docs/protocol.md §6 through `ServiceExt::oneshot`: every case of the Pull endpoint.
 
 use std::convert::Infallible;
 use std::time::Duration;

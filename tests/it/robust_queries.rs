@@ -1,4 +1,4 @@
-//! Issue 8, random queries: 10 000 query strings of 0 to 16 KiB, over an alphabet rich in
+//! Random queries: 10 000 query strings of 0 to 16 KiB, over an alphabet rich in
 //! `%`, `+`, `&`, `=`, `;`, NUL, non-ASCII and invalid UTF-8 (percent-encoded, and raw
 //! where `http::Uri` allows), sent through the layer with `oneshot`. The status is always
 //! one the endpoint documents, nothing panics, and no two different raw ids ever reach

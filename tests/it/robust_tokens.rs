@@ -1,4 +1,4 @@
-//! Issue 8, token corpus: every hostile or broken `lftoken` we can think of is refused by
+//! Token corpus: every hostile or broken `lftoken` we can think of is refused by
 //! the validator with the right typed error, and through the layer with exactly a 403,
 //! an empty body and `Cache-Control: no-store`; then 10 000 single-bit and single-byte
 //! mutations of a valid token, all refused the same way.
@@ -504,8 +504,9 @@ fn control_the_good_token_passes_both_ways() {
 
 #[test]
 fn unknown_header_fields_are_ignored_as_the_protocol_decides() {
-    // PROTOCOL §3: only `alg` matters (`typ` optional, `crit` refused); `kid`/`jku` signed
-    // with the network key are accepted, and name no key we would ever use.
+    // docs/protocol.md §3: only `alg` matters (`typ` optional, `crit` refused);
+    // `kid`/`jku` signed with the network key are accepted, and name no key we would
+    // ever use.
     let token = forge(
         r#"{"alg":"HS256","typ":"JWT","kid":"other","jku":"http://127.0.0.1:1/keys","x5u":"http://127.0.0.1:1/x"}"#,
         &claims("1700086400"),

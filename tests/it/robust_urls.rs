@@ -1,4 +1,4 @@
-//! Issue 8, URL building: for every id the validator accepts, the ping URL (PROTOCOL §4)
+//! URL building: for every id the validator accepts, the ping URL (docs/protocol.md §4)
 //! and the pull URL built from a template (§6, as the emulator and `check` build it)
 //! decode back to exactly that id, in exactly its place.
 

@@ -1,4 +1,4 @@
-//! PROTOCOL §3: the known-answer vectors, every refusal kind, and property tests.
+//! docs/protocol.md §3: the known-answer vectors, every refusal kind, and property tests.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
