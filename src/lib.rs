@@ -113,6 +113,8 @@
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod check;
+#[cfg(feature = "ping")]
+mod client;
 pub mod clock;
 #[cfg(feature = "ping")]
 mod delivery;

@@ -18,7 +18,7 @@ use super::options::Checked;
 use super::policy::Policy;
 use super::report::Reporter;
 use super::store::{Outcome, PendingStore, Settled};
-use crate::ping::LivefyreClient;
+use crate::client::LivefyreClient;
 use crate::sync::lock;
 
 /// How long to wait after the store failed to answer, when no poll interval is set.

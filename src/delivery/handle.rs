@@ -11,7 +11,7 @@ use super::engine::{Engine, Running};
 use super::events::{PingEvent, PingStats, ShutdownReport};
 use super::options::Checked;
 use super::store::PendingStore;
-use crate::ping::LivefyreClient;
+use crate::client::LivefyreClient;
 
 /// A cheap handle to a spawned engine. When the last clone is dropped, the engine
 /// delivers what it owes and stops.
@@ -37,8 +37,19 @@ impl<S: PendingStore> Delivery<S> {
         }
     }
 
+    #[cfg(feature = "postgres")]
     pub(crate) fn engine(&self) -> &Arc<Engine<S>> {
         &self.running.engine
+    }
+
+    /// Counts an accepted `ping` call; a new pending user wakes the engine, a ping folded
+    /// into a pending or in-flight user counts as coalesced.
+    pub(crate) fn pinged(&self, new_user: bool) {
+        let engine = &self.running.engine;
+        engine.reporter.pinged(!new_user);
+        if new_user {
+            engine.wake();
+        }
     }
 
     pub(crate) fn store(&self) -> &S {
@@ -46,16 +57,16 @@ impl<S: PendingStore> Delivery<S> {
     }
 
     pub(crate) fn stats(&self) -> PingStats {
-        let engine = self.engine();
+        let engine = &self.running.engine;
         engine.reporter.stats(engine.store.counts())
     }
 
     pub(crate) fn events(&self) -> broadcast::Receiver<PingEvent> {
-        self.engine().reporter.subscribe()
+        self.running.engine.reporter.subscribe()
     }
 
     pub(crate) fn client(&self) -> &LivefyreClient {
-        &self.engine().client
+        &self.running.engine.client
     }
 
     /// Closes the store, lets the engine deliver until `deadline` has passed, and reports

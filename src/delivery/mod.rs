@@ -1,5 +1,5 @@
-//! The delivery engine under both front-ends, the in-memory [`Pinger`](crate::ping::Pinger)
-//! and the PostgreSQL [`OutboxWorker`](crate::outbox::OutboxWorker).
+//! The delivery engine under both front-ends, the in-memory `Pinger` and the PostgreSQL
+//! `OutboxWorker`.
 //!
 //! - [`store`]: where pending users live, as the engine sees them (claim due users, settle
 //!   each claim); each front-end brings its own.
@@ -28,10 +28,9 @@ use tokio::time::Instant;
 pub(crate) use engine::Engine;
 pub use events::{Failure, PingEvent, PingStats, ShutdownReport};
 pub(crate) use handle::Delivery;
-pub use options::DEFAULT_ATTEMPT_TIMEOUT;
 pub(crate) use options::{DeliveryOptions, delivery_setters};
+pub use retry::RetrySchedule;
 pub(crate) use retry::XorShift;
-pub use retry::{RetrySchedule, parse_retry_after};
 pub use store::{Outcome, Settled};
 pub(crate) use store::{PendingStore, StoreCounts};
 

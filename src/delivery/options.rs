@@ -8,11 +8,9 @@ use std::time::Duration;
 use super::policy::Policy;
 use super::retry::RetrySchedule;
 use crate::Network;
+use crate::client::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, Transport};
 use crate::clock::Clock;
-use crate::ping::{ConfigError, LivefyreClient, Transport};
 
-/// How long one request may take unless configured.
-pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests in flight at once unless configured.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
 /// After a 403, one probe this often unless configured.
@@ -145,8 +143,8 @@ macro_rules! delivery_setters {
             self
         }
 
-        /// When to retry and when to give up (default [`RetrySchedule::default`](crate::ping::RetrySchedule::default)).
-        pub fn retry_schedule(mut self, schedule: crate::ping::RetrySchedule) -> Self {
+        /// When to retry and when to give up (default [`RetrySchedule::default`](crate::delivery::RetrySchedule::default)).
+        pub fn retry_schedule(mut self, schedule: crate::delivery::RetrySchedule) -> Self {
             self.options.schedule = schedule;
             self
         }
@@ -164,7 +162,7 @@ macro_rules! delivery_setters {
         }
 
         /// Sends through `transport` instead of the built-in HTTP client.
-        pub fn transport(mut self, transport: impl crate::ping::Transport) -> Self {
+        pub fn transport(mut self, transport: impl crate::client::Transport) -> Self {
             self.options.transport = Some(std::sync::Arc::new(transport));
             self
         }

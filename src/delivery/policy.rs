@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::events::Failure;
 use super::retry::RetrySchedule;
 use super::store::Outcome;
-use crate::ping::Reply;
+use crate::client::Reply;
 
 /// The rules an engine delivers by.
 #[derive(Debug, Clone)]

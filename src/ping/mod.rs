@@ -39,23 +39,21 @@
 //! # }
 //! ```
 
-mod client;
 mod hook;
 mod pending;
 mod pinger;
-mod transport;
 
 #[cfg(feature = "emulator")]
 pub(crate) use crate::delivery::XorShift;
-pub(crate) use client::Reply;
-pub use client::{ConfigError, LivefyreClient, RequestError};
 pub use hook::{PingHook, PingHookFuture, PingHookLayer};
 pub use pinger::{PingError, Pinger, PingerBuilder};
-pub use transport::{HyperTransport, Transport};
 
-// For the fuzz targets and the outbox's tests (settling a claim by hand); not supported API.
-pub use crate::delivery::{
-    DEFAULT_ATTEMPT_TIMEOUT, Failure, PingEvent, PingStats, RetrySchedule, ShutdownReport,
+pub use crate::client::{
+    ConfigError, DEFAULT_ATTEMPT_TIMEOUT, HyperTransport, LivefyreClient, RequestError, Transport,
 };
+pub use crate::delivery::{Failure, PingEvent, PingStats, RetrySchedule, ShutdownReport};
+// For the fuzz targets and the outbox's tests (settling a claim by hand); not supported API.
 #[doc(hidden)]
-pub use crate::delivery::{Outcome, Settled, parse_retry_after};
+pub use crate::client::parse_retry_after;
+#[doc(hidden)]
+pub use crate::delivery::{Outcome, Settled};

@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use super::client::{ConfigError, LivefyreClient};
 use super::pending::{Enqueued, MemoryStore, PendingSet};
 use crate::Network;
+use crate::client::{ConfigError, LivefyreClient};
 use crate::delivery::{
     Delivery, DeliveryOptions, PingEvent, PingStats, ShutdownReport, delivery_setters,
 };
@@ -103,20 +103,15 @@ impl Pinger {
             Some(mut pending) => pending.ping(user_id, Instant::now()),
             None => return Err(PingError::ShuttingDown),
         };
-        let reporter = &self.delivery.engine().reporter;
         match enqueued {
-            Ok(Enqueued::New) => {
-                reporter.pinged(false);
-                self.delivery.engine().wake();
+            Ok(enqueued) => {
+                self.delivery.pinged(enqueued == Enqueued::New);
+                Ok(())
             }
-            Ok(Enqueued::Coalesced | Enqueued::Rearmed) => reporter.pinged(true),
-            Err(()) => {
-                return Err(PingError::QueueFull {
-                    max_pending: store.max_pending(),
-                });
-            }
+            Err(()) => Err(PingError::QueueFull {
+                max_pending: store.max_pending(),
+            }),
         }
-        Ok(())
     }
 
     /// Counters since start and the current pending set.

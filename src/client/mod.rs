@@ -1,6 +1,12 @@
-//! One-shot calls to Livefyre, like the official libraries' (`syncUser`,
-//! `setPullUrl`), over hyper-util's pooled HTTP/1.1 client. The Pinger delivers through
-//! the same client.
+//! The client for Livefyre's API: one-shot calls like the official libraries' (`syncUser`,
+//! `setPullUrl`), and the single ping request the delivery engine sends for each attempt,
+//! through a [`Transport`] (by default hyper-util's pooled HTTP/1.1 client).
+
+mod retry_after;
+mod transport;
+
+pub use retry_after::parse_retry_after;
+pub use transport::{HyperTransport, Transport};
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,14 +16,15 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, StatusCode, Uri};
 
-use super::transport::{HyperTransport, Transport};
 use crate::clock::{Clock, SystemClock};
-use crate::delivery::{DEFAULT_ATTEMPT_TIMEOUT, parse_retry_after};
 use crate::http_client::{FetchError, describe, within};
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::ReusedToken;
 use crate::user_id::{self, UserIdError};
 use crate::{Network, percent};
+
+/// How long one request may take unless configured.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client for Livefyre's API (or the emulator): pings one user, registers the Pull URL.
 ///
@@ -117,7 +124,7 @@ impl LivefyreClient {
     }
 
     /// Pings Livefyre once for `user_id` and waits for the answer (the official
-    /// libraries' `syncUser`). No retry: use a [`Pinger`](super::Pinger) for delivery.
+    /// libraries' `syncUser`). No retry: use a [`Pinger`](crate::ping::Pinger) for delivery.
     ///
     /// # Errors
     ///
