@@ -61,9 +61,7 @@ impl ManualClock {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SystemTime> {
         // A panic while holding this lock cannot leave the time half-written.
-        self.now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.now)
     }
 }
 

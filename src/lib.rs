@@ -22,6 +22,7 @@ pub mod profile;
 #[cfg(feature = "pull")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pull")))]
 pub mod pull;
+mod sync;
 pub mod template;
 pub mod token;
 pub mod user_id;

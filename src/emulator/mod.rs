@@ -487,6 +487,6 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, state::State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 }

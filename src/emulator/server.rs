@@ -137,11 +137,7 @@ async fn ping(shared: &Shared, request: Request<Incoming>, raw_id: &str) -> Answ
     if !shared.faults.latency.is_zero() {
         tokio::time::sleep(shared.faults.latency).await;
     }
-    let roll = shared
-        .dice
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .next_unit();
+    let roll = crate::sync::lock(&shared.dice).next_unit();
     let faulted = if roll < shared.faults.fail_rate {
         Some(status(StatusCode::INTERNAL_SERVER_ERROR))
     } else if roll < shared.faults.fail_rate + shared.faults.rate_429 {

@@ -27,7 +27,7 @@ impl ReusedToken {
         let now = self.clock.now();
         let now_secs = unix_whole_seconds(now);
         let renew_after = i64::try_from(SYSTEM_TOKEN_LIFETIME.as_secs() / 2).unwrap_or(i64::MAX);
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let mut current = crate::sync::lock(&self.current);
         match &*current {
             Some((token, issued))
                 if now_secs.saturating_sub(*issued) < renew_after && now_secs >= *issued =>
@@ -44,7 +44,7 @@ impl ReusedToken {
 
     /// Forgets the token, so the next `get` signs a new one.
     pub(crate) fn clear(&self) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *crate::sync::lock(&self.current) = None;
     }
 }
 
