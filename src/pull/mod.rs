@@ -53,8 +53,8 @@
 //! ```
 
 mod body;
+mod endpoint;
 mod future;
-mod handle;
 mod layer;
 mod query;
 mod rejection;
