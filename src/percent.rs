@@ -66,6 +66,7 @@ pub(crate) fn encode(input: &str) -> Cow<'_, str> {
 // Public through `pull::DecodeError`; without that feature nothing outside sees it.
 #[cfg_attr(not(feature = "pull"), allow(unreachable_pub))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// A `%` not followed by two hex digits.
     BadEscape,

@@ -400,6 +400,7 @@ impl fmt::Debug for Emulator {
 
 /// [`Emulator::wait_for_profile`] gave up.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct WaitTimeout {
     /// What the emulator knew about the user then (its last pull says why, if it failed).
     pub user: Option<RemoteUser>,

@@ -141,6 +141,7 @@ impl IntoIterator for Violations {
 
 /// One problem with one field of a profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Violation {
     /// The field, with an index for list items: `display_name`, `tags[2]`.
     pub field: String,
