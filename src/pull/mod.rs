@@ -60,7 +60,6 @@ mod query;
 mod rejection;
 mod source;
 
-pub use crate::BoxError;
 pub use crate::percent::DecodeError;
 pub use body::PullBody;
 pub use future::ResponseFuture;
