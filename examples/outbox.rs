@@ -17,8 +17,8 @@ use axum::http::StatusCode;
 use axum::routing::put;
 use pingpull::emulator::Emulator;
 use pingpull::outbox::{OutboxTable, OutboxWorker};
-use pingpull::pull::{BoxError, PullLayer, source_fn};
-use pingpull::{Network, Profile};
+use pingpull::pull::{PullLayer, source_fn};
+use pingpull::{BoxError, Network, Profile};
 use sqlx::{PgPool, Row};
 
 const SCHEMA: &str = "pingpull_example";

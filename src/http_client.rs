@@ -68,10 +68,6 @@ impl std::fmt::Display for FetchError {
     }
 }
 
-/// The name `check` and the emulator knew the client by.
-#[cfg(feature = "emulator")]
-pub(crate) use HttpClient as Fetcher;
-
 /// A pooled keep-alive client. Cheap to clone: clones share the pool.
 #[derive(Clone)]
 pub(crate) struct HttpClient {

@@ -1,4 +1,4 @@
-//! A Livefyre network: its name and its secret key (PROTOCOL §2).
+//! A Livefyre network: its name and its secret key (docs/protocol.md §2).
 //!
 //! ```
 //! use pingpull::Network;

@@ -1,4 +1,4 @@
-//! Strict percent-encoding for user ids and tokens in URLs (PROTOCOL §6).
+//! Strict percent-encoding for user ids and tokens in URLs (docs/protocol.md §6).
 //!
 //! Decoding refuses bad escapes and invalid UTF-8 rather than replacing them, so two
 //! different inputs never decode to the same string by accident.
@@ -66,6 +66,7 @@ pub(crate) fn encode(input: &str) -> Cow<'_, str> {
 // Public through `pull::DecodeError`; without that feature nothing outside sees it.
 #[cfg_attr(not(feature = "pull"), allow(unreachable_pub))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// A `%` not followed by two hex digits.
     BadEscape,

@@ -1,4 +1,4 @@
-//! The Pull URL template a customer registers with Livefyre (PROTOCOL §5, §6), e.g.
+//! The Pull URL template a customer registers with Livefyre (docs/protocol.md §5, §6), e.g.
 //! `https://site.example/livefyre/pull?id={id}` or `https://site.example/users/{id}/livefyre`.
 //!
 //! The same parsed template routes requests in the Pull endpoint and builds the URLs

@@ -1,4 +1,4 @@
-//! User ids (PROTOCOL §3, §4): the whole string matches `[A-Za-z0-9_.-]+`.
+//! User ids (docs/protocol.md §3, §4): the whole string matches `[A-Za-z0-9_.-]+`.
 //!
 //! Where an id will sit in a URL path segment (the ping, a pull URL), `.` and `..` are
 //! refused too, since they would change the path instead of naming a user.

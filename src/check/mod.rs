@@ -1,5 +1,5 @@
 //! Conformance check of a Pull endpoint: act as Livefyre and report, case by case with
-//! timings, whether the endpoint does what PROTOCOL §6 asks.
+//! timings, whether the endpoint does what docs/protocol.md §6 asks.
 //!
 //! Every bad token (none, empty, repeated, bad signature, another network, a user's
 //! token, expired) must get 403 with an empty body; a valid pull must get 200,
@@ -28,11 +28,12 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde::Serialize;
 
 use crate::clock::unix_whole_seconds;
-use crate::http_client::{FetchError, Fetched, Fetcher};
+use crate::http_client::{FetchError, Fetched, HttpClient};
 use crate::percent;
 use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
 use crate::template::{PullUrlTemplate, TemplateError};
@@ -176,164 +177,250 @@ impl fmt::Display for CheckReport {
 /// [`CheckError`] if the template or a user id is unusable; an endpoint that misbehaves
 /// is reported in the [`CheckReport`], not as an error.
 pub async fn check_endpoint(options: &CheckOptions) -> Result<CheckReport, CheckError> {
-    let template = PullUrlTemplate::parse(&options.template).map_err(CheckError::Template)?;
-    if template.as_str().starts_with('/') {
-        return Err(CheckError::Template(TemplateError::NotAbsolute));
-    }
+    let template = usable_template(options)?;
+    let tokens = Tokens::new(&options.network, &options.user);
+    let cases = cases(&template, options, &tokens);
+    Ok(CheckReport {
+        template: template.as_str().to_owned(),
+        cases: run(options, cases).await,
+    })
+}
+
+/// The options' template, if absolute, and their user ids, if valid.
+fn usable_template(options: &CheckOptions) -> Result<PullUrlTemplate, CheckError> {
+    let template =
+        PullUrlTemplate::parse_absolute(&options.template).map_err(CheckError::Template)?;
     for id in std::iter::once(&options.user).chain(options.unknown_user.as_ref()) {
         user_id::validate_for_path(id)
             .map_err(|e| CheckError::UserId(format!("user id `{id}`: {e}")))?;
     }
-    let network = &options.network;
-    let user = options.user.as_str();
-    let base = template.url_for_id(user);
+    Ok(template)
+}
+
+/// The tokens the cases send: a valid one, and one wrong in each way a token can be.
+struct Tokens {
+    valid: String,
+    wrong_key: String,
+    other_network: String,
+    user: String,
+    expired: String,
+}
+
+impl Tokens {
+    fn new(network: &Network, user: &str) -> Self {
+        let now = unix_whole_seconds(SystemTime::now());
+        Self {
+            valid: token::system_token(network).into_string(),
+            wrong_key: Network::new(network.name(), format!("{}-not-the-key", network.key()))
+                .map(|n| token::system_token(&n).into_string())
+                .unwrap_or_default(),
+            other_network: Network::new("another-network.fyre.co", network.key())
+                .map(|n| token::system_token(&n).into_string())
+                .unwrap_or_default(),
+            user: Claims::user(network, user, "Someone", now + 3600)
+                .map(|c| c.sign(network).into_string())
+                .unwrap_or_default(),
+            expired: Claims::system(network, now - 3600)
+                .sign(network)
+                .into_string(),
+        }
+    }
+}
+
+/// One case: the request to send and how to judge the answer.
+struct Case {
+    name: &'static str,
+    expectation: &'static str,
+    method: Method,
+    url: String,
+    judge: Judge,
+}
+
+/// Whether an answer conforms: what it was if so, what was wrong if not.
+type Judge = fn(&Fetched, &Context<'_>) -> Result<String, String>;
+
+/// What a judge may need besides the answer.
+struct Context<'a> {
+    network: &'a Network,
+    user: &'a str,
+    /// The body of the last GET's answer, which HEAD's must describe.
+    get_body: Option<Bytes>,
+}
+
+impl Case {
+    /// A GET that must be refused with 403 and an empty body.
+    fn forbidden(name: &'static str, expectation: &'static str, url: String) -> Self {
+        Self {
+            name,
+            expectation,
+            method: Method::GET,
+            url,
+            judge: forbidden,
+        }
+    }
+}
+
+/// Every case, in the order they run.
+fn cases(template: &PullUrlTemplate, options: &CheckOptions, tokens: &Tokens) -> Vec<Case> {
+    let base = template.url_for_id(&options.user);
     let join = if template.query().is_some() { '&' } else { '?' };
     let with_token = |token: &str| format!("{base}{join}lftoken={}", percent::encode(token));
-
-    let valid = token::system_token(network).into_string();
-    let now = unix_whole_seconds(SystemTime::now());
-    let wrong_key = Network::new(network.name(), format!("{}-not-the-key", network.key()))
-        .map(|n| token::system_token(&n).into_string())
-        .unwrap_or_default();
-    let other_network = Network::new("another-network.fyre.co", network.key())
-        .map(|n| token::system_token(&n).into_string())
-        .unwrap_or_default();
-    let user_token = Claims::user(network, user, "Someone", now + 3600)
-        .map(|c| c.sign(network).into_string())
-        .unwrap_or_default();
-    let expired = Claims::system(network, now - 3600)
-        .sign(network)
-        .into_string();
-
-    let forbidden_cases: [(&'static str, &'static str, String); 7] = [
-        ("no_token", "no lftoken: 403, empty body", base.clone()),
-        (
+    let valid_url = with_token(&tokens.valid);
+    let mut cases = vec![
+        Case::forbidden("no_token", "no lftoken: 403, empty body", base.clone()),
+        Case::forbidden(
             "empty_token",
             "empty lftoken: 403, empty body",
             format!("{base}{join}lftoken="),
         ),
-        (
+        Case::forbidden(
             "repeated_token",
             "two valid lftokens: 403, empty body",
-            format!("{}&lftoken={}", with_token(&valid), percent::encode(&valid)),
+            format!("{valid_url}&lftoken={}", percent::encode(&tokens.valid)),
         ),
-        (
+        Case::forbidden(
             "bad_signature",
             "token signed with another key: 403, empty body",
-            with_token(&wrong_key),
+            with_token(&tokens.wrong_key),
         ),
-        (
+        Case::forbidden(
             "wrong_network",
             "token for another network: 403, empty body",
-            with_token(&other_network),
+            with_token(&tokens.other_network),
         ),
-        (
+        Case::forbidden(
             "user_token",
             "a user's token, not a system token: 403, empty body",
-            with_token(&user_token),
+            with_token(&tokens.user),
         ),
-        (
+        Case::forbidden(
             "expired_token",
             "token expired an hour ago: 403, empty body",
-            with_token(&expired),
+            with_token(&tokens.expired),
         ),
     ];
+    cases.extend(pull_cases(template, options, tokens, valid_url));
+    cases
+}
 
-    let fetcher = Fetcher::new();
-    let mut cases = Vec::new();
+/// The cases a valid token passes: a pull, a HEAD, and (if given) an unknown user.
+fn pull_cases(
+    template: &PullUrlTemplate,
+    options: &CheckOptions,
+    tokens: &Tokens,
+    valid_url: String,
+) -> Vec<Case> {
+    let mut cases = vec![
+        Case {
+            name: "valid_pull",
+            expectation: "valid system token: 200, application/json, a valid profile with the requested id",
+            method: Method::GET,
+            url: valid_url.clone(),
+            judge: valid_pull,
+        },
+        Case {
+            name: "head",
+            expectation: "HEAD: like GET, without a body",
+            method: Method::HEAD,
+            url: valid_url,
+            judge: head_like_get,
+        },
+    ];
+    if let Some(unknown) = &options.unknown_user {
+        cases.push(Case {
+            name: "unknown_user",
+            expectation: "an unknown user: 404",
+            method: Method::GET,
+            url: template.url_for(unknown, &tokens.valid),
+            judge: not_found,
+        });
+    }
+    cases
+}
+
+/// Sends each case in turn and judges its answer.
+async fn run(options: &CheckOptions, cases: Vec<Case>) -> Vec<CaseResult> {
+    let client = HttpClient::new();
     // A slow endpoint is reported, not waited on forever: allow a margin past the timeout.
     let limit = options.timeout + Duration::from_secs(1);
-    for (name, expectation, url) in forbidden_cases {
-        let answer = fetcher.fetch(Method::GET, &url, limit, MAX_BODY).await;
-        cases.push(judge(name, expectation, answer, options.timeout, |a| {
-            expect_status(a, StatusCode::FORBIDDEN)?;
-            if !a.body.is_empty() {
-                return Err(format!(
-                    "403 with a {}-byte body (must be empty)",
-                    a.body.len()
-                ));
-            }
-            Ok("403, empty body".to_owned())
-        }));
+    let mut context = Context {
+        network: &options.network,
+        user: &options.user,
+        get_body: None,
+    };
+    let mut results = Vec::with_capacity(cases.len());
+    for case in cases {
+        let answer = client
+            .fetch(case.method.clone(), &case.url, limit, MAX_BODY)
+            .await;
+        results.push(judge(&case, &answer, options.timeout, &context));
+        if case.method == Method::GET {
+            context.get_body = answer.ok().map(|a| a.body);
+        }
     }
+    results
+}
 
-    let url = with_token(&valid);
-    let answer = fetcher.fetch(Method::GET, &url, limit, MAX_BODY).await;
-    let get_body = answer.as_ref().ok().map(|a| a.body.clone());
-    cases.push(judge(
-        "valid_pull",
-        "valid system token: 200, application/json, a valid profile with the requested id",
-        answer,
-        options.timeout,
-        |a| {
-            expect_status(a, StatusCode::OK)?;
-            let content_type = a
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !content_type.starts_with("application/json") {
-                return Err(format!(
-                    "Content-Type is `{content_type}`, not application/json"
-                ));
-            }
-            let profile = read_tolerant(&a.body, Some(user)).map_err(|e| e.to_string())?;
-            profile.validate().map_err(|e| e.to_string())?;
-            let signature = match a.headers.get(SIGNATURE_HEADER) {
-                None => "no signature header",
-                Some(value) => {
-                    let value = value
-                        .to_str()
-                        .map_err(|_| "X-Profile-Signature is not text".to_owned())?;
-                    verify_body_signature(network, value, &a.body).map_err(|e| e.to_string())?;
-                    "signature verified"
-                }
-            };
-            Ok(format!(
-                "200, profile of `{}` ({} bytes), {signature}",
-                profile.display_name,
-                a.body.len()
-            ))
-        },
-    ));
-
-    let answer = fetcher.fetch(Method::HEAD, &url, limit, MAX_BODY).await;
-    cases.push(judge(
-        "head",
-        "HEAD: like GET, without a body",
-        answer,
-        options.timeout,
-        |a| {
-            expect_status(a, StatusCode::OK)?;
-            if !a.body.is_empty() {
-                return Err(format!("HEAD answered a {}-byte body", a.body.len()));
-            }
-            if let (Some(length), Some(body)) =
-                (a.headers.get(http::header::CONTENT_LENGTH), &get_body)
-                && length.to_str().ok().and_then(|l| l.parse::<usize>().ok()) != Some(body.len())
-            {
-                return Err("Content-Length differs from the GET body's length".to_owned());
-            }
-            Ok("200, no body".to_owned())
-        },
-    ));
-
-    if let Some(unknown) = &options.unknown_user {
-        let url = template.url_for(unknown, &valid);
-        let answer = fetcher.fetch(Method::GET, &url, limit, MAX_BODY).await;
-        cases.push(judge(
-            "unknown_user",
-            "an unknown user: 404",
-            answer,
-            options.timeout,
-            |a| expect_status(a, StatusCode::NOT_FOUND).map(|()| "404".to_owned()),
+fn forbidden(answer: &Fetched, _: &Context<'_>) -> Result<String, String> {
+    expect_status(answer, StatusCode::FORBIDDEN)?;
+    if !answer.body.is_empty() {
+        return Err(format!(
+            "403 with a {}-byte body (must be empty)",
+            answer.body.len()
         ));
     }
+    Ok("403, empty body".to_owned())
+}
 
-    Ok(CheckReport {
-        template: template.as_str().to_owned(),
-        cases,
-    })
+fn valid_pull(answer: &Fetched, context: &Context<'_>) -> Result<String, String> {
+    expect_status(answer, StatusCode::OK)?;
+    let content_type = answer
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(format!(
+            "Content-Type is `{content_type}`, not application/json"
+        ));
+    }
+    let profile = read_tolerant(&answer.body, Some(context.user)).map_err(|e| e.to_string())?;
+    profile.validate().map_err(|e| e.to_string())?;
+    let signature = match answer.headers.get(SIGNATURE_HEADER) {
+        None => "no signature header",
+        Some(value) => {
+            let value = value
+                .to_str()
+                .map_err(|_| "X-Profile-Signature is not text".to_owned())?;
+            verify_body_signature(context.network, value, &answer.body)
+                .map_err(|e| e.to_string())?;
+            "signature verified"
+        }
+    };
+    Ok(format!(
+        "200, profile of `{}` ({} bytes), {signature}",
+        profile.display_name,
+        answer.body.len()
+    ))
+}
+
+fn head_like_get(answer: &Fetched, context: &Context<'_>) -> Result<String, String> {
+    expect_status(answer, StatusCode::OK)?;
+    if !answer.body.is_empty() {
+        return Err(format!("HEAD answered a {}-byte body", answer.body.len()));
+    }
+    if let (Some(length), Some(body)) = (
+        answer.headers.get(http::header::CONTENT_LENGTH),
+        &context.get_body,
+    ) && length.to_str().ok().and_then(|l| l.parse::<usize>().ok()) != Some(body.len())
+    {
+        return Err("Content-Length differs from the GET body's length".to_owned());
+    }
+    Ok("200, no body".to_owned())
+}
+
+fn not_found(answer: &Fetched, _: &Context<'_>) -> Result<String, String> {
+    expect_status(answer, StatusCode::NOT_FOUND).map(|()| "404".to_owned())
 }
 
 fn expect_status(answer: &Fetched, expected: StatusCode) -> Result<(), String> {
@@ -348,12 +435,12 @@ fn expect_status(answer: &Fetched, expected: StatusCode) -> Result<(), String> {
     }
 }
 
+/// The outcome of a case: its judge's verdict, unless the answer failed or came late.
 fn judge(
-    name: &'static str,
-    expectation: &'static str,
-    answer: Result<Fetched, FetchError>,
+    case: &Case,
+    answer: &Result<Fetched, FetchError>,
     timeout: Duration,
-    rule: impl FnOnce(&Fetched) -> Result<String, String>,
+    context: &Context<'_>,
 ) -> CaseResult {
     let (passed, detail, elapsed) = match answer {
         Err(FetchError::Timeout) => (
@@ -371,14 +458,14 @@ fn judge(
             ),
             answer.elapsed,
         ),
-        Ok(answer) => match rule(&answer) {
+        Ok(answer) => match (case.judge)(answer, context) {
             Ok(detail) => (true, detail, answer.elapsed),
             Err(detail) => (false, detail, answer.elapsed),
         },
     };
     CaseResult {
-        name,
-        expectation,
+        name: case.name,
+        expectation: case.expectation,
         passed,
         detail,
         elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),

@@ -135,7 +135,7 @@ impl LivefyreClient {
         self.ping_once(user_id).await.into_result()
     }
 
-    /// Registers the Pull URL template with the network (PROTOCOL §5). Needed once.
+    /// Registers the Pull URL template with the network (docs/protocol.md §5). Needed once.
     ///
     /// # Errors
     ///

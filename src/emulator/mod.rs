@@ -1,6 +1,6 @@
 //! A Livefyre emulator: the other side of the protocol, for tests and local development.
 //!
-//! It accepts pings (PROTOCOL §4) and Pull URL registrations (§5) from your server, pulls
+//! It accepts pings (docs/protocol.md §4) and Pull URL registrations (§5) from your server, pulls
 //! profiles from your Pull endpoint (§6) with a system token, reads them tolerantly (§7),
 //! and keeps them as *remote profiles* you can inspect:
 //!
@@ -154,7 +154,7 @@ impl EmulatorBuilder {
     ///
     /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}`.
     pub fn pull_url(mut self, template: &str) -> Result<Self, TemplateError> {
-        self.pull_url = Some(absolute_template(template)?);
+        self.pull_url = Some(PullUrlTemplate::parse_absolute(template)?);
         Ok(self)
     }
 
@@ -328,7 +328,7 @@ impl Emulator {
     ///
     /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}`.
     pub fn set_pull_url(&self, template: &str) -> Result<(), TemplateError> {
-        let template = absolute_template(template)?;
+        let template = PullUrlTemplate::parse_absolute(template)?;
         self.shared.state().pull_url = Some(template);
         Ok(())
     }
@@ -400,6 +400,7 @@ impl fmt::Debug for Emulator {
 
 /// [`Emulator::wait_for_profile`] gave up.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct WaitTimeout {
     /// What the emulator knew about the user then (its last pull says why, if it failed).
     pub user: Option<RemoteUser>,
@@ -456,15 +457,6 @@ impl std::error::Error for EmulatorError {
     }
 }
 
-/// A template Livefyre can pull: absolute http(s) with `{id}`.
-fn absolute_template(template: &str) -> Result<PullUrlTemplate, TemplateError> {
-    let parsed = PullUrlTemplate::parse(template)?;
-    if parsed.as_str().starts_with('/') {
-        return Err(TemplateError::NotAbsolute);
-    }
-    Ok(parsed)
-}
-
 pub(crate) struct Shared {
     network: Network,
     validator: SystemTokenValidator,
@@ -487,6 +479,6 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, state::State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 }

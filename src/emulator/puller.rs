@@ -9,7 +9,7 @@ use tracing::Level;
 use super::Shared;
 use super::state::{PullRecord, now};
 use crate::Profile;
-use crate::http_client::{FetchError, Fetcher};
+use crate::http_client::{FetchError, HttpClient};
 use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
 
 /// Profiles larger than this are refused (a full one is under 1 KiB).
@@ -17,7 +17,7 @@ const MAX_PROFILE_BYTES: usize = 1024 * 1024;
 
 /// One worker: takes queued users one at a time; several run side by side.
 pub(super) async fn run(shared: Arc<Shared>) {
-    let fetcher = Fetcher::new();
+    let client = HttpClient::new();
     loop {
         let next = {
             let work = shared.work.notified();
@@ -32,7 +32,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
             }
         };
-        let (record, profile) = pull(&shared, &fetcher, &next).await;
+        let (record, profile) = pull(&shared, &client, &next).await;
         tracing::event!(
             target: "pingpull::emulator",
             Level::DEBUG,
@@ -50,7 +50,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
 }
 
 /// Pulls one user, retrying 5xx, timeouts and connection errors.
-async fn pull(shared: &Shared, fetcher: &Fetcher, user_id: &str) -> (PullRecord, Option<Profile>) {
+async fn pull(
+    shared: &Shared,
+    client: &HttpClient,
+    user_id: &str,
+) -> (PullRecord, Option<Profile>) {
     let template = shared.state().pull_url.clone();
     let Some(template) = template else {
         return (failure(None, "no Pull URL registered", None, 0), None);
@@ -60,7 +64,7 @@ async fn pull(shared: &Shared, fetcher: &Fetcher, user_id: &str) -> (PullRecord,
         attempts += 1;
         let lftoken = shared.token.get(&shared.network);
         let url = template.url_for(user_id, lftoken.as_str());
-        let fetched = fetcher
+        let fetched = client
             .fetch(Method::GET, &url, shared.pull_timeout, MAX_PROFILE_BYTES)
             .await;
         let retryable = match &fetched {

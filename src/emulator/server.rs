@@ -14,13 +14,15 @@ use tokio::net::TcpListener;
 use tracing::Level;
 
 use super::state::{EmulatorEvent, now};
-use super::{Shared, absolute_template, form, studio};
+use super::{Shared, form, studio};
+use crate::template::PullUrlTemplate;
 use crate::{percent, user_id};
 
 /// Request bodies longer than this are refused (a ping's is about 300 bytes).
 const MAX_BODY: usize = 64 * 1024;
 
-type Answer = Response<Full<Bytes>>;
+/// What the emulator's server sends back.
+type ServerResponse = Response<Full<Bytes>>;
 
 pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
@@ -43,7 +45,7 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn route(shared: &Shared, request: Request<Incoming>) -> Answer {
+async fn route(shared: &Shared, request: Request<Incoming>) -> ServerResponse {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     if let Some(raw_id) = ping_path(&path) {
@@ -68,12 +70,12 @@ async fn route(shared: &Shared, request: Request<Incoming>) -> Answer {
             let mut users: Vec<_> = shared.state().users.values().cloned().collect();
             users.sort_by(|a, b| a.id.cmp(&b.id));
             let page = studio::users_page(shared.network.name(), &users);
-            let mut answer = Response::new(Full::new(Bytes::from(page)));
-            answer.headers_mut().insert(
+            let mut response = Response::new(Full::new(Bytes::from(page)));
+            response.headers_mut().insert(
                 CONTENT_TYPE,
                 http::HeaderValue::from_static("text/html; charset=utf-8"),
             );
-            answer
+            response
         }
         (Method::GET, _) if path.starts_with("/profiles/") => {
             let raw = &path["/profiles/".len()..];
@@ -106,7 +108,7 @@ fn ping_path(path: &str) -> Option<&str> {
 async fn read_body(
     shared: &Shared,
     request: Request<Incoming>,
-) -> Result<(Option<String>, String), Answer> {
+) -> Result<(Option<String>, String), ServerResponse> {
     let query = request.uri().query().map(str::to_owned);
     // A client dribbling its body must not hold a connection and a task forever.
     let body = tokio::time::timeout(
@@ -120,85 +122,91 @@ async fn read_body(
     Ok((query, String::from_utf8_lossy(&body).into_owned()))
 }
 
-async fn ping(shared: &Shared, request: Request<Incoming>, raw_id: &str) -> Answer {
-    let (query, body) = match read_body(shared, request).await {
-        Ok(parts) => parts,
-        Err(answer) => return answer,
+async fn ping(shared: &Shared, request: Request<Incoming>, raw_id: &str) -> ServerResponse {
+    let id = match read_ping(shared, request, raw_id).await {
+        Ok(id) => id,
+        Err(response) => return response,
     };
-    let token = form::from_query_or_body(query.as_deref(), &body, "lftoken").unwrap_or_default();
-    if let Err(error) = shared.validator.validate(&token) {
-        tracing::event!(target: "pingpull::emulator", Level::DEBUG, %error, "ping refused: bad token");
-        return status(StatusCode::FORBIDDEN);
-    }
-    let id = match percent::decode(raw_id) {
-        Ok(id) if user_id::validate_for_path(&id).is_ok() => id.into_owned(),
-        _ => return status(StatusCode::BAD_REQUEST),
-    };
-    if !shared.faults.latency.is_zero() {
-        tokio::time::sleep(shared.faults.latency).await;
-    }
-    let roll = shared
-        .dice
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .next_unit();
-    let faulted = if roll < shared.faults.fail_rate {
-        Some(status(StatusCode::INTERNAL_SERVER_ERROR))
-    } else if roll < shared.faults.fail_rate + shared.faults.rate_429 {
-        let mut answer = status(StatusCode::TOO_MANY_REQUESTS);
-        answer
-            .headers_mut()
-            .insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
-        Some(answer)
-    } else {
-        None
-    };
-    let answer = {
-        let mut state = shared.state();
-        let answer = match faulted {
-            Some(answer) => answer,
-            None if state.enqueue(&id, shared.max_queue) => {
-                state.user(&id).pings += 1;
-                json(
-                    StatusCode::OK,
-                    &serde_json::json!({ "status": "ok", "code": 200 }),
-                )
-            }
-            None => {
-                let mut answer = status(StatusCode::SERVICE_UNAVAILABLE);
-                answer
-                    .headers_mut()
-                    .insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
-                answer
-            }
-        };
-        state.event(EmulatorEvent::Ping {
-            user_id: id.clone(),
-            at: now(),
-            status: answer.status().as_u16(),
-        });
-        answer
-    };
-    if answer.status() == StatusCode::OK {
+    let fault = inject_faults(shared).await;
+    let response = record_ping(shared, &id, fault);
+    if response.status() == StatusCode::OK {
         shared.work.notify_one();
     }
     shared.changed.notify_waiters();
-    answer
+    response
 }
 
-async fn register(shared: &Shared, request: Request<Incoming>) -> Answer {
+/// The id a ping is for, once its token is valid; or the refusal (403 for a bad token,
+/// 400 for a bad id).
+async fn read_ping(
+    shared: &Shared,
+    request: Request<Incoming>,
+    raw_id: &str,
+) -> Result<String, ServerResponse> {
+    let (query, body) = read_body(shared, request).await?;
+    let token = form::from_query_or_body(query.as_deref(), &body, "lftoken").unwrap_or_default();
+    if let Err(error) = shared.validator.validate(&token) {
+        tracing::event!(target: "pingpull::emulator", Level::DEBUG, %error, "ping refused: bad token");
+        return Err(status(StatusCode::FORBIDDEN));
+    }
+    match percent::decode(raw_id) {
+        Ok(id) if user_id::validate_for_path(&id).is_ok() => Ok(id.into_owned()),
+        _ => Err(status(StatusCode::BAD_REQUEST)),
+    }
+}
+
+/// The configured faults: the latency, then a roll of the dice for a 500 or a 429.
+async fn inject_faults(shared: &Shared) -> Option<ServerResponse> {
+    let faults = &shared.faults;
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    let roll = crate::sync::lock(&shared.dice).next_unit();
+    if roll < faults.fail_rate {
+        Some(status(StatusCode::INTERNAL_SERVER_ERROR))
+    } else if roll < faults.fail_rate + faults.rate_429 {
+        Some(retry_later(StatusCode::TOO_MANY_REQUESTS))
+    } else {
+        None
+    }
+}
+
+/// Queues the user's pull unless a fault answers (or the queue is full: 503), and records
+/// the ping with its status.
+fn record_ping(shared: &Shared, id: &str, fault: Option<ServerResponse>) -> ServerResponse {
+    let mut state = shared.state();
+    let response = match fault {
+        Some(response) => response,
+        None if state.enqueue(id, shared.max_queue) => {
+            state.user(id).pings += 1;
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "status": "ok", "code": 200 }),
+            )
+        }
+        None => retry_later(StatusCode::SERVICE_UNAVAILABLE),
+    };
+    state.event(EmulatorEvent::Ping {
+        user_id: id.to_owned(),
+        at: now(),
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+async fn register(shared: &Shared, request: Request<Incoming>) -> ServerResponse {
     let (query, body) = match read_body(shared, request).await {
         Ok(parts) => parts,
-        Err(answer) => return answer,
+        Err(response) => return response,
     };
     let token =
         form::from_query_or_body(query.as_deref(), &body, "actor_token").unwrap_or_default();
-    let answer = if shared.validator.validate(&token).is_err() {
+    let response = if shared.validator.validate(&token).is_err() {
         status(StatusCode::FORBIDDEN)
     } else {
         match form::from_query_or_body(query.as_deref(), &body, "pull_profile_url")
             .ok_or(())
-            .and_then(|t| absolute_template(&t).map_err(|_| ()))
+            .and_then(|t| PullUrlTemplate::parse_absolute(&t).map_err(|_| ()))
         {
             Ok(template) => {
                 tracing::event!(target: "pingpull::emulator", Level::INFO, pull_url = template.as_str(), "pull URL registered");
@@ -210,24 +218,33 @@ async fn register(shared: &Shared, request: Request<Incoming>) -> Answer {
     };
     shared.state().event(EmulatorEvent::Registration {
         at: now(),
-        status: answer.status().as_u16(),
+        status: response.status().as_u16(),
     });
-    answer
+    response
 }
 
-fn status(status: StatusCode) -> Answer {
-    let mut answer = Response::new(Full::new(Bytes::new()));
-    *answer.status_mut() = status;
-    answer
+fn status(status: StatusCode) -> ServerResponse {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
 }
 
-fn json(status: StatusCode, value: &impl Serialize) -> Answer {
+/// An empty response with `status` and `Retry-After: 1`.
+fn retry_later(code: StatusCode) -> ServerResponse {
+    let mut response = status(code);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
+    response
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> ServerResponse {
     let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut answer = Response::new(Full::new(Bytes::from(body)));
-    *answer.status_mut() = status;
-    answer.headers_mut().insert(
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
         CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    answer
+    response
 }

@@ -1,4 +1,4 @@
-//! The customer's side of "Ping" (PROTOCOL §4, §5): tell Livefyre a profile changed.
+//! The customer's side of "Ping" (docs/protocol.md §4, §5): tell Livefyre a profile changed.
 //!
 //! - [`Pinger`]: a cheap handle whose [`ping`](Pinger::ping) records a user without
 //!   touching the network, and a background worker that delivers: pings for a pending

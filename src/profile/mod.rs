@@ -1,4 +1,4 @@
-//! The profile object a Pull endpoint answers with (PROTOCOL §7).
+//! The profile object a Pull endpoint answers with (docs/protocol.md §7).
 //!
 //! - [`Profile`] is the typed profile, built with [`Profile::builder`];
 //! - [`Profile::validate`] lists every violation of §7;

@@ -1,4 +1,4 @@
-//! The `X-Profile-Signature` header (PROTOCOL §6): a detached JWS (RFC 7515 appendix F)
+//! The `X-Profile-Signature` header (docs/protocol.md §6): a detached JWS (RFC 7515 appendix F)
 //! of the exact profile body bytes, HS256 with the network key, so a receiver can check
 //! that the profile came from the key holder unaltered.
 

@@ -1,4 +1,4 @@
-//! Reading a profile the way Livefyre's importer did (PROTOCOL §7): booleans may be the
+//! Reading a profile the way Livefyre's importer did (docs/protocol.md §7): booleans may be the
 //! strings `"true"`/`"false"`, `""` and `null` count as absent, unknown keys are ignored;
 //! but a missing `id` or `display_name`, an `id` other than the one requested, a bad tag,
 //! more than two websites or an unknown notification value make the read fail.
@@ -93,7 +93,7 @@ pub enum ReadError {
     Json(String),
     /// The JSON is not an object.
     NotAnObject,
-    /// The object breaks PROTOCOL §7; every violation found.
+    /// The object breaks docs/protocol.md §7; every violation found.
     Invalid(Violations),
 }
 

@@ -11,7 +11,8 @@ const MAX_TAG_LEN: usize = 63;
 const MAX_WEBSITES: usize = 2;
 
 impl Profile {
-    /// Checks the profile against PROTOCOL §7 and returns every violation, not just the first.
+    /// Checks the profile against docs/protocol.md §7 and returns every violation, not
+    /// just the first.
     ///
     /// # Errors
     ///
@@ -90,7 +91,7 @@ pub(super) fn is_absolute_http_url(url: &str) -> bool {
     http && uri.host().is_some_and(|host| !host.is_empty())
 }
 
-/// Every way a profile breaks PROTOCOL §7, in field order.
+/// Every way a profile breaks docs/protocol.md §7, in field order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violations(pub(super) Vec<Violation>);
 
@@ -141,6 +142,7 @@ impl IntoIterator for Violations {
 
 /// One problem with one field of a profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Violation {
     /// The field, with an index for list items: `display_name`, `tags[2]`.
     pub field: String,

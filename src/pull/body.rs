@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::BoxError;
+use crate::BoxError;
 
 pin_project! {
     /// The response body of [`Pull`](super::Pull): the endpoint's own bytes, or the inner

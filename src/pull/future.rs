@@ -10,8 +10,14 @@ use super::PullBody;
 
 type LoadFuture = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
 
+/// What a second poll after completion panics with: a caller bug, made loud rather than
+/// a silent hang.
+const POLLED_AFTER_COMPLETION: &str = "`ResponseFuture` polled after completion";
+
 pin_project! {
     /// The response future of [`Pull`](super::Pull).
+    ///
+    /// Polling it again after it completed is a bug in the caller, and panics.
     pub struct ResponseFuture<F, B> {
         #[pin]
         state: State<F, B>,
@@ -27,6 +33,8 @@ pin_project! {
         Ready { response: Option<Response<PullBody<B>>> },
         // Waiting for the profile source.
         Load { future: LoadFuture },
+        // The response was handed out.
+        Done,
     }
 }
 
@@ -61,19 +69,61 @@ where
     type Output = Result<Response<PullBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future
-                .poll(cx)
-                .map(|result| result.map(|response| response.map(PullBody::inner))),
-            StateProj::Ready { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                // Polled again after completion: a caller bug, answered without panicking.
-                None => Poll::Pending,
+        let mut state = self.project().state;
+        let output = match state.as_mut().project() {
+            StateProj::Inner { future } => match future.poll(cx) {
+                Poll::Ready(result) => result.map(|response| response.map(PullBody::inner)),
+                Poll::Pending => return Poll::Pending,
             },
-            StateProj::Load { future } => future
-                .as_mut()
-                .poll(cx)
-                .map(|response| Ok(response.map(PullBody::full))),
-        }
+            StateProj::Ready { response } => match response.take() {
+                Some(response) => Ok(response),
+                None => panic!("{POLLED_AFTER_COMPLETION}"),
+            },
+            StateProj::Load { future } => match future.as_mut().poll(cx) {
+                Poll::Ready(response) => Ok(response.map(PullBody::full)),
+                Poll::Pending => return Poll::Pending,
+            },
+            StateProj::Done => panic!("{POLLED_AFTER_COMPLETION}"),
+        };
+        state.set(State::Done);
+        Poll::Ready(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::future::{Ready, ready};
+    use std::task::Waker;
+
+    use super::*;
+
+    type TestFuture = ResponseFuture<Ready<Result<Response<()>, Infallible>>, ()>;
+
+    /// Polls `future` to completion, then once more.
+    fn poll_twice(future: TestFuture) {
+        let mut future = std::pin::pin!(future);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(future.as_mut().poll(&mut cx).is_ready());
+        let _ = future.as_mut().poll(&mut cx);
+    }
+
+    #[test]
+    #[should_panic(expected = "`ResponseFuture` polled after completion")]
+    fn a_ready_response_polled_again_panics() {
+        poll_twice(TestFuture::ready(Response::new(Bytes::new())));
+    }
+
+    #[test]
+    #[should_panic(expected = "`ResponseFuture` polled after completion")]
+    fn a_loaded_response_polled_again_panics() {
+        poll_twice(TestFuture::load(async { Response::new(Bytes::new()) }));
+    }
+
+    #[test]
+    #[should_panic(expected = "`ResponseFuture` polled after completion")]
+    fn an_inner_response_polled_again_panics() {
+        // `Ready` would panic on its own when polled again, with another message.
+        poll_twice(TestFuture::inner(ready(Ok(Response::new(())))));
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
+use super::endpoint::{Decision, Route};
 use super::future::ResponseFuture;
-use super::handle::{Decision, Route};
 use super::{ProfileSource, PullBody};
 use crate::Network;
 use crate::clock::Clock;

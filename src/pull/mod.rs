@@ -1,4 +1,4 @@
-//! The Pull endpoint (PROTOCOL §6) as a tower layer that mounts in axum, tonic and hyper.
+//! The Pull endpoint (docs/protocol.md §6) as a tower layer that mounts in axum, tonic and hyper.
 //!
 //! Add [`PullLayer`] to your server with the URL template you register with Livefyre and
 //! a [`ProfileSource`]. Requests on the template's path are answered here; every other
@@ -53,14 +53,13 @@
 //! ```
 
 mod body;
+mod endpoint;
 mod future;
-mod handle;
 mod layer;
 mod query;
 mod rejection;
 mod source;
 
-pub use crate::BoxError;
 pub use crate::percent::DecodeError;
 pub use body::PullBody;
 pub use future::ResponseFuture;

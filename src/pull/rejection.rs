@@ -48,7 +48,7 @@ pub enum Rejection {
     SourceTimedOut,
     /// The source panicked (500).
     SourcePanicked,
-    /// The source's profile breaks PROTOCOL §7 (500); it was not sent.
+    /// The source's profile breaks docs/protocol.md §7 (500); it was not sent.
     InvalidProfile(Violations),
     /// The source's profile has another id than the one requested (500); not sent.
     IdMismatch,

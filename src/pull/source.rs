@@ -18,8 +18,8 @@ use crate::BoxError;
 /// `Retry-After`, so Livefyre tries again later). The id has already been validated.
 ///
 /// ```
-/// use pingpull::Profile;
-/// use pingpull::pull::{BoxError, ProfileSource};
+/// use pingpull::pull::ProfileSource;
+/// use pingpull::{BoxError, Profile};
 ///
 /// struct Users;
 ///
@@ -59,8 +59,8 @@ pub struct SourceFn<F> {
 /// Adapts an async closure into a [`ProfileSource`].
 ///
 /// ```
-/// use pingpull::Profile;
-/// use pingpull::pull::{BoxError, source_fn};
+/// use pingpull::pull::source_fn;
+/// use pingpull::{BoxError, Profile};
 ///
 /// let source = source_fn(|user_id: String| async move {
 ///     Ok::<_, BoxError>(Some(Profile::builder(user_id, "Someone").build()))

@@ -1,4 +1,4 @@
-//! Building tokens byte for byte as the official Python library does (PROTOCOL §3).
+//! Building tokens byte for byte as the official Python library does (docs/protocol.md §3).
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};

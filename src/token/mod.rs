@@ -1,4 +1,4 @@
-//! Livefyre tokens (PROTOCOL §3): compact JWS, HS256 with the network key.
+//! Livefyre tokens (docs/protocol.md §3): compact JWS, HS256 with the network key.
 //!
 //! - [`system_token`] builds the token that authenticates pings, registration and pulls
 //!   (the official libraries' `buildLivefyreToken`);
@@ -18,7 +18,7 @@
 //! let network = Network::new("example.fyre.co", "testkeytest")?;
 //! let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
 //! let token = token::system_token_at(&network, now, token::SYSTEM_TOKEN_LIFETIME);
-//! // PROTOCOL §3, vector V3.
+//! // docs/protocol.md §3, vector V3.
 //! assert_eq!(
 //!     token.as_str(),
 //!     "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6MTcwMDA4NjQwMH0.MZSBbaslZqmBM6DwdvLfU_lMAEuXYRBRoZaw5F72kUI"

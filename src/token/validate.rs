@@ -1,4 +1,4 @@
-//! Validating a system token (PROTOCOL §3): what every official library checks, and
+//! Validating a system token (docs/protocol.md §3): what every official library checks, and
 //! the typed reason when a check fails.
 //!
 //! Validation comes in two steps so a cache of verified tokens can sit between them:

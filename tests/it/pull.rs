@@ -8,9 +8,9 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use pingpull::clock::ManualClock;
 use pingpull::profile::{self, SIGNATURE_HEADER};
-use pingpull::pull::{BoxError, InMemorySource, Pull, PullLayer, Rejection, source_fn};
+use pingpull::pull::{InMemorySource, Pull, PullLayer, Rejection, source_fn};
 use pingpull::token::{self, Claims};
-use pingpull::{Network, Profile};
+use pingpull::{BoxError, Network, Profile};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
 use crate::support::forge;

@@ -1,4 +1,4 @@
-//! What the endpoint does with one request, in PROTOCOL §6's order: route, method,
+//! What the endpoint does with one request, in docs/protocol.md §6's order: route, method,
 //! token, id, then the profile source.
 
 use std::future::Future;
@@ -92,55 +92,71 @@ impl Decision {
             return Self::PassThrough;
         };
         let started = Instant::now();
-        let target_len = request
-            .uri()
-            .path_and_query()
-            .map_or(0, |pq| pq.as_str().len());
-        if target_len > config.max_uri_len {
-            return Self::reject(config, Rejection::UriTooLong { len: target_len }, started);
-        }
-        let head = request.method() == Method::HEAD;
-        if request.method() != Method::GET && !head {
-            return Self::reject(config, Rejection::MethodNotAllowed, started);
-        }
-        let query = request.uri().query().unwrap_or_default();
-
-        // The token comes first: nothing about the user is revealed without it.
-        let token = match QueryPairs::new(query).only(LFTOKEN) {
-            Ok(Some(token)) => token,
-            Ok(None) => return Self::reject(config, Rejection::MissingToken, started),
-            Err(()) => return Self::reject(config, Rejection::RepeatedToken, started),
-        };
-        let Ok(token) = percent::decode(token) else {
-            return Self::reject(config, Rejection::UndecodableToken, started);
-        };
-        if let Err(error) = config.validator.validate(&token) {
-            return Self::reject(config, Rejection::InvalidToken(error), started);
-        }
-
-        let raw_id = match (&config.route.id, raw_path_id) {
-            (_, Some(raw)) => raw,
-            (IdPosition::Query { name }, None) => match QueryPairs::new(query).only(name) {
-                Ok(Some(raw)) => raw,
-                Ok(None) => return Self::reject(config, Rejection::MissingId, started),
-                Err(()) => return Self::reject(config, Rejection::RepeatedId, started),
-            },
-            (IdPosition::Path { .. }, None) => {
-                return Self::reject(config, Rejection::MissingId, started);
-            }
-        };
-        match parse_id(raw_id) {
-            Ok(user_id) => Self::Load(Load {
-                user_id,
-                head,
-                started,
-            }),
-            Err(rejection) => Self::reject(config, rejection, started),
+        match check(config, request, raw_path_id, started) {
+            Ok(load) => Self::Load(load),
+            Err(rejection) => Self::Respond(rejection_response(config, rejection, None, started)),
         }
     }
+}
 
-    fn reject(config: &Config, rejection: Rejection, started: Instant) -> Self {
-        Self::Respond(rejection_response(config, rejection, None, started))
+/// The checks of a request on the pull path, in docs/protocol.md §6's order: length, method,
+/// token, id. The first that fails is the answer.
+fn check<B>(
+    config: &Config,
+    request: &Request<B>,
+    raw_path_id: Option<&str>,
+    started: Instant,
+) -> Result<Load, Rejection> {
+    let target_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if target_len > config.max_uri_len {
+        return Err(Rejection::UriTooLong { len: target_len });
+    }
+    let head = request.method() == Method::HEAD;
+    if request.method() != Method::GET && !head {
+        return Err(Rejection::MethodNotAllowed);
+    }
+    let query = request.uri().query().unwrap_or_default();
+    // The token comes first: nothing about the user is revealed without it.
+    check_token(config, query)?;
+    let raw_id = find_raw_id(&config.route.id, query, raw_path_id)?;
+    Ok(Load {
+        user_id: parse_id(raw_id)?,
+        head,
+        started,
+    })
+}
+
+/// Exactly one `lftoken`, percent-decoded, a valid system token of the network.
+fn check_token(config: &Config, query: &str) -> Result<(), Rejection> {
+    let token = QueryPairs::new(query)
+        .only(LFTOKEN)
+        .map_err(|()| Rejection::RepeatedToken)?
+        .ok_or(Rejection::MissingToken)?;
+    let token = percent::decode(token).map_err(|_| Rejection::UndecodableToken)?;
+    config
+        .validator
+        .validate(&token)
+        .map_err(Rejection::InvalidToken)?;
+    Ok(())
+}
+
+/// The id as it stands in the request, still escaped: in the path (found by the route)
+/// or as the one value of the template's query parameter.
+fn find_raw_id<'a>(
+    position: &IdPosition,
+    query: &'a str,
+    raw_path_id: Option<&'a str>,
+) -> Result<&'a str, Rejection> {
+    match (position, raw_path_id) {
+        (_, Some(raw)) => Ok(raw),
+        (IdPosition::Query { name }, None) => QueryPairs::new(query)
+            .only(name)
+            .map_err(|()| Rejection::RepeatedId)?
+            .ok_or(Rejection::MissingId),
+        (IdPosition::Path { .. }, None) => Err(Rejection::MissingId),
     }
 }
 
