@@ -9,7 +9,7 @@ use tracing::Level;
 use super::Shared;
 use super::state::{PullRecord, now};
 use crate::Profile;
-use crate::http_client::{FetchError, HttpClient};
+use crate::http_client::{FetchError, Fetched, HttpClient};
 use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
 
 /// Profiles larger than this are refused (a full one is under 1 KiB).
@@ -76,42 +76,52 @@ async fn pull(
             tokio::time::sleep(shared.pull_retries.delay(attempts)).await;
             continue;
         }
-        let answer = match fetched {
-            Ok(answer) => answer,
-            Err(error) => return (failure(None, &error.to_string(), None, attempts), None),
+        return match fetched {
+            Ok(answer) => judge(shared, user_id, &answer, attempts),
+            Err(error) => (failure(None, &error.to_string(), None, attempts), None),
         };
-        let status = Some(answer.status.as_u16());
-        if !answer.status.is_success() {
-            let reason = format!("the Pull endpoint answered {}", answer.status);
-            return (failure(status, &reason, None, attempts), None);
-        }
-        let signature_verified = answer.headers.get(SIGNATURE_HEADER).map(|value| {
-            value
-                .to_str()
-                .ok()
-                .is_some_and(|v| verify_body_signature(&shared.network, v, &answer.body).is_ok())
-        });
-        if signature_verified == Some(false) {
-            let reason = "X-Profile-Signature does not match the body and network key";
-            return (failure(status, reason, signature_verified, attempts), None);
-        }
-        return match read_tolerant(&answer.body, Some(user_id)) {
-            Ok(profile) => (
-                PullRecord {
-                    at: now(),
-                    status,
-                    ok: true,
-                    error: None,
-                    signature_verified,
-                    attempts,
-                },
-                Some(profile),
-            ),
-            Err(error) => (
-                failure(status, &error.to_string(), signature_verified, attempts),
-                None,
-            ),
-        };
+    }
+}
+
+/// What Livefyre made of a final answer: a 2xx with a good signature (if any) and a
+/// profile it can read, or the reason it failed.
+fn judge(
+    shared: &Shared,
+    user_id: &str,
+    answer: &Fetched,
+    attempts: u32,
+) -> (PullRecord, Option<Profile>) {
+    let status = Some(answer.status.as_u16());
+    if !answer.status.is_success() {
+        let reason = format!("the Pull endpoint answered {}", answer.status);
+        return (failure(status, &reason, None, attempts), None);
+    }
+    let signature_verified = answer.headers.get(SIGNATURE_HEADER).map(|value| {
+        value
+            .to_str()
+            .ok()
+            .is_some_and(|v| verify_body_signature(&shared.network, v, &answer.body).is_ok())
+    });
+    if signature_verified == Some(false) {
+        let reason = "X-Profile-Signature does not match the body and network key";
+        return (failure(status, reason, signature_verified, attempts), None);
+    }
+    match read_tolerant(&answer.body, Some(user_id)) {
+        Ok(profile) => (
+            PullRecord {
+                at: now(),
+                status,
+                ok: true,
+                error: None,
+                signature_verified,
+                attempts,
+            },
+            Some(profile),
+        ),
+        Err(error) => (
+            failure(status, &error.to_string(), signature_verified, attempts),
+            None,
+        ),
     }
 }
 
