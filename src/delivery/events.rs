@@ -66,7 +66,7 @@ pub enum PingEvent {
     },
 }
 
-/// Counters since the Pinger started, and the current queue.
+/// Counters since the Pinger (or outbox worker) started, and the current pending set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PingStats {

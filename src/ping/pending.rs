@@ -77,7 +77,7 @@ impl PendingSet {
         }
     }
 
-    /// Records a ping. `Err(())` when the queue is full and the user is not in it.
+    /// Records a ping. `Err(())` when the set is full and the user is not in it.
     pub(crate) fn ping(&mut self, user_id: &str, now: Instant) -> Result<Enqueued, ()> {
         let found = self.find(user_id);
         if let Some(entry) = found.and_then(|slot| self.slots[slot as usize].as_mut()) {
@@ -391,13 +391,13 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
-    fn queue() -> PendingSet {
+    fn pending_set() -> PendingSet {
         PendingSet::new(100, Duration::ZERO)
     }
 
     #[test]
     fn a_reused_slot_ignores_the_previous_users_heap_items() {
-        let mut q = queue();
+        let mut q = pending_set();
         let t = Instant::now();
         q.ping("u1", t).unwrap();
         let u1 = q.start_due(t).unwrap();
@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn coalesces_pings_for_one_user() {
-        let mut q = queue();
+        let mut q = pending_set();
         let now = Instant::now();
         assert_eq!(q.ping("u1", now), Ok(Enqueued::New));
         assert_eq!(q.ping("u1", now), Ok(Enqueued::Coalesced));
@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn a_ping_during_flight_causes_one_more_request() {
-        let mut q = queue();
+        let mut q = pending_set();
         let now = Instant::now();
         q.ping("u1", now).unwrap();
         let user = q.start_due(now).unwrap();
@@ -483,7 +483,7 @@ mod tests {
 
     #[test]
     fn a_ping_during_a_refused_request_is_not_given_up() {
-        let mut q = queue();
+        let mut q = pending_set();
         let now = Instant::now();
         q.ping("u1", now).unwrap();
         let user = q.start_due(now).unwrap();
@@ -501,7 +501,7 @@ mod tests {
 
     #[test]
     fn retries_wait_their_delay_and_count_attempts() {
-        let mut q = queue();
+        let mut q = pending_set();
         let now = Instant::now();
         q.ping("u1", now).unwrap();
         let user = q.start_due(now).unwrap();
@@ -522,7 +522,7 @@ mod tests {
 
     #[test]
     fn gives_up_past_the_maximum_age_of_the_latest_ping() {
-        let mut q = queue();
+        let mut q = pending_set();
         let start = Instant::now();
         q.ping("u1", start).unwrap();
         let user = q.start_due(start).unwrap();
@@ -572,7 +572,7 @@ mod tests {
 
     #[test]
     fn hold_keeps_users_and_make_all_due_releases_them() {
-        let mut q = queue();
+        let mut q = pending_set();
         let now = Instant::now();
         q.ping("u1", now).unwrap();
         q.ping("u2", now).unwrap();
