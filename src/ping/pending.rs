@@ -391,6 +391,11 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
+    /// Settles `user` with a maximum age of a day.
+    fn finish(q: &mut PendingSet, user: &str, outcome: Outcome, now: Instant) -> Settled {
+        q.finish(user, &outcome, now, DAY)
+    }
+
     fn pending_set() -> PendingSet {
         PendingSet::new(100, Duration::ZERO)
     }
@@ -406,7 +411,7 @@ mod tests {
         // Released early: the item due at t + 10 s is now stale.
         q.make_all_due_by(t);
         let u1 = q.start_due(t).unwrap();
-        assert_eq!(q.finish(&u1, &Outcome::Delivered, t, DAY), Settled::Done);
+        assert_eq!(finish(&mut q, &u1, Outcome::Delivered, t), Settled::Done);
         assert!(q.is_empty());
 
         // u2 takes u1's slot; at t + 10 s it is claimed once, not twice.
@@ -433,7 +438,7 @@ mod tests {
         q.make_all_due_by(t);
         let u1 = q.start_due(t).unwrap();
         assert_eq!(
-            q.finish(&u1, &Outcome::Hold(Duration::MAX), t, DAY),
+            finish(&mut q, &u1, Outcome::Hold(Duration::MAX), t),
             Settled::Waiting
         );
         assert_eq!((q.len(), q.in_flight()), (1, 0));
@@ -455,7 +460,7 @@ mod tests {
         assert_eq!(q.start_due(now), None);
         let user = Arc::from("u1");
         assert_eq!(
-            q.finish(&user, &Outcome::Delivered, now, DAY),
+            finish(&mut q, &user, Outcome::Delivered, now),
             Settled::Done
         );
         assert!(q.is_empty());
@@ -470,12 +475,12 @@ mod tests {
         assert_eq!(q.ping("u1", now), Ok(Enqueued::Rearmed));
         assert_eq!(q.ping("u1", now), Ok(Enqueued::Rearmed));
         assert_eq!(
-            q.finish(&user, &Outcome::Delivered, now, DAY),
+            finish(&mut q, &user, Outcome::Delivered, now),
             Settled::Waiting
         );
         let again = q.start_due(now).unwrap();
         assert_eq!(
-            q.finish(&again, &Outcome::Delivered, now, DAY),
+            finish(&mut q, &again, Outcome::Delivered, now),
             Settled::Done
         );
         assert!(q.is_empty());
@@ -489,12 +494,12 @@ mod tests {
         let user = q.start_due(now).unwrap();
         q.ping("u1", now).unwrap();
         assert_eq!(
-            q.finish(&user, &Outcome::GiveUp(Failure::Status(404)), now, DAY),
+            finish(&mut q, &user, Outcome::GiveUp(Failure::Status(404)), now),
             Settled::Waiting
         );
         let user = q.start_due(now).unwrap();
         assert_eq!(
-            q.finish(&user, &Outcome::GiveUp(Failure::Status(404)), now, DAY),
+            finish(&mut q, &user, Outcome::GiveUp(Failure::Status(404)), now),
             Settled::GivenUp
         );
     }
@@ -578,7 +583,7 @@ mod tests {
         q.ping("u2", now).unwrap();
         let u = q.start_due(now).unwrap();
         assert_eq!(
-            q.finish(&u, &Outcome::Hold(Duration::from_secs(60)), now, DAY),
+            finish(&mut q, &u, Outcome::Hold(Duration::from_secs(60)), now),
             Settled::Waiting
         );
         assert_eq!(q.attempts(&u), 0, "a held user is not retrying");
