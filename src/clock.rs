@@ -84,6 +84,13 @@ pub(crate) fn unix_seconds(time: SystemTime) -> f64 {
     }
 }
 
+/// Milliseconds since the Unix epoch; 0 before 1970.
+pub(crate) fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |after| {
+        u64::try_from(after.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
 /// Whole seconds since the Unix epoch (rounded down), as the token builders write them.
 pub(crate) fn unix_whole_seconds(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {

@@ -8,6 +8,10 @@
 //! assert_eq!(network.default_base_url(), "https://example.quill.fyre.co");
 //! // The key never shows in Debug output.
 //! assert!(!format!("{network:?}").contains("testkeytest"));
+//!
+//! // During a key rotation, tokens signed with the old key are still accepted.
+//! let rotating = Network::new("example.fyre.co", "newkey")?.with_previous_keys(["testkeytest"])?;
+//! assert_eq!(rotating.previous_key_count(), 1);
 //! # Ok::<(), pingpull::NetworkError>(())
 //! ```
 
@@ -35,6 +39,22 @@ struct Inner {
     key: String,
     /// The HMAC state after absorbing the key, cloned for each signature.
     hmac: HmacSha256,
+    /// Keys whose tokens are still accepted (a rotation in progress); never used to sign.
+    previous: Vec<HmacSha256>,
+    /// A fingerprint of each key, current first: what a cache remembers instead of a key.
+    ids: Vec<KeyId>,
+}
+
+/// A key's fingerprint: the first bytes of its HMAC over a fixed label. Reveals nothing
+/// of the key; tells keys apart.
+pub(crate) type KeyId = [u8; 8];
+
+/// Which of a network's keys verified a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum KeyUsed {
+    Current,
+    /// The previous key at this index, in the order given.
+    Previous(usize),
 }
 
 impl Network {
@@ -63,12 +83,52 @@ impl Network {
         if key.is_empty() {
             return Err(NetworkError::EmptyKey);
         }
-        // HMAC accepts keys of any length; the error arm only guards that promise.
-        let hmac =
-            HmacSha256::new_from_slice(key.as_bytes()).map_err(|_| NetworkError::EmptyKey)?;
+        let hmac = keyed(&key)?;
         Ok(Self {
-            inner: Arc::new(Inner { name, key, hmac }),
+            inner: Arc::new(Inner {
+                name,
+                key,
+                ids: vec![key_id(&hmac)],
+                hmac,
+                previous: Vec::new(),
+            }),
         })
+    }
+
+    /// The same network, also accepting tokens (and profile signatures) made with
+    /// `previous` keys: for rotating the key without refused pulls. Everything pingpull
+    /// signs still uses the current key only. Replaces any previous keys set before.
+    ///
+    /// # Errors
+    ///
+    /// [`NetworkError::EmptyKey`] if a previous key is empty.
+    pub fn with_previous_keys<I, K>(self, previous: I) -> Result<Self, NetworkError>
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        let previous = previous
+            .into_iter()
+            .map(|key| keyed(key.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids = std::iter::once(&self.inner.hmac)
+            .chain(&previous)
+            .map(key_id)
+            .collect();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                name: self.inner.name.clone(),
+                key: self.inner.key.clone(),
+                hmac: self.inner.hmac.clone(),
+                previous,
+                ids,
+            }),
+        })
+    }
+
+    /// How many previous keys are still accepted.
+    pub fn previous_key_count(&self) -> usize {
+        self.inner.previous.len()
     }
 
     /// The full network name, e.g. `example.fyre.co`; the `domain` claim of its tokens.
@@ -99,6 +159,53 @@ impl Network {
     pub(crate) fn hmac(&self) -> HmacSha256 {
         self.inner.hmac.clone()
     }
+
+    /// A fresh HMAC-SHA256 for each key a signature may be checked with: the current key
+    /// first, then the previous ones.
+    pub(crate) fn verifying_macs(&self) -> impl Iterator<Item = (KeyUsed, HmacSha256)> + '_ {
+        std::iter::once((KeyUsed::Current, self.inner.hmac.clone())).chain(
+            self.inner
+                .previous
+                .iter()
+                .enumerate()
+                .map(|(index, mac)| (KeyUsed::Previous(index), mac.clone())),
+        )
+    }
+}
+
+impl Network {
+    /// The fingerprint of the key `used`.
+    pub(crate) fn key_id(&self, used: KeyUsed) -> KeyId {
+        let index = match used {
+            KeyUsed::Current => 0,
+            KeyUsed::Previous(index) => index + 1,
+        };
+        self.inner.ids.get(index).copied().unwrap_or_default()
+    }
+
+    /// Whether one of this network's keys has fingerprint `id`.
+    pub(crate) fn has_key_id(&self, id: &KeyId) -> bool {
+        self.inner.ids.contains(id)
+    }
+}
+
+fn key_id(keyed: &HmacSha256) -> KeyId {
+    let mut mac = keyed.clone();
+    mac.update(b"pingpull key fingerprint");
+    let digest = mac.finalize().into_bytes();
+    let mut id = KeyId::default();
+    let len = id.len();
+    id.copy_from_slice(&digest[..len]);
+    id
+}
+
+/// An HMAC-SHA256 state keyed with `key`; an empty key is refused.
+fn keyed(key: &str) -> Result<HmacSha256, NetworkError> {
+    if key.is_empty() {
+        return Err(NetworkError::EmptyKey);
+    }
+    // HMAC accepts keys of any length; the error arm only guards that promise.
+    HmacSha256::new_from_slice(key.as_bytes()).map_err(|_| NetworkError::EmptyKey)
 }
 
 impl fmt::Debug for Network {
@@ -106,6 +213,7 @@ impl fmt::Debug for Network {
         f.debug_struct("Network")
             .field("name", &self.inner.name)
             .field("key", &"<redacted>")
+            .field("previous_keys", &self.inner.previous.len())
             .finish()
     }
 }

@@ -31,7 +31,7 @@ const HEADER_SEGMENT: &str = "eyJhbGciOiJIUzI1NiJ9";
 /// # Ok::<(), pingpull::NetworkError>(())
 /// ```
 pub fn sign_body(network: &Network, body: &[u8]) -> String {
-    let signature: [u8; jws::SIGNATURE_LEN] = signing_mac(network, HEADER_SEGMENT, body)
+    let signature: [u8; jws::SIGNATURE_LEN] = signing_mac(network.hmac(), HEADER_SEGMENT, body)
         .finalize()
         .into_bytes()
         .into();
@@ -67,24 +67,26 @@ pub fn verify_body_signature(
         jws::HeaderError::WrongAlgorithm => SignatureError::WrongAlgorithm,
     })?;
     let signature = jws::decode(signature).ok_or(SignatureError::Malformed)?;
-    // Compared in constant time.
-    if signing_mac(network, header, body)
-        .verify_slice(&signature)
-        .is_ok()
-    {
+    // Any of the network's keys will do (a rotation in progress); each compared in
+    // constant time.
+    let verified = network.verifying_macs().any(|(_, mac)| {
+        signing_mac(mac, header, body)
+            .verify_slice(&signature)
+            .is_ok()
+    });
+    if verified {
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
     }
 }
 
-/// HMAC-SHA256 with the network key over `header.base64url(body)`, the bytes HS256
+/// `mac` (keyed with a network key) fed `header.base64url(body)`, the bytes HS256
 /// signs. The body is encoded a piece at a time on the stack and fed to the MAC, so a
 /// signature costs no allocation (pieces of a multiple of 3 bytes encode exactly as the
 /// whole does).
-fn signing_mac(network: &Network, header: &str, body: &[u8]) -> jws::HmacSha256 {
+fn signing_mac(mut mac: jws::HmacSha256, header: &str, body: &[u8]) -> jws::HmacSha256 {
     const PIECE: usize = 768;
-    let mut mac = network.hmac();
     mac.update(header.as_bytes());
     mac.update(b".");
     let mut encoded = [0u8; PIECE / 3 * 4];
@@ -147,6 +149,24 @@ mod tests {
             );
             assert!(verify_body_signature(&network, &signature, &body).is_ok());
         }
+    }
+
+    #[test]
+    fn signs_with_the_current_key_and_verifies_with_any() {
+        let body = br#"{"id":"u1","display_name":"Bob"}"#;
+        let rotating = Network::new("example.fyre.co", "newkey")
+            .unwrap()
+            .with_previous_keys(["testkeytest"])
+            .unwrap();
+        let new_only = Network::new("example.fyre.co", "newkey").unwrap();
+        let signed_now = sign_body(&rotating, body);
+        assert!(verify_body_signature(&new_only, &signed_now, body).is_ok());
+        let signed_before = sign_body(&network(), body);
+        assert!(verify_body_signature(&rotating, &signed_before, body).is_ok());
+        assert_eq!(
+            verify_body_signature(&new_only, &signed_before, body),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]

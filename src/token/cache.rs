@@ -19,6 +19,8 @@ use std::hash::BuildHasher;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::Expiry;
+use crate::Network;
+use crate::network::KeyId;
 
 /// How many tokens a [`TokenCache`] holds unless told otherwise: far more than the one
 /// or two system tokens a network has live at a time.
@@ -56,6 +58,9 @@ pub struct TokenCache {
 struct Slot {
     token: Box<[u8]>,
     expiry: Expiry,
+    /// The fingerprint of the key that verified the token: a hit counts only while the
+    /// validator's network still has that key.
+    key: KeyId,
 }
 
 impl TokenCache {
@@ -76,14 +81,17 @@ impl TokenCache {
         self.read().len()
     }
 
-    /// The expiry of `token` if it is cached (so it was verified before).
-    pub(crate) fn get(&self, token: &str) -> Option<Expiry> {
+    /// The expiry of `token` if it is cached (so it was verified before) under a key
+    /// `network` still has.
+    pub(crate) fn get(&self, token: &str, network: &Network) -> Option<Expiry> {
         let slots = self.read();
         let slot = slots[self.index(token, slots.len())].as_ref()?;
         // Lengths are not secret (tokens of one network have predictable lengths); the
         // bytes are compared without an early exit (`constant_time_eq` returns false on
         // a length mismatch, and otherwise reads every byte).
-        if constant_time_eq::constant_time_eq(&slot.token, token.as_bytes()) {
+        if constant_time_eq::constant_time_eq(&slot.token, token.as_bytes())
+            && network.has_key_id(&slot.key)
+        {
             Some(slot.expiry)
         } else {
             None
@@ -91,12 +99,13 @@ impl TokenCache {
     }
 
     /// Remembers a token that passed every check.
-    pub(crate) fn insert(&self, token: &str, expiry: Expiry) {
+    pub(crate) fn insert(&self, token: &str, expiry: Expiry, key: KeyId) {
         let mut slots = self.write();
         let index = self.index(token, slots.len());
         slots[index] = Some(Slot {
             token: token.as_bytes().into(),
             expiry,
+            key,
         });
     }
 
@@ -136,19 +145,39 @@ impl fmt::Debug for TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::KeyUsed;
 
     fn expiry(at: f64) -> Expiry {
         Expiry::new(at)
     }
 
+    fn network() -> Network {
+        Network::new("example.fyre.co", "k").unwrap()
+    }
+
+    fn current_key() -> KeyId {
+        network().key_id(KeyUsed::Current)
+    }
+
+    #[test]
+    fn a_hit_needs_the_key_that_verified_the_token() {
+        let cache = TokenCache::new(8);
+        let rotating = network().with_previous_keys(["old"]).unwrap();
+        let old = rotating.key_id(KeyUsed::Previous(0));
+        cache.insert("aaa.bbb.old", expiry(10.0), old);
+        assert_eq!(cache.get("aaa.bbb.old", &rotating), Some(expiry(10.0)));
+        // The rotation is over: the old key is gone, and so is its token's hit.
+        assert_eq!(cache.get("aaa.bbb.old", &network()), None);
+    }
+
     #[test]
     fn answers_only_the_exact_token_inserted() {
         let cache = TokenCache::new(8);
-        cache.insert("aaa.bbb.ccc", expiry(10.0));
-        assert_eq!(cache.get("aaa.bbb.ccc"), Some(expiry(10.0)));
-        assert_eq!(cache.get("aaa.bbb.ccd"), None);
-        assert_eq!(cache.get("aaa.bbb.cc"), None);
-        assert_eq!(cache.get(""), None);
+        cache.insert("aaa.bbb.ccc", expiry(10.0), current_key());
+        assert_eq!(cache.get("aaa.bbb.ccc", &network()), Some(expiry(10.0)));
+        assert_eq!(cache.get("aaa.bbb.ccd", &network()), None);
+        assert_eq!(cache.get("aaa.bbb.cc", &network()), None);
+        assert_eq!(cache.get("", &network()), None);
     }
 
     #[test]
@@ -156,20 +185,20 @@ mod tests {
         let cache = TokenCache::new(5);
         assert_eq!(cache.capacity(), 8);
         for n in 0..1000 {
-            cache.insert(&format!("token-{n}"), expiry(f64::from(n)));
+            cache.insert(&format!("token-{n}"), expiry(f64::from(n)), current_key());
         }
         let cached = (0..1000)
-            .filter(|n| cache.get(&format!("token-{n}")).is_some())
+            .filter(|n| cache.get(&format!("token-{n}"), &network()).is_some())
             .count();
         assert!((1..=8).contains(&cached), "{cached} tokens cached");
         // The most recent insert is always there.
-        assert_eq!(cache.get("token-999"), Some(expiry(999.0)));
+        assert_eq!(cache.get("token-999", &network()), Some(expiry(999.0)));
     }
 
     #[test]
     fn debug_shows_no_token() {
         let cache = TokenCache::new(2);
-        cache.insert("secret.token.bytes", expiry(1.0));
+        cache.insert("secret.token.bytes", expiry(1.0), current_key());
         let debug = format!("{cache:?}");
         assert!(!debug.contains("secret"), "{debug}");
     }

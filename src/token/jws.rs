@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use sha2::Sha256;
 
 use crate::Network;
+use crate::network::KeyUsed;
 
 /// HMAC-SHA256, as every Livefyre token is signed.
 pub(crate) type HmacSha256 = Hmac<Sha256>;
@@ -40,11 +41,13 @@ pub(crate) fn sign(network: &Network, message: &[u8]) -> [u8; SIGNATURE_LEN] {
     mac.finalize().into_bytes().into()
 }
 
-/// Whether `signature` is the HS256 signature of `message`; compared in constant time.
-pub(crate) fn verify(network: &Network, message: &[u8], signature: &[u8]) -> bool {
-    let mut mac = network.hmac();
-    mac.update(message);
-    mac.verify_slice(signature).is_ok()
+/// Which of the network's keys made `signature`, the HS256 signature of `message`, if
+/// any; each comparison in constant time.
+pub(crate) fn verify(network: &Network, message: &[u8], signature: &[u8]) -> Option<KeyUsed> {
+    network.verifying_macs().find_map(|(key, mut mac)| {
+        mac.update(message);
+        mac.verify_slice(signature).is_ok().then_some(key)
+    })
 }
 
 /// Why a JWS header was refused.

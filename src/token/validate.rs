@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 use super::{MAX_TOKEN_LEN, SYSTEM_USER, TokenCache, TokenError, jws};
 use crate::Network;
 use crate::clock::{Clock, SystemClock, unix_seconds};
+use crate::network::KeyUsed;
 
 /// Checks that a string is a valid system token of one network.
 ///
@@ -106,7 +107,10 @@ impl SystemTokenValidator {
     ///
     /// The first check that failed, as a [`TokenError`].
     pub fn validate_at(&self, token: &str, now: SystemTime) -> Result<Expiry, TokenError> {
-        let cached = self.cache.as_ref().and_then(|cache| cache.get(token));
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.get(token, &self.network));
         let expiry = match cached {
             Some(expiry) => expiry,
             None => self.verify(token)?,
@@ -116,7 +120,7 @@ impl SystemTokenValidator {
         if cached.is_none()
             && let Some(cache) = &self.cache
         {
-            cache.insert(token, expiry);
+            cache.insert(token, expiry, self.network.key_id(expiry.key));
         }
         Ok(expiry)
     }
@@ -156,9 +160,9 @@ impl SystemTokenValidator {
         }
         // The signed message is the received text, never a re-serialisation.
         let signed = &token[..header.len() + 1 + payload.len()];
-        if !jws::verify(&self.network, signed.as_bytes(), &signature) {
+        let Some(key) = jws::verify(&self.network, signed.as_bytes(), &signature) else {
             return Err(TokenError::BadSignature);
-        }
+        };
 
         let payload = jws::decode(payload).ok_or(malformed("payload is not base64url"))?;
         let claims: RawClaims<'_> = serde_json::from_slice(&payload)
@@ -183,7 +187,7 @@ impl SystemTokenValidator {
         if user_id != SYSTEM_USER {
             return Err(TokenError::NotSystemToken);
         }
-        Ok(Expiry { expires })
+        Ok(Expiry { expires, key })
     }
 }
 
@@ -197,16 +201,26 @@ impl fmt::Debug for SystemTokenValidator {
     }
 }
 
-/// When a verified system token expires.
+/// When a verified system token expires, and which key verified it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Expiry {
     expires: f64,
+    key: KeyUsed,
 }
 
 impl Expiry {
     #[cfg(test)]
     pub(crate) fn new(expires: f64) -> Self {
-        Self { expires }
+        Self {
+            expires,
+            key: KeyUsed::Current,
+        }
+    }
+
+    /// Whether a previous key of the network, not the current one, verified the token
+    /// (see [`Network::with_previous_keys`]): the sender has not switched keys yet.
+    pub fn previous_key(&self) -> bool {
+        self.key != KeyUsed::Current
     }
 
     /// The `expires` claim in Unix seconds (an integer or, from Node, a fraction).
@@ -266,4 +280,45 @@ fn parse_claim<'a, T: Deserialize<'a>>(
     raw: &'a RawValue,
 ) -> Result<T, TokenError> {
     serde_json::from_str(raw.get()).map_err(|_| TokenError::InvalidClaim { claim })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::system_token;
+
+    fn network(key: &str) -> Network {
+        Network::new("example.fyre.co", key).unwrap()
+    }
+
+    #[test]
+    fn a_previous_key_is_accepted_and_told_apart() {
+        let rotating = network("new").with_previous_keys(["old"]).unwrap();
+        let validator = SystemTokenValidator::new(rotating);
+        let old = validator.validate(system_token(&network("old")).as_str());
+        let new = validator.validate(system_token(&network("new")).as_str());
+        assert!(old.is_ok_and(|expiry| expiry.previous_key()));
+        assert!(new.is_ok_and(|expiry| !expiry.previous_key()));
+        let third = validator.validate(system_token(&network("third")).as_str());
+        assert_eq!(third, Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn a_cached_token_does_not_outlive_its_key() {
+        let rotating = network("new").with_previous_keys(["old"]).unwrap();
+        let during = SystemTokenValidator::new(rotating).cache(Some(TokenCache::new(16)));
+        let old_token = system_token(&network("old"));
+        assert!(during.validate(old_token.as_str()).is_ok());
+        // The same cache, now behind a validator whose network dropped the old key.
+        let after = SystemTokenValidator {
+            network: network("new"),
+            ..during.clone()
+        };
+        assert_eq!(
+            after.validate(old_token.as_str()),
+            Err(TokenError::BadSignature)
+        );
+        let new_token = system_token(&network("new"));
+        assert!(after.validate(new_token.as_str()).is_ok());
+    }
 }
