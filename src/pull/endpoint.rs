@@ -129,18 +129,33 @@ fn check<B>(
     })
 }
 
-/// Exactly one `lftoken`, percent-decoded, a valid system token of the network.
+/// Exactly one `lftoken`, percent-decoded, a valid system token of the network. A refusal
+/// that looks like a misconfiguration, and a token of a previous key, are told to the
+/// operator (rate-limited).
 fn check_token(config: &Config, query: &str) -> Result<(), Rejection> {
     let token = QueryPairs::new(query)
         .only(LFTOKEN)
         .map_err(|()| Rejection::RepeatedToken)?
         .ok_or(Rejection::MissingToken)?;
     let token = percent::decode(token).map_err(|_| Rejection::UndecodableToken)?;
-    config
-        .validator
-        .validate(&token)
-        .map_err(Rejection::InvalidToken)?;
-    Ok(())
+    let validator = &config.validator;
+    match validator.validate(&token) {
+        Ok(expiry) => {
+            if expiry.previous_key() {
+                config
+                    .operator_log
+                    .accepted_with_previous_key(validator.now());
+            }
+            Ok(())
+        }
+        Err(error) => {
+            let network = validator.network();
+            config
+                .operator_log
+                .refused(&token, &error, network, validator.now());
+            Err(Rejection::InvalidToken(error))
+        }
+    }
 }
 
 /// The id as it stands in the request, still escaped: in the path (found by the route)

@@ -8,6 +8,7 @@ use tower::{Layer, Service};
 
 use super::endpoint::{Decision, Route};
 use super::future::ResponseFuture;
+use super::misconfiguration::OperatorLog;
 use super::{ProfileSource, PullBody};
 use crate::Network;
 use crate::clock::Clock;
@@ -43,6 +44,8 @@ pub(crate) struct Config {
     pub(crate) retry_after: HeaderValue,
     pub(crate) sign: bool,
     pub(crate) max_uri_len: usize,
+    /// Rate-limited lines for the operator (shared by clones of the configuration).
+    pub(crate) operator_log: Arc<OperatorLog>,
 }
 
 impl PullLayer {
@@ -70,6 +73,7 @@ impl PullLayer {
                 retry_after: duration_header(DEFAULT_RETRY_AFTER),
                 sign: true,
                 max_uri_len: DEFAULT_MAX_URI_LEN,
+                operator_log: Arc::new(OperatorLog::default()),
             }),
         })
     }

@@ -56,6 +56,7 @@ mod body;
 mod endpoint;
 mod future;
 mod layer;
+mod misconfiguration;
 mod query;
 mod rejection;
 mod source;

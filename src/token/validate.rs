@@ -246,6 +246,23 @@ impl Expiry {
     }
 }
 
+/// The `domain` claim of a token whose signature was NOT checked: only for telling an
+/// operator which network a refused token names. `None` unless it reads as a network
+/// name (letters, digits, `-` and `.`, at most 253 bytes), so no attacker-chosen text
+/// reaches a log.
+pub(crate) fn unverified_domain(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let payload = jws::decode(payload)?;
+    let claims: RawClaims<'_> = serde_json::from_slice(&payload).ok()?;
+    let domain: String = serde_json::from_str(claims.domain?.get()).ok()?;
+    let plausible = !domain.is_empty()
+        && domain.len() <= 253
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    plausible.then_some(domain)
+}
+
 fn malformed(reason: &'static str) -> TokenError {
     TokenError::Malformed { reason }
 }
@@ -289,6 +306,19 @@ mod tests {
 
     fn network(key: &str) -> Network {
         Network::new("example.fyre.co", key).unwrap()
+    }
+
+    #[test]
+    fn reads_the_unverified_domain_only_when_it_looks_like_a_network() {
+        let other = Network::new("other.fyre.co", "k").unwrap();
+        let token = system_token(&other);
+        assert_eq!(
+            unverified_domain(token.as_str()).as_deref(),
+            Some("other.fyre.co")
+        );
+        assert_eq!(unverified_domain("not a token"), None);
+        let payload = jws::encode(br#"{"domain":"evil\nline"}"#);
+        assert_eq!(unverified_domain(&format!("e30.{payload}.sig")), None);
     }
 
     #[test]

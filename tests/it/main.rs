@@ -13,6 +13,8 @@ mod interop;
 mod limits;
 #[cfg(feature = "emulator")]
 mod no_leaks;
+#[cfg(feature = "pull")]
+mod operator_log;
 #[cfg(feature = "postgres")]
 mod outbox;
 #[cfg(feature = "ping")]

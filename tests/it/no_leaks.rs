@@ -25,41 +25,15 @@ use pingpull::pull::{InMemorySource, PullLayer, Rejection};
 use pingpull::template::PullUrlTemplate;
 use pingpull::token::{self, Claims, SystemTokenValidator, TokenError};
 use pingpull::{Network, NetworkError, Profile};
+
+use crate::support::LogCapture;
 use tokio::net::TcpListener;
-use tracing_subscriber::fmt::MakeWriter;
 
 const KEY: &str = "n3tw0rk-KEY-never-logged-7f3a9c";
 const OTHER_KEY: &str = "0ther-KEY-also-secret-b81e22";
 
 fn network() -> Network {
     Network::new("example.fyre.co", KEY).unwrap()
-}
-
-/// Everything written by the subscriber, shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 /// The secrets of a flow: keys, and every token it could have issued between `from`
@@ -145,7 +119,7 @@ async fn get(url: &str) -> (u16, http::HeaderMap, bytes::Bytes) {
 
 #[tokio::test]
 async fn an_end_to_end_flow_logs_no_secret_at_trace() {
-    let captured = Captured::default();
+    let captured = LogCapture::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
