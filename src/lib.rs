@@ -137,6 +137,7 @@ pub mod profile;
 pub mod pull;
 mod sync;
 pub mod template;
+#[cfg(feature = "pull")]
 mod throttle;
 pub mod token;
 pub mod user_id;

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tracing::Level;
+use tracing::{Instrument, Level};
 
 use super::Rejection;
 use super::layer::Config;
@@ -92,9 +92,27 @@ impl Decision {
             return Self::PassThrough;
         };
         let started = Instant::now();
+        // Field names from OpenTelemetry's HTTP conventions; never the query (the token).
+        let span = tracing::info_span!(
+            target: "pingpull::pull",
+            "pingpull.pull",
+            "http.request.method" = %request.method(),
+            "url.path" = request.uri().path(),
+            "http.response.status_code" = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         match check(config, request, raw_path_id, started) {
-            Ok(load) => Self::Load(load),
-            Err(rejection) => Self::Respond(rejection_response(config, rejection, None, started)),
+            Ok(mut load) => {
+                span.record("user_id", load.user_id.as_str());
+                load.span = span.clone();
+                Self::Load(load)
+            }
+            Err(rejection) => {
+                let response = rejection_response(config, rejection, None, started);
+                span.record("http.response.status_code", response.status().as_u16());
+                Self::Respond(response)
+            }
         }
     }
 }
@@ -126,6 +144,7 @@ fn check<B>(
         user_id: parse_id(raw_id)?,
         head,
         started,
+        span: tracing::Span::none(),
     })
 }
 
@@ -191,14 +210,29 @@ pub(crate) struct Load {
     user_id: String,
     head: bool,
     started: Instant,
+    /// The pull's `pingpull.pull` span, which the loading runs in.
+    span: tracing::Span,
 }
 
 impl Load {
-    pub(crate) async fn run(self, config: Arc<Config>) -> Response<Bytes> {
+    /// Loads, checks and answers the profile, inside the pull's span.
+    pub(crate) fn run(self, config: Arc<Config>) -> impl Future<Output = Response<Bytes>> {
+        let span = self.span.clone();
+        async move {
+            let response = self.answer(config).await;
+            tracing::Span::current()
+                .record("http.response.status_code", response.status().as_u16());
+            response
+        }
+        .instrument(span)
+    }
+
+    async fn answer(self, config: Arc<Config>) -> Response<Bytes> {
         let Self {
             user_id,
             head,
             started,
+            span: _,
         } = self;
         let loading = CatchPanic {
             future: config.source.load(&user_id),

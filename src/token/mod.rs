@@ -46,6 +46,7 @@ pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, MAX_TOKEN_CACHE_CAPACITY, TokenCac
 pub use error::TokenError;
 #[cfg(feature = "ping")]
 pub(crate) use reuse::ReusedToken;
+#[cfg(feature = "pull")]
 pub(crate) use validate::unverified_domain;
 pub use validate::{Expiry, SystemTokenValidator};
 

@@ -246,6 +246,7 @@ impl Expiry {
     }
 }
 
+#[cfg(any(feature = "pull", test))]
 /// The `domain` claim of a token whose signature was NOT checked: only for telling an
 /// operator which network a refused token names. `None` unless it reads as a network
 /// name (letters, digits, `-` and `.`, at most 253 bytes), so no attacker-chosen text

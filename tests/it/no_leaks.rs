@@ -5,8 +5,6 @@
 //! segment or network key may appear in the logs, nor in the `Debug`/`Display` of any
 //! public configuration or error value.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;

@@ -123,3 +123,42 @@ async fn a_previous_key_is_accepted_and_reported_once_a_minute() {
     assert_eq!(info.len(), 1, "{logs}");
     assert!(info[0].contains("INFO"));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn each_pull_is_a_span_with_its_status_and_without_the_token() {
+    let capture = LogCapture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(capture.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let ours = network("k");
+    let layer = layer(ours.clone(), &clock);
+    let valid = token::system_token_at(&ours, clock.now(), Duration::from_secs(3600));
+    assert_eq!(pull(&layer, valid.as_str()).await, 200);
+    assert_eq!(pull(&layer, "").await, 403);
+
+    let logs = capture.text();
+    let spans = lines_with(&logs, "pingpull.pull{");
+    assert_eq!(spans.len(), 2, "{logs}");
+    assert!(
+        spans[0].contains("http.response.status_code=200"),
+        "{}",
+        spans[0]
+    );
+    assert!(
+        spans[0].contains("url.path=\"/livefyre/pull\"") && spans[0].contains("user_id=\"u1\"")
+    );
+    assert!(
+        spans[1].contains("http.response.status_code=403"),
+        "{}",
+        spans[1]
+    );
+    assert!(
+        !logs.contains(valid.as_str()) && !logs.contains("lftoken"),
+        "{logs}"
+    );
+}
