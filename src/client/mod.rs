@@ -150,7 +150,20 @@ impl LivefyreClient {
             percent::encode(template)
         );
         let uri = format!("{}/", self.base);
-        self.post(&uri, body).await.into_result()
+        let registered = self.post(&uri, body).await.into_result();
+        if let Err(error) = &registered {
+            let check = match error {
+                RequestError::Unauthorized => "check the network name and key",
+                RequestError::Status(status) if status.is_client_error() => {
+                    "check that the template is an absolute http(s) URL with `{id}` once, as Livefyre will pull it"
+                }
+                _ => {
+                    "check the base URL and that Livefyre (or the emulator) is reachable from here"
+                }
+            };
+            tracing::event!(target: "pingpull::ping", tracing::Level::WARN, base_url = %self.base, %error, "registering the Pull URL failed: {check}");
+        }
+        registered
     }
 
     /// One ping request for an already validated id.

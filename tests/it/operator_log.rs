@@ -162,3 +162,25 @@ async fn each_pull_is_a_span_with_its_status_and_without_the_token() {
         "{logs}"
     );
 }
+
+#[cfg(feature = "emulator")]
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_registration_says_what_to_check() {
+    use pingpull::emulator::Emulator;
+    use pingpull::ping::{LivefyreClient, RequestError};
+
+    let capture = LogCapture::default();
+    let _guard = tracing::subscriber::set_default(capture.subscriber(tracing::Level::INFO));
+    let emulator = Emulator::builder(network("livefyres-key"))
+        .start()
+        .await
+        .unwrap();
+    let client = LivefyreClient::new(network("our-key"), &emulator.base_url()).unwrap();
+    let refused = client.register_pull_url(TEMPLATE).await;
+    assert_eq!(refused, Err(RequestError::Unauthorized));
+    let logs = capture.text();
+    let warning = lines_with(&logs, "registering the Pull URL failed");
+    assert_eq!(warning.len(), 1, "{logs}");
+    assert!(warning[0].contains("WARN") && warning[0].contains("check the network name and key"));
+    assert!(!logs.contains("our-key"), "{logs}");
+}
