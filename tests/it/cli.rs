@@ -1,6 +1,6 @@
 //! The `pingpull` command line, run as a process, with its exit codes.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read as _};
 use std::process::{Child, Command, Output, Stdio};
 
 use axum::Router;
@@ -11,12 +11,19 @@ use tokio::net::TcpListener;
 const V3: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6MTcwMDA4NjQwMH0.MZSBbaslZqmBM6DwdvLfU_lMAEuXYRBRoZaw5F72kUI";
 const V5: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoidXNlci00Mi54X3kiLCJkaXNwbGF5X25hbWUiOiJCb2IgRG9sZSIsImV4cGlyZXMiOjE3MDAwMDM2MDB9._2QQhQo9LiZLGTAHibcR_eCjVe_9gvxlkmM1RHKjG1U";
 
-fn pingpull() -> Command {
+/// The binary with an empty environment: no `RUST_LOG`, `NO_COLOR` or key of the
+/// developer's leaks in.
+fn bare() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pingpull"));
+    command.env_clear().stdin(Stdio::null());
+    command
+}
+
+fn pingpull() -> Command {
+    let mut command = bare();
     command
         .env("PINGPULL_NETWORK", "example.fyre.co")
-        .env("PINGPULL_KEY", "testkeytest")
-        .stdin(Stdio::null());
+        .env("PINGPULL_KEY", "testkeytest");
     command
 }
 
@@ -28,6 +35,10 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// An emulator process, killed when dropped.
 struct EmulatorProcess {
     child: Child,
@@ -36,11 +47,18 @@ struct EmulatorProcess {
 
 impl EmulatorProcess {
     fn start(extra: &[&str]) -> Self {
-        let mut child = pingpull()
+        let mut command = pingpull();
+        command.stderr(Stdio::null());
+        Self::spawn(command, extra)
+    }
+
+    /// Runs `pingpull emulator` through `command`, whose environment and stderr the
+    /// caller chose, and waits for the base URL it prints first.
+    fn spawn(mut command: Command, extra: &[&str]) -> Self {
+        let mut child = command
             .args(["emulator", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -79,7 +97,7 @@ fn token_commands_print_the_protocol_vectors() {
         "1700003600",
     ]);
     assert_eq!((user.status.code(), stdout(&user).trim()), (Some(0), V5));
-    let flags = Command::new(env!("CARGO_BIN_EXE_pingpull"))
+    let flags = bare()
         .args([
             "--network",
             "example.fyre.co",
@@ -118,10 +136,7 @@ fn token_verify_exits_0_with_claims_or_1_with_the_reason() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let no_network = Command::new(env!("CARGO_BIN_EXE_pingpull"))
-        .args(["token", "system"])
-        .output()
-        .unwrap();
+    let no_network = bare().args(["token", "system"]).output().unwrap();
     assert_eq!(no_network.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_network.stderr).contains("PINGPULL_NETWORK"));
     assert_eq!(run(&["no-such-command"]).status.code(), Some(2));
@@ -268,4 +283,113 @@ async fn check_exits_0_for_the_layer_and_1_for_a_broken_endpoint() {
         "{}",
         stdout(&output)
     );
+}
+
+/// The lines of `text` logged at `level` by the stderr subscriber.
+fn log_lines<'a>(text: &'a str, level: &str) -> Vec<&'a str> {
+    let marker = format!(" {level} ");
+    text.lines().filter(|line| line.contains(&marker)).collect()
+}
+
+#[test]
+fn logs_warnings_by_default_and_more_detail_with_each_v() {
+    let emulator = EmulatorProcess::start(&["--fail-rate", "1.0"]);
+    let ping = |verbose: &[&str]| {
+        pingpull()
+            .args(verbose)
+            .args([
+                "ping",
+                "--base-url",
+                &emulator.base_url,
+                "--deadline",
+                "0.5",
+            ])
+            .arg("u1")
+            .output()
+            .unwrap()
+    };
+    let quiet = ping(&[]);
+    assert_eq!(quiet.status.code(), Some(1));
+    // What an operator must act on: the user not delivered.
+    assert!(
+        !log_lines(&stderr(&quiet), "WARN").is_empty(),
+        "{}",
+        stderr(&quiet)
+    );
+    assert!(
+        log_lines(&stderr(&quiet), "INFO").is_empty(),
+        "{}",
+        stderr(&quiet)
+    );
+    assert!(
+        log_lines(&stderr(&quiet), "DEBUG").is_empty(),
+        "{}",
+        stderr(&quiet)
+    );
+
+    let verbose = ping(&["-vv"]);
+    assert_eq!(verbose.status.code(), Some(1));
+    let log = stderr(&verbose);
+    assert!(!log_lines(&log, "INFO").is_empty(), "{log}");
+    assert!(
+        log_lines(&log, "DEBUG")
+            .iter()
+            .any(|line| line.contains("pingpull::cli: network configured")),
+        "{log}"
+    );
+    assert!(log_lines(&log, "TRACE").is_empty(), "{log}");
+    // Scripts read stdout: the same summary, no log lines.
+    assert_eq!(
+        stdout(&verbose).lines().next(),
+        stdout(&quiet).lines().next()
+    );
+    assert!(!stdout(&verbose).contains("DEBUG"), "{}", stdout(&verbose));
+    // Through a pipe, no colour codes.
+    for output in [&quiet, &verbose] {
+        assert!(!output.stderr.contains(&0x1b), "{}", stderr(output));
+    }
+}
+
+#[test]
+fn the_emulator_logs_at_info_by_default() {
+    let mut command = pingpull();
+    command.stderr(Stdio::piped());
+    let mut emulator = EmulatorProcess::spawn(command, &[]);
+    // The base URL is printed once it listens, so its INFO line is already written.
+    emulator.child.kill().unwrap();
+    let mut log = String::new();
+    emulator
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log_lines(&log, "INFO")
+            .iter()
+            .any(|line| line.contains("emulator listening")),
+        "{log}"
+    );
+    assert!(log_lines(&log, "DEBUG").is_empty(), "{log}");
+    assert!(!log.contains('\x1b'), "{log}");
+}
+
+#[test]
+fn an_invalid_rust_log_is_reported_and_the_command_still_runs() {
+    let output = pingpull()
+        .env("RUST_LOG", "pingpull=loud")
+        .args(["token", "system", "--expires-at", "1700086400"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (output.status.code(), stdout(&output).trim()),
+        (Some(0), V3)
+    );
+    assert!(
+        stderr(&output).starts_with("pingpull: RUST_LOG ignored ("),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).trim_end().ends_with("logging at warn"));
 }

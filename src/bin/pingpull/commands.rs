@@ -21,6 +21,7 @@ use super::{
 
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     let network = network(&cli.network)?;
+    tracing::debug!(target: "pingpull::cli", network = network.name(), "network configured");
     match cli.command {
         Command::Emulator(args) => emulator(network, args).await,
         Command::Token(command) => token_command(&network, command),

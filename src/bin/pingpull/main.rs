@@ -2,14 +2,17 @@
 //! ping users, register the Pull URL.
 //!
 //! Exit status: 0 on success, 1 when a check or a delivery failed, 2 on usage errors.
+//! Standard output carries the results scripts read; logs and progress go to stderr.
 
 mod commands;
+mod logging;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
+use tracing::level_filters::LevelFilter;
 
 /// Livefyre "Ping for Pull" from the command line.
 #[derive(Debug, Parser)]
@@ -17,6 +20,9 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(flatten)]
     network: NetworkArgs,
+    /// More log detail on stderr, once per step: -v, -vv, -vvv (RUST_LOG, when set, wins)
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -168,8 +174,21 @@ enum Failure {
     Failed(String),
 }
 
+impl Command {
+    /// The log level without `-v`: the emulator is a long-running service whose operator
+    /// wants to see it start and take registrations; the other commands report on stdout
+    /// and log only what went wrong.
+    fn quietest_log_level(&self) -> LevelFilter {
+        match self {
+            Self::Emulator(_) => LevelFilter::INFO,
+            _ => LevelFilter::WARN,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.command.quietest_log_level(), cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
