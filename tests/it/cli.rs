@@ -70,6 +70,19 @@ impl EmulatorProcess {
             base_url: line.trim().to_owned(),
         }
     }
+
+    /// Stops the emulator and returns what it wrote to stderr (spawned with it piped).
+    fn stop_and_read_stderr(mut self) -> String {
+        self.child.kill().unwrap();
+        let mut log = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        log
+    }
 }
 
 impl Drop for EmulatorProcess {
@@ -354,17 +367,9 @@ fn logs_warnings_by_default_and_more_detail_with_each_v() {
 fn the_emulator_logs_at_info_by_default() {
     let mut command = pingpull();
     command.stderr(Stdio::piped());
-    let mut emulator = EmulatorProcess::spawn(command, &[]);
+    let emulator = EmulatorProcess::spawn(command, &[]);
     // The base URL is printed once it listens, so its INFO line is already written.
-    emulator.child.kill().unwrap();
-    let mut log = String::new();
-    emulator
-        .child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = emulator.stop_and_read_stderr();
     assert!(
         log_lines(&log, "INFO")
             .iter()
@@ -392,4 +397,123 @@ fn an_invalid_rust_log_is_reported_and_the_command_still_runs() {
         stderr(&output)
     );
     assert!(stderr(&output).trim_end().ends_with("logging at warn"));
+}
+
+const NEW_KEY: &str = "new-key-9a2e";
+const OLD_KEY: &str = "old-key-4f1c";
+const THIRD_KEY: &str = "third-key-77b0";
+
+/// The binary for a network in the middle of a key rotation: `NEW_KEY` current, `OLD_KEY`
+/// still accepted (with an empty item, which is ignored).
+fn rotating() -> Command {
+    let mut command = pingpull();
+    command
+        .env("PINGPULL_KEY", NEW_KEY)
+        .env("PINGPULL_PREVIOUS_KEYS", format!("{OLD_KEY},"));
+    command
+}
+
+fn system_token_of(key: &str) -> String {
+    let network = Network::new("example.fyre.co", key).unwrap();
+    token::system_token(&network).into_string()
+}
+
+fn assert_no_key_in(output: &Output) {
+    for text in [stdout(output), stderr(output)] {
+        for key in [NEW_KEY, OLD_KEY, THIRD_KEY] {
+            assert!(!text.contains(key), "{key} in {text}");
+        }
+    }
+}
+
+#[test]
+fn token_verify_accepts_a_previous_key_and_says_which_key_verified() {
+    let old = rotating()
+        .args(["-vvv", "token", "verify", &system_token_of(OLD_KEY)])
+        .output()
+        .unwrap();
+    assert_eq!(old.status.code(), Some(0), "{}", stdout(&old));
+    // stdout stays the claims alone, for scripts.
+    let claims: serde_json::Value = serde_json::from_str(&stdout(&old)).unwrap();
+    assert_eq!(claims["user_id"].as_str(), Some("system"));
+    assert!(
+        stderr(&old).lines().any(|l| l.starts_with("key: previous")),
+        "{}",
+        stderr(&old)
+    );
+    assert_no_key_in(&old);
+
+    let new = rotating()
+        .args(["token", "verify", &system_token_of(NEW_KEY)])
+        .output()
+        .unwrap();
+    assert_eq!(new.status.code(), Some(0));
+    assert_eq!(stderr(&new).trim(), "key: current");
+
+    let third = rotating()
+        .args(["-vvv", "token", "verify", &system_token_of(THIRD_KEY)])
+        .output()
+        .unwrap();
+    assert_eq!(third.status.code(), Some(1));
+    assert!(
+        stdout(&third).starts_with("invalid: "),
+        "{}",
+        stdout(&third)
+    );
+    assert!(!stderr(&third).contains("key: "), "{}", stderr(&third));
+    assert_no_key_in(&third);
+}
+
+#[test]
+fn previous_keys_come_from_the_flag_too_and_never_show_in_help() {
+    let flag = pingpull()
+        .env("PINGPULL_KEY", NEW_KEY)
+        .args(["--previous-keys", &format!("{THIRD_KEY}, {OLD_KEY}")])
+        .args(["token", "verify", &system_token_of(OLD_KEY)])
+        .output()
+        .unwrap();
+    assert_eq!(flag.status.code(), Some(0), "{}", stdout(&flag));
+    assert!(stderr(&flag).starts_with("key: previous"));
+
+    let help = rotating()
+        .args(["token", "verify", "--help"])
+        .output()
+        .unwrap();
+    assert!(stdout(&help).contains("PINGPULL_PREVIOUS_KEYS"));
+    assert_no_key_in(&help);
+}
+
+#[test]
+fn the_emulator_accepts_pings_signed_with_a_previous_key() {
+    let mut command = rotating();
+    command.stderr(Stdio::piped());
+    let emulator = EmulatorProcess::spawn(command, &["-v"]);
+    let ping_with = |key: &str| {
+        pingpull()
+            .env("PINGPULL_KEY", key)
+            .args(["ping", "--base-url", &emulator.base_url, "u1"])
+            .output()
+            .unwrap()
+    };
+    let old = ping_with(OLD_KEY);
+    assert_eq!(old.status.code(), Some(0), "{}", stdout(&old));
+    assert!(
+        stdout(&old).contains("delivered 1, failed 0"),
+        "{}",
+        stdout(&old)
+    );
+
+    let third = ping_with(THIRD_KEY);
+    assert_eq!(third.status.code(), Some(1));
+    assert!(
+        stderr(&third).contains("Livefyre answered 403"),
+        "{}",
+        stderr(&third)
+    );
+
+    let log = emulator.stop_and_read_stderr();
+    assert!(log.contains("key rotation"), "{log}");
+    for key in [NEW_KEY, OLD_KEY, THIRD_KEY] {
+        assert!(!log.contains(key), "{key} in {log}");
+    }
 }

@@ -7,6 +7,7 @@
 mod commands;
 mod logging;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,8 +28,8 @@ struct Cli {
     command: Command,
 }
 
-/// The network: name and key, from flags or (better, out of shell history) the environment.
-#[derive(Debug, Args)]
+/// The network: name and keys, from flags or (better, out of shell history) the environment.
+#[derive(Args)]
 struct NetworkArgs {
     /// Network name, e.g. example.fyre.co
     #[arg(long, env = "PINGPULL_NETWORK", global = true)]
@@ -36,6 +37,41 @@ struct NetworkArgs {
     /// Network key (prefer the environment variable: flags end up in shell history)
     #[arg(long, env = "PINGPULL_KEY", global = true, hide_env_values = true)]
     key: Option<String>,
+    /// Keys still accepted while rotating the key, comma-separated; tokens and signatures
+    /// made with them verify, nothing is signed with them
+    #[arg(
+        long,
+        env = "PINGPULL_PREVIOUS_KEYS",
+        global = true,
+        hide_env_values = true,
+        value_name = "KEYS"
+    )]
+    previous_keys: Option<String>,
+}
+
+impl NetworkArgs {
+    /// The previous keys given: spaces around each trimmed, empty items ignored (so
+    /// `old,` or an empty variable mean what they look like).
+    fn previous_keys(&self) -> impl Iterator<Item = &str> {
+        self.previous_keys
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+    }
+}
+
+// Keys are secrets: never in Debug output.
+impl fmt::Debug for NetworkArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |key: &Option<String>| key.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NetworkArgs")
+            .field("network", &self.network)
+            .field("key", &redacted(&self.key))
+            .field("previous_keys", &redacted(&self.previous_keys))
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,7 +144,8 @@ enum TokenCommand {
         #[command(flatten)]
         expiry: Expiry,
     },
-    /// Verify a system token: print its claims as JSON (exit 0) or the reason (exit 1)
+    /// Verify a system token: print its claims as JSON (exit 0) or the reason (exit 1);
+    /// on stderr, which key verified it (`key: current` or `key: previous`)
     #[command(after_help = "Example:\n  pingpull token verify \"$LFTOKEN\"")]
     Verify {
         /// The token
