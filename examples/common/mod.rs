@@ -47,12 +47,19 @@ pub(crate) async fn listen(
     Ok((listener, template))
 }
 
-/// The network from `PINGPULL_NETWORK` and `PINGPULL_KEY`, or a development default.
+/// The network from `PINGPULL_NETWORK` and `PINGPULL_KEY`, also accepting the keys in
+/// `PINGPULL_PREVIOUS_KEYS` (comma-separated) while the key is rotated; or a development
+/// default.
 pub(crate) fn network() -> Result<Network, Box<dyn std::error::Error>> {
     let name = std::env::var("PINGPULL_NETWORK").ok();
     let key = std::env::var("PINGPULL_KEY").ok();
     match (name, key) {
-        (Some(name), Some(key)) => Ok(Network::new(name, key)?),
+        (Some(name), Some(key)) => {
+            let previous = std::env::var("PINGPULL_PREVIOUS_KEYS").unwrap_or_default();
+            let network = Network::new(name, key)?
+                .with_previous_keys(previous.split(',').map(str::trim).filter(|k| !k.is_empty()))?;
+            Ok(network)
+        }
         _ => {
             eprintln!(
                 "PINGPULL_NETWORK/PINGPULL_KEY not set: using the development network \
