@@ -517,3 +517,22 @@ fn the_emulator_accepts_pings_signed_with_a_previous_key() {
         assert!(!log.contains(key), "{key} in {log}");
     }
 }
+
+#[test]
+fn keys_starting_with_a_dash_are_taken_as_keys() {
+    let dashed = "-dashed-key-5c3d";
+    let token = system_token_of(dashed);
+    let output = bare()
+        .args(["--network", "example.fyre.co", "--key", "k"])
+        .args(["--previous-keys", dashed, "token", "verify", &token])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).starts_with("key: previous"));
+    let output = bare()
+        .args(["--network", "example.fyre.co", "--key", dashed])
+        .args(["token", "verify", &token])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}

@@ -29,13 +29,20 @@ struct Cli {
 }
 
 /// The network: name and keys, from flags or (better, out of shell history) the environment.
+/// A key may start with `-`: taken as a flag, clap's error would quote part of it.
 #[derive(Args)]
 struct NetworkArgs {
     /// Network name, e.g. example.fyre.co
     #[arg(long, env = "PINGPULL_NETWORK", global = true)]
     network: Option<String>,
     /// Network key (prefer the environment variable: flags end up in shell history)
-    #[arg(long, env = "PINGPULL_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PINGPULL_KEY",
+        global = true,
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     key: Option<String>,
     /// Keys still accepted while rotating the key, comma-separated; tokens and signatures
     /// made with them verify, nothing is signed with them
@@ -44,6 +51,7 @@ struct NetworkArgs {
         env = "PINGPULL_PREVIOUS_KEYS",
         global = true,
         hide_env_values = true,
+        allow_hyphen_values = true,
         value_name = "KEYS"
     )]
     previous_keys: Option<String>,
