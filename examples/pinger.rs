@@ -25,7 +25,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::var("PINGPULL_NETWORK"),
         std::env::var("PINGPULL_KEY"),
     ) {
-        (Ok(name), Ok(key)) => Network::new(name, key)?,
+        (Ok(name), Ok(key)) => {
+            // While the key is rotated, the stand-in also accepts the previous keys.
+            let previous = std::env::var("PINGPULL_PREVIOUS_KEYS").unwrap_or_default();
+            Network::new(name, key)?
+                .with_previous_keys(previous.split(',').map(str::trim).filter(|k| !k.is_empty()))?
+        }
         _ => {
             eprintln!(
                 "PINGPULL_NETWORK/PINGPULL_KEY not set: using example.fyre.co with key `testkeytest`"

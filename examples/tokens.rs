@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo run --example tokens
 //! PINGPULL_NETWORK=mysite.fyre.co PINGPULL_KEY=... cargo run --example tokens
+//! # while rotating the key, the keys still accepted:
+//! PINGPULL_NETWORK=mysite.fyre.co PINGPULL_KEY=... PINGPULL_PREVIOUS_KEYS=... cargo run --example tokens
 //! ```
 
 use std::time::Duration;
@@ -14,12 +16,16 @@ use pingpull::token::{self, SystemTokenValidator};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let name = std::env::var("PINGPULL_NETWORK").unwrap_or_else(|_| "example.fyre.co".into());
     let key = std::env::var("PINGPULL_KEY").unwrap_or_else(|_| "testkeytest".into());
-    let network = Network::new(name, key)?;
+    // Keys still accepted while the key is rotated, comma-separated.
+    let previous = std::env::var("PINGPULL_PREVIOUS_KEYS").unwrap_or_default();
+    let network = Network::new(name, key)?
+        .with_previous_keys(previous.split(',').map(str::trim).filter(|k| !k.is_empty()))?;
     println!(
-        "network {} (label {}), API at {}",
+        "network {} (label {}), API at {}, {} previous key(s) accepted",
         network.name(),
         network.label(),
-        network.default_base_url()
+        network.default_base_url(),
+        network.previous_key_count()
     );
 
     let system = token::system_token(&network);
@@ -42,6 +48,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok(_) => return Err("a user auth token passed as a system token".into()),
     }
+
+    // A key rotation: a new key is current and this one is kept as previous. Tokens made
+    // with this key still validate, and say so; everything signed uses the new key.
+    let rotated = Network::new(network.name(), "a-new-key")?.with_previous_keys([network.key()])?;
+    let expiry = SystemTokenValidator::new(rotated).validate(system.as_str())?;
+    println!(
+        "after a key rotation: the same system token still validates (with a previous key: {})",
+        expiry.previous_key()
+    );
 
     let tampered = format!("{}x", system.as_str());
     let reason = validator

@@ -1,5 +1,6 @@
 //! What the server examples share: the listen address, the network, and demo users.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 
 use pingpull::profile::{DisplayRules, EmailNotifications, Name, NotificationFrequency};
@@ -8,12 +9,24 @@ use pingpull::{Network, Profile};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-/// Logs `pingpull`'s events at DEBUG unless `RUST_LOG` says otherwise.
+/// Logs to stderr (stdout's first line is the pull URL template, for scripts) at INFO
+/// unless `RUST_LOG` says otherwise: what an operator should see, and nothing per
+/// successful pull (those are DEBUG). Colours only on a terminal.
 pub(crate) fn init_tracing() {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
+            .unwrap_or_else(|error| {
+                eprintln!("RUST_LOG ignored ({error}); logging at info");
+                EnvFilter::new("info")
+            }),
+        _ => EnvFilter::new("info"),
+    };
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| "pingpull=debug".into()),
-        )
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_env_filter(filter)
         .init();
 }
 
@@ -34,12 +47,19 @@ pub(crate) async fn listen(
     Ok((listener, template))
 }
 
-/// The network from `PINGPULL_NETWORK` and `PINGPULL_KEY`, or a development default.
+/// The network from `PINGPULL_NETWORK` and `PINGPULL_KEY`, also accepting the keys in
+/// `PINGPULL_PREVIOUS_KEYS` (comma-separated) while the key is rotated; or a development
+/// default.
 pub(crate) fn network() -> Result<Network, Box<dyn std::error::Error>> {
     let name = std::env::var("PINGPULL_NETWORK").ok();
     let key = std::env::var("PINGPULL_KEY").ok();
     match (name, key) {
-        (Some(name), Some(key)) => Ok(Network::new(name, key)?),
+        (Some(name), Some(key)) => {
+            let previous = std::env::var("PINGPULL_PREVIOUS_KEYS").unwrap_or_default();
+            let network = Network::new(name, key)?
+                .with_previous_keys(previous.split(',').map(str::trim).filter(|k| !k.is_empty()))?;
+            Ok(network)
+        }
         _ => {
             eprintln!(
                 "PINGPULL_NETWORK/PINGPULL_KEY not set: using the development network \

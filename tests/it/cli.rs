@@ -1,6 +1,6 @@
 //! The `pingpull` command line, run as a process, with its exit codes.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read as _};
 use std::process::{Child, Command, Output, Stdio};
 
 use axum::Router;
@@ -11,12 +11,19 @@ use tokio::net::TcpListener;
 const V3: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoic3lzdGVtIiwiZGlzcGxheV9uYW1lIjoic3lzdGVtIiwiZXhwaXJlcyI6MTcwMDA4NjQwMH0.MZSBbaslZqmBM6DwdvLfU_lMAEuXYRBRoZaw5F72kUI";
 const V5: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJkb21haW4iOiJleGFtcGxlLmZ5cmUuY28iLCJ1c2VyX2lkIjoidXNlci00Mi54X3kiLCJkaXNwbGF5X25hbWUiOiJCb2IgRG9sZSIsImV4cGlyZXMiOjE3MDAwMDM2MDB9._2QQhQo9LiZLGTAHibcR_eCjVe_9gvxlkmM1RHKjG1U";
 
-fn pingpull() -> Command {
+/// The binary with an empty environment: no `RUST_LOG`, `NO_COLOR` or key of the
+/// developer's leaks in.
+fn bare() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pingpull"));
+    command.env_clear().stdin(Stdio::null());
+    command
+}
+
+fn pingpull() -> Command {
+    let mut command = bare();
     command
         .env("PINGPULL_NETWORK", "example.fyre.co")
-        .env("PINGPULL_KEY", "testkeytest")
-        .stdin(Stdio::null());
+        .env("PINGPULL_KEY", "testkeytest");
     command
 }
 
@@ -28,6 +35,10 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// An emulator process, killed when dropped.
 struct EmulatorProcess {
     child: Child,
@@ -36,11 +47,18 @@ struct EmulatorProcess {
 
 impl EmulatorProcess {
     fn start(extra: &[&str]) -> Self {
-        let mut child = pingpull()
+        let mut command = pingpull();
+        command.stderr(Stdio::null());
+        Self::spawn(command, extra)
+    }
+
+    /// Runs `pingpull emulator` through `command`, whose environment and stderr the
+    /// caller chose, and waits for the base URL it prints first.
+    fn spawn(mut command: Command, extra: &[&str]) -> Self {
+        let mut child = command
             .args(["emulator", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -51,6 +69,19 @@ impl EmulatorProcess {
             child,
             base_url: line.trim().to_owned(),
         }
+    }
+
+    /// Stops the emulator and returns what it wrote to stderr (spawned with it piped).
+    fn stop_and_read_stderr(mut self) -> String {
+        self.child.kill().unwrap();
+        let mut log = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        log
     }
 }
 
@@ -79,7 +110,7 @@ fn token_commands_print_the_protocol_vectors() {
         "1700003600",
     ]);
     assert_eq!((user.status.code(), stdout(&user).trim()), (Some(0), V5));
-    let flags = Command::new(env!("CARGO_BIN_EXE_pingpull"))
+    let flags = bare()
         .args([
             "--network",
             "example.fyre.co",
@@ -118,10 +149,7 @@ fn token_verify_exits_0_with_claims_or_1_with_the_reason() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let no_network = Command::new(env!("CARGO_BIN_EXE_pingpull"))
-        .args(["token", "system"])
-        .output()
-        .unwrap();
+    let no_network = bare().args(["token", "system"]).output().unwrap();
     assert_eq!(no_network.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_network.stderr).contains("PINGPULL_NETWORK"));
     assert_eq!(run(&["no-such-command"]).status.code(), Some(2));
@@ -268,4 +296,243 @@ async fn check_exits_0_for_the_layer_and_1_for_a_broken_endpoint() {
         "{}",
         stdout(&output)
     );
+}
+
+/// The lines of `text` logged at `level` by the stderr subscriber.
+fn log_lines<'a>(text: &'a str, level: &str) -> Vec<&'a str> {
+    let marker = format!(" {level} ");
+    text.lines().filter(|line| line.contains(&marker)).collect()
+}
+
+#[test]
+fn logs_warnings_by_default_and_more_detail_with_each_v() {
+    let emulator = EmulatorProcess::start(&["--fail-rate", "1.0"]);
+    let ping = |verbose: &[&str]| {
+        pingpull()
+            .args(verbose)
+            .args([
+                "ping",
+                "--base-url",
+                &emulator.base_url,
+                "--deadline",
+                "0.5",
+            ])
+            .arg("u1")
+            .output()
+            .unwrap()
+    };
+    let quiet = ping(&[]);
+    assert_eq!(quiet.status.code(), Some(1));
+    // What an operator must act on: the user not delivered.
+    assert!(
+        !log_lines(&stderr(&quiet), "WARN").is_empty(),
+        "{}",
+        stderr(&quiet)
+    );
+    assert!(
+        log_lines(&stderr(&quiet), "INFO").is_empty(),
+        "{}",
+        stderr(&quiet)
+    );
+    assert!(
+        log_lines(&stderr(&quiet), "DEBUG").is_empty(),
+        "{}",
+        stderr(&quiet)
+    );
+
+    let verbose = ping(&["-vv"]);
+    assert_eq!(verbose.status.code(), Some(1));
+    let log = stderr(&verbose);
+    assert!(!log_lines(&log, "INFO").is_empty(), "{log}");
+    assert!(
+        log_lines(&log, "DEBUG")
+            .iter()
+            .any(|line| line.contains("pingpull::cli: network configured")),
+        "{log}"
+    );
+    assert!(log_lines(&log, "TRACE").is_empty(), "{log}");
+    // Scripts read stdout: the same summary, no log lines.
+    assert_eq!(
+        stdout(&verbose).lines().next(),
+        stdout(&quiet).lines().next()
+    );
+    assert!(!stdout(&verbose).contains("DEBUG"), "{}", stdout(&verbose));
+    // Through a pipe, no colour codes.
+    for output in [&quiet, &verbose] {
+        assert!(!output.stderr.contains(&0x1b), "{}", stderr(output));
+    }
+}
+
+#[test]
+fn the_emulator_logs_at_info_by_default() {
+    let mut command = pingpull();
+    command.stderr(Stdio::piped());
+    let emulator = EmulatorProcess::spawn(command, &[]);
+    // The base URL is printed once it listens, so its INFO line is already written.
+    let log = emulator.stop_and_read_stderr();
+    assert!(
+        log_lines(&log, "INFO")
+            .iter()
+            .any(|line| line.contains("emulator listening")),
+        "{log}"
+    );
+    assert!(log_lines(&log, "DEBUG").is_empty(), "{log}");
+    assert!(!log.contains('\x1b'), "{log}");
+}
+
+#[test]
+fn an_invalid_rust_log_is_reported_and_the_command_still_runs() {
+    let output = pingpull()
+        .env("RUST_LOG", "pingpull=loud")
+        .args(["token", "system", "--expires-at", "1700086400"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (output.status.code(), stdout(&output).trim()),
+        (Some(0), V3)
+    );
+    assert!(
+        stderr(&output).starts_with("pingpull: RUST_LOG ignored ("),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).trim_end().ends_with("logging at warn"));
+}
+
+const NEW_KEY: &str = "new-key-9a2e";
+const OLD_KEY: &str = "old-key-4f1c";
+const THIRD_KEY: &str = "third-key-77b0";
+
+/// The binary for a network in the middle of a key rotation: `NEW_KEY` current, `OLD_KEY`
+/// still accepted (with an empty item, which is ignored).
+fn rotating() -> Command {
+    let mut command = pingpull();
+    command
+        .env("PINGPULL_KEY", NEW_KEY)
+        .env("PINGPULL_PREVIOUS_KEYS", format!("{OLD_KEY},"));
+    command
+}
+
+fn system_token_of(key: &str) -> String {
+    let network = Network::new("example.fyre.co", key).unwrap();
+    token::system_token(&network).into_string()
+}
+
+fn assert_no_key_in(output: &Output) {
+    for text in [stdout(output), stderr(output)] {
+        for key in [NEW_KEY, OLD_KEY, THIRD_KEY] {
+            assert!(!text.contains(key), "{key} in {text}");
+        }
+    }
+}
+
+#[test]
+fn token_verify_accepts_a_previous_key_and_says_which_key_verified() {
+    let old = rotating()
+        .args(["-vvv", "token", "verify", &system_token_of(OLD_KEY)])
+        .output()
+        .unwrap();
+    assert_eq!(old.status.code(), Some(0), "{}", stdout(&old));
+    // stdout stays the claims alone, for scripts.
+    let claims: serde_json::Value = serde_json::from_str(&stdout(&old)).unwrap();
+    assert_eq!(claims["user_id"].as_str(), Some("system"));
+    assert!(
+        stderr(&old).lines().any(|l| l.starts_with("key: previous")),
+        "{}",
+        stderr(&old)
+    );
+    assert_no_key_in(&old);
+
+    let new = rotating()
+        .args(["token", "verify", &system_token_of(NEW_KEY)])
+        .output()
+        .unwrap();
+    assert_eq!(new.status.code(), Some(0));
+    assert_eq!(stderr(&new).trim(), "key: current");
+
+    let third = rotating()
+        .args(["-vvv", "token", "verify", &system_token_of(THIRD_KEY)])
+        .output()
+        .unwrap();
+    assert_eq!(third.status.code(), Some(1));
+    assert!(
+        stdout(&third).starts_with("invalid: "),
+        "{}",
+        stdout(&third)
+    );
+    assert!(!stderr(&third).contains("key: "), "{}", stderr(&third));
+    assert_no_key_in(&third);
+}
+
+#[test]
+fn previous_keys_come_from_the_flag_too_and_never_show_in_help() {
+    let flag = pingpull()
+        .env("PINGPULL_KEY", NEW_KEY)
+        .args(["--previous-keys", &format!("{THIRD_KEY}, {OLD_KEY}")])
+        .args(["token", "verify", &system_token_of(OLD_KEY)])
+        .output()
+        .unwrap();
+    assert_eq!(flag.status.code(), Some(0), "{}", stdout(&flag));
+    assert!(stderr(&flag).starts_with("key: previous"));
+
+    let help = rotating()
+        .args(["token", "verify", "--help"])
+        .output()
+        .unwrap();
+    assert!(stdout(&help).contains("PINGPULL_PREVIOUS_KEYS"));
+    assert_no_key_in(&help);
+}
+
+#[test]
+fn the_emulator_accepts_pings_signed_with_a_previous_key() {
+    let mut command = rotating();
+    command.stderr(Stdio::piped());
+    let emulator = EmulatorProcess::spawn(command, &["-v"]);
+    let ping_with = |key: &str| {
+        pingpull()
+            .env("PINGPULL_KEY", key)
+            .args(["ping", "--base-url", &emulator.base_url, "u1"])
+            .output()
+            .unwrap()
+    };
+    let old = ping_with(OLD_KEY);
+    assert_eq!(old.status.code(), Some(0), "{}", stdout(&old));
+    assert!(
+        stdout(&old).contains("delivered 1, failed 0"),
+        "{}",
+        stdout(&old)
+    );
+
+    let third = ping_with(THIRD_KEY);
+    assert_eq!(third.status.code(), Some(1));
+    assert!(
+        stderr(&third).contains("Livefyre answered 403"),
+        "{}",
+        stderr(&third)
+    );
+
+    let log = emulator.stop_and_read_stderr();
+    assert!(log.contains("key rotation"), "{log}");
+    for key in [NEW_KEY, OLD_KEY, THIRD_KEY] {
+        assert!(!log.contains(key), "{key} in {log}");
+    }
+}
+
+#[test]
+fn keys_starting_with_a_dash_are_taken_as_keys() {
+    let dashed = "-dashed-key-5c3d";
+    let token = system_token_of(dashed);
+    let output = bare()
+        .args(["--network", "example.fyre.co", "--key", "k"])
+        .args(["--previous-keys", dashed, "token", "verify", &token])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).starts_with("key: previous"));
+    let output = bare()
+        .args(["--network", "example.fyre.co", "--key", dashed])
+        .args(["token", "verify", &token])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }

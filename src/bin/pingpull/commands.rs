@@ -21,6 +21,11 @@ use super::{
 
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     let network = network(&cli.network)?;
+    let previous_keys = network.previous_key_count();
+    tracing::debug!(target: "pingpull::cli", network = network.name(), previous_keys, "network configured");
+    if previous_keys > 0 {
+        tracing::info!(target: "pingpull::cli", previous_keys, "key rotation: tokens and profile signatures made with a previous key are accepted");
+    }
     match cli.command {
         Command::Emulator(args) => emulator(network, args).await,
         Command::Token(command) => token_command(&network, command),
@@ -37,7 +42,9 @@ fn network(args: &NetworkArgs) -> Result<Network, Failure> {
                 .into(),
         ));
     };
-    Network::new(name.clone(), key.clone()).map_err(|e| Failure::Usage(e.to_string()))
+    Network::new(name.clone(), key.clone())
+        .and_then(|network| network.with_previous_keys(args.previous_keys()))
+        .map_err(|e| Failure::Usage(e.to_string()))
 }
 
 async fn emulator(network: Network, args: EmulatorArgs) -> Result<(), Failure> {
@@ -108,7 +115,7 @@ fn token_command(network: &Network, command: TokenCommand) -> Result<(), Failure
         TokenCommand::Verify { token } => {
             let token = token.trim();
             match SystemTokenValidator::new(network.clone()).validate(token) {
-                Ok(_) => {
+                Ok(expiry) => {
                     // Valid, so the payload is base64url JSON.
                     let payload = token.split('.').nth(1).unwrap_or_default();
                     let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -120,6 +127,8 @@ fn token_command(network: &Network, command: TokenCommand) -> Result<(), Failure
                         "{}",
                         serde_json::to_string_pretty(&json).unwrap_or_default()
                     );
+                    // stderr: stdout stays one JSON document for scripts.
+                    eprintln!("{}", key_used(expiry.previous_key()));
                     Ok(())
                 }
                 Err(reason) => {
@@ -128,6 +137,15 @@ fn token_command(network: &Network, command: TokenCommand) -> Result<(), Failure
                 }
             }
         }
+    }
+}
+
+/// Which of the network's keys verified a token, for `token verify`.
+fn key_used(previous: bool) -> &'static str {
+    if previous {
+        "key: previous (the sender has not switched to the current key yet)"
+    } else {
+        "key: current"
     }
 }
 

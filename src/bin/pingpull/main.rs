@@ -2,14 +2,18 @@
 //! ping users, register the Pull URL.
 //!
 //! Exit status: 0 on success, 1 when a check or a delivery failed, 2 on usage errors.
+//! Standard output carries the results scripts read; logs and progress go to stderr.
 
 mod commands;
+mod logging;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
+use tracing::level_filters::LevelFilter;
 
 /// Livefyre "Ping for Pull" from the command line.
 #[derive(Debug, Parser)]
@@ -17,19 +21,65 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(flatten)]
     network: NetworkArgs,
+    /// More log detail on stderr, once per step: -v, -vv, -vvv (RUST_LOG, when set, wins)
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
 
-/// The network: name and key, from flags or (better, out of shell history) the environment.
-#[derive(Debug, Args)]
+/// The network: name and keys, from flags or (better, out of shell history) the environment.
+/// A key may start with `-`: taken as a flag, clap's error would quote part of it.
+#[derive(Args)]
 struct NetworkArgs {
     /// Network name, e.g. example.fyre.co
     #[arg(long, env = "PINGPULL_NETWORK", global = true)]
     network: Option<String>,
     /// Network key (prefer the environment variable: flags end up in shell history)
-    #[arg(long, env = "PINGPULL_KEY", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PINGPULL_KEY",
+        global = true,
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     key: Option<String>,
+    /// Keys still accepted while rotating the key, comma-separated; tokens and signatures
+    /// made with them verify, nothing is signed with them
+    #[arg(
+        long,
+        env = "PINGPULL_PREVIOUS_KEYS",
+        global = true,
+        hide_env_values = true,
+        allow_hyphen_values = true,
+        value_name = "KEYS"
+    )]
+    previous_keys: Option<String>,
+}
+
+impl NetworkArgs {
+    /// The previous keys given: spaces around each trimmed, empty items ignored (so
+    /// `old,` or an empty variable mean what they look like).
+    fn previous_keys(&self) -> impl Iterator<Item = &str> {
+        self.previous_keys
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+    }
+}
+
+// Keys are secrets: never in Debug output.
+impl fmt::Debug for NetworkArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |key: &Option<String>| key.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NetworkArgs")
+            .field("network", &self.network)
+            .field("key", &redacted(&self.key))
+            .field("previous_keys", &redacted(&self.previous_keys))
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,7 +152,8 @@ enum TokenCommand {
         #[command(flatten)]
         expiry: Expiry,
     },
-    /// Verify a system token: print its claims as JSON (exit 0) or the reason (exit 1)
+    /// Verify a system token: print its claims as JSON (exit 0) or the reason (exit 1);
+    /// on stderr, which key verified it (`key: current` or `key: previous`)
     #[command(after_help = "Example:\n  pingpull token verify \"$LFTOKEN\"")]
     Verify {
         /// The token
@@ -168,8 +219,21 @@ enum Failure {
     Failed(String),
 }
 
+impl Command {
+    /// The log level without `-v`: the emulator is a long-running service whose operator
+    /// wants to see it start and take registrations; the other commands report on stdout
+    /// and log only what went wrong.
+    fn quietest_log_level(&self) -> LevelFilter {
+        match self {
+            Self::Emulator(_) => LevelFilter::INFO,
+            _ => LevelFilter::WARN,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.command.quietest_log_level(), cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,0 +1,117 @@
+//! The binary's logs: to stderr, filtered by `RUST_LOG` when it is set, else at a level
+//! each command chooses, raised one step by each `-v`.
+
+use std::env::VarError;
+use std::io::IsTerminal as _;
+
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::EnvFilter;
+
+/// The levels `-v` steps through, quietest first.
+const LEVELS: [LevelFilter; 4] = [
+    LevelFilter::WARN,
+    LevelFilter::INFO,
+    LevelFilter::DEBUG,
+    LevelFilter::TRACE,
+];
+
+/// Installs the stderr subscriber. `quietest` is the command's level without `-v`.
+pub(crate) fn init(quietest: LevelFilter, verbose: u8) {
+    let level = raised(quietest, verbose);
+    let (filter, complaint) = filter(std::env::var("RUST_LOG"), level);
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour())
+        .with_env_filter(filter)
+        .init();
+    if let Some(complaint) = complaint {
+        eprintln!("pingpull: {complaint}");
+    }
+}
+
+/// `quietest` raised one step per `-v`, up to TRACE.
+fn raised(quietest: LevelFilter, verbose: u8) -> LevelFilter {
+    let start = LEVELS
+        .iter()
+        .position(|level| *level == quietest)
+        .unwrap_or(0);
+    let index = start.saturating_add(usize::from(verbose));
+    LEVELS[index.min(LEVELS.len() - 1)]
+}
+
+/// The filter `RUST_LOG` asks for, or `default` when it is unset or empty. An invalid
+/// `RUST_LOG` falls back to `default` with a complaint for the operator: a typo must not
+/// silence the logs without a word.
+fn filter(rust_log: Result<String, VarError>, default: LevelFilter) -> (EnvFilter, Option<String>) {
+    let fallback = || EnvFilter::default().add_directive(default.into());
+    match rust_log {
+        Ok(directives) if !directives.trim().is_empty() => {
+            match EnvFilter::builder().parse(&directives) {
+                Ok(filter) => (filter, None),
+                Err(error) => (
+                    fallback(),
+                    Some(format!("RUST_LOG ignored ({error}); logging at {default}")),
+                ),
+            }
+        }
+        Ok(_) | Err(VarError::NotPresent) => (fallback(), None),
+        Err(VarError::NotUnicode(_)) => (
+            fallback(),
+            Some(format!(
+                "RUST_LOG ignored (not UTF-8); logging at {default}"
+            )),
+        ),
+    }
+}
+
+/// Colour codes only for a person at a terminal, and never when `NO_COLOR` is set.
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_v_raises_the_level_one_step_up_to_trace() {
+        let steps: Vec<_> = (0..5).map(|v| raised(LevelFilter::WARN, v)).collect();
+        assert_eq!(
+            steps,
+            [
+                LevelFilter::WARN,
+                LevelFilter::INFO,
+                LevelFilter::DEBUG,
+                LevelFilter::TRACE,
+                LevelFilter::TRACE
+            ]
+        );
+        assert_eq!(raised(LevelFilter::INFO, 1), LevelFilter::DEBUG);
+        assert_eq!(raised(LevelFilter::INFO, u8::MAX), LevelFilter::TRACE);
+    }
+
+    #[test]
+    fn rust_log_wins_over_the_default() {
+        let (filter, complaint) = filter(Ok("pingpull=trace".into()), LevelFilter::WARN);
+        assert_eq!(filter.max_level_hint(), Some(LevelFilter::TRACE));
+        assert_eq!(complaint, None);
+    }
+
+    #[test]
+    fn unset_or_empty_rust_log_gives_the_default() {
+        for unset in [Err(VarError::NotPresent), Ok(String::new()), Ok(" ".into())] {
+            let (filter, complaint) = filter(unset, LevelFilter::INFO);
+            assert_eq!(filter.max_level_hint(), Some(LevelFilter::INFO));
+            assert_eq!(complaint, None);
+        }
+    }
+
+    #[test]
+    fn invalid_rust_log_falls_back_with_a_complaint() {
+        let (filter, complaint) = filter(Ok("pingpull=loud".into()), LevelFilter::WARN);
+        assert_eq!(filter.max_level_hint(), Some(LevelFilter::WARN));
+        let complaint = complaint.unwrap_or_default();
+        assert!(complaint.starts_with("RUST_LOG ignored ("), "{complaint}");
+        assert!(complaint.ends_with("logging at warn"), "{complaint}");
+    }
+}
