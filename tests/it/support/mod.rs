@@ -2,6 +2,8 @@
 
 #[cfg(feature = "ping")]
 pub(crate) mod fake_livefyre;
+#[cfg(feature = "ping")]
+pub(crate) mod scripted_livefyre;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
