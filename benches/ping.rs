@@ -3,6 +3,8 @@
 //!
 //! ```sh
 //! cargo bench --bench ping
+//! # with metrics: handles without a recorder, and with a Prometheus recorder installed
+//! cargo bench --bench ping --features metrics -- ping_pending_user
 //! ```
 
 use std::time::Duration;
@@ -76,6 +78,20 @@ fn ping_pending_user(bencher: divan::Bencher<'_, '_>) {
     let pinger = idle_pinger(10);
     pinger.ping("user-42").unwrap();
     bencher.bench_local(|| pinger.ping(divan::black_box("user-42")).unwrap());
+}
+
+/// As `ping_pending_user`, with a Prometheus recorder installed before the spawn: each
+/// call also adds one to `pingpull_pings_total{result="coalesced"}`.
+#[cfg(feature = "metrics")]
+#[divan::bench]
+fn ping_pending_user_recorded(bencher: divan::Bencher<'_, '_>) {
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let pinger = metrics::with_local_recorder(&recorder, || idle_pinger(10));
+    pinger.ping("user-42").unwrap();
+    bencher.bench_local(|| pinger.ping(divan::black_box("user-42")).unwrap());
+    assert!(recorder.handle().render().contains("pingpull_pings_total"));
 }
 
 #[divan::bench(sample_count = 100, sample_size = 1000)]

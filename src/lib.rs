@@ -123,6 +123,8 @@ mod delivery;
 pub mod emulator;
 #[cfg(feature = "ping")]
 mod http_client;
+#[cfg(any(feature = "pull", feature = "ping"))]
+mod metrics;
 mod network;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

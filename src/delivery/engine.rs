@@ -148,8 +148,9 @@ impl<S: PendingStore> Engine<S> {
             }
         };
         let pause_ended = self.update_pause(&outcome, probe);
+        let since = S::pending_since(&claim);
         self.reporter
-            .settled(user_id, attempt_no, &outcome, settled);
+            .settled(user_id, attempt_no, &outcome, settled, since);
         if pause_ended {
             tracing::event!(target: "pingpull::ping", Level::INFO, "Livefyre accepts pings again; resuming delivery");
             if let Err(error) = self.store.release_held().await {
@@ -213,7 +214,10 @@ impl<S: PendingStore> Engine<S> {
             self.in_flight.fetch_add(1, Ordering::AcqRel);
             self.reporter.sent();
             let engine = self.clone();
-            tasks.spawn(async move { engine.deliver(claim, probe).await });
+            tasks.spawn(async move {
+                let _in_flight = engine.reporter.metrics.in_flight();
+                engine.deliver(claim, probe).await;
+            });
         }
         Claimed::Spawned
     }

@@ -90,7 +90,9 @@ pub struct PingStats {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) pinged: AtomicU64,
+    /// `ping` calls that made a user pending; with `coalesced`, every accepted call (one
+    /// atomic add per call, not two: `ping` for a pending user is the hot path).
+    pub(crate) new_users: AtomicU64,
     pub(crate) coalesced: AtomicU64,
     pub(crate) sent: AtomicU64,
     pub(crate) succeeded: AtomicU64,
@@ -105,9 +107,10 @@ impl Counters {
 
     pub(crate) fn snapshot(&self, pending: usize, in_flight: usize) -> PingStats {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let coalesced = read(&self.coalesced);
         PingStats {
-            pinged: read(&self.pinged),
-            coalesced: read(&self.coalesced),
+            pinged: read(&self.new_users) + coalesced,
+            coalesced,
             sent: read(&self.sent),
             succeeded: read(&self.succeeded),
             retried: read(&self.retried),

@@ -4,24 +4,29 @@
 use std::time::Duration;
 
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 use tracing::Level;
 
 use super::events::{Counters, Failure, PingEvent, PingStats};
 use super::store::{Outcome, Settled, StoreCounts};
 use crate::Network;
+use crate::metrics::{AttemptOutcome, DeliveryMetrics};
 
-/// The counters and the event channel one engine reports to.
+/// The counters, metrics and event channel one engine reports to.
 pub(crate) struct Reporter {
     counters: Counters,
     events: broadcast::Sender<PingEvent>,
+    pub(crate) metrics: DeliveryMetrics,
 }
 
 impl Reporter {
+    /// Registers the engine's metrics with the current recorder.
     pub(crate) fn new(events_capacity: usize) -> Self {
         let (events, _) = broadcast::channel(events_capacity);
         Self {
             counters: Counters::default(),
             events,
+            metrics: DeliveryMetrics::register(),
         }
     }
 
@@ -35,9 +40,10 @@ impl Reporter {
 
     /// A `ping` call was accepted; `coalesced` if it folded into a pending user.
     pub(crate) fn pinged(&self, coalesced: bool) {
-        Counters::add(&self.counters.pinged);
         if coalesced {
             Counters::add(&self.counters.coalesced);
+        } else {
+            Counters::add(&self.counters.new_users);
         }
     }
 
@@ -46,15 +52,18 @@ impl Reporter {
         Counters::add(&self.counters.sent);
     }
 
-    /// Tells what became of `user_id` after attempt `attempt_no`. A 403 is told once per
-    /// pause, by [`unauthorized`](Self::unauthorized), not here.
+    /// Tells what became of `user_id` after attempt `attempt_no`, pending since
+    /// `pending_since`. A 403 is told once per pause, by
+    /// [`unauthorized`](Self::unauthorized), not here; it is counted here.
     pub(crate) fn settled(
         &self,
         user_id: &str,
         attempt_no: u32,
         outcome: &Outcome,
         settled: Settled,
+        pending_since: Instant,
     ) {
+        self.count_attempt(outcome, settled, pending_since);
         match (outcome, settled) {
             (Outcome::Delivered, _) => {
                 Counters::add(&self.counters.succeeded);
@@ -88,6 +97,23 @@ impl Reporter {
             }
             // Refused, but changed again meanwhile: a fresh request follows.
             (Outcome::GiveUp(_), _) => {}
+        }
+    }
+
+    /// Counts the attempt in the metrics by its outcome; a delivered user that leaves the
+    /// pending set records how long it waited.
+    fn count_attempt(&self, outcome: &Outcome, settled: Settled, pending_since: Instant) {
+        let counted = match (outcome, settled) {
+            (Outcome::Delivered, _) => AttemptOutcome::Delivered,
+            (Outcome::Hold(_), _) => AttemptOutcome::Unauthorized,
+            (Outcome::RetryAfter(..), Settled::GivenUp) | (Outcome::GiveUp(_), _) => {
+                AttemptOutcome::GaveUp
+            }
+            (Outcome::RetryAfter(..), _) => AttemptOutcome::Retry,
+        };
+        self.metrics.attempt(counted);
+        if counted == AttemptOutcome::Delivered && settled == Settled::Done {
+            self.metrics.delivered_after(pending_since.elapsed());
         }
     }
 

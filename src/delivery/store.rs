@@ -68,6 +68,9 @@ pub(crate) trait PendingStore: Send + Sync + 'static {
     /// Failed attempts of the claimed user before this one.
     fn attempts(claim: &Self::Claim) -> u32;
 
+    /// When the claimed user became pending: its first ping (or change) not yet delivered.
+    fn pending_since(claim: &Self::Claim) -> Instant;
+
     /// Claims up to `limit` users that are due now; no one else delivers them until settled.
     fn claim_due(
         &self,

@@ -32,7 +32,8 @@ SELECT pg_notify('{channel}', '') FROM changed
 
 -- name: claim
 -- Each claim takes a fresh number from the sequence: a lease token that is never
--- reused, even after the row is deleted and inserted again.
+-- reused, even after the row is deleted and inserted again. The age of the first change,
+-- by the database's clock, times the delivery (pingpull_ping_delivery_seconds).
 WITH due AS (
     SELECT user_id FROM {table}
     WHERE due_at <= now() AND (lease_until IS NULL OR lease_until <= now())
@@ -44,7 +45,8 @@ UPDATE {table} AS o
 SET lease = nextval('{lease_seq}'), lease_owner = $1,
     lease_until = now() + make_interval(secs => $2)
 FROM due WHERE o.user_id = due.user_id
-RETURNING o.user_id, o.changes, o.lease, o.attempts
+RETURNING o.user_id, o.changes, o.lease, o.attempts,
+    extract(epoch FROM now() - o.first_changed_at)::float8
 
 -- name: delete_if_unchanged
 DELETE FROM {table} WHERE user_id = $1 AND lease = $2 AND changes = $3
@@ -75,8 +77,12 @@ UPDATE {table} SET lease = NULL, lease_owner = NULL, lease_until = NULL
 WHERE lease = ANY($1)
 
 -- name: next_due
+-- Rows; seconds until the next claimable row; how long the oldest due row has been due
+-- (claimed ones included: a stuck lease shows); the age of the oldest first change.
 SELECT count(*),
-       extract(epoch FROM min(greatest(due_at, coalesce(lease_until, due_at))) - now())::float8
+       extract(epoch FROM min(greatest(due_at, coalesce(lease_until, due_at))) - now())::float8,
+       extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now()))::float8,
+       extract(epoch FROM now() - min(first_changed_at))::float8
 FROM {table}
 
 -- name: pending

@@ -9,8 +9,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::time::Instant;
 
-use super::table::{OutboxClaim, OutboxError, OutboxTable};
+use super::table::{OutboxClaim, OutboxError, OutboxTable, TableLook};
 use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts};
+use crate::metrics::OutboxMetrics;
 use crate::sync::lock;
 
 /// How long to wait before claiming again when due rows are all locked by others.
@@ -28,15 +29,20 @@ pub(crate) struct PgStore {
     in_flight: Mutex<HashMap<String, i64>>,
     /// Rows in the table at the last look.
     pending: AtomicU64,
+    /// When the table was last looked at, and how often it must be while claiming.
+    last_look: Mutex<Option<Instant>>,
+    look_every: Duration,
+    metrics: OutboxMetrics,
 }
 
 impl PgStore {
+    /// Registers the store's metrics with the current recorder. While claiming, the
+    /// table is looked at (rows, oldest due) at least every `look_every`.
     pub(crate) fn new(
         pool: PgPool,
         table: OutboxTable,
         owner: String,
-        lease: Duration,
-        max_age: Duration,
+        [lease, max_age, look_every]: [Duration; 3],
     ) -> Self {
         Self {
             pool,
@@ -46,6 +52,29 @@ impl PgStore {
             max_age,
             in_flight: Mutex::new(HashMap::new()),
             pending: AtomicU64::new(0),
+            last_look: Mutex::new(None),
+            look_every,
+            metrics: OutboxMetrics::register(),
+        }
+    }
+
+    /// Looks at the whole table, for the stats, the metrics and the next wake-up.
+    async fn look(&self) -> Result<TableLook, OutboxError> {
+        let mut connection = self.pool.acquire().await?;
+        let look = self.table.look(&mut connection).await?;
+        *lock(&self.last_look) = Some(Instant::now());
+        self.pending.store(look.rows, Ordering::Relaxed);
+        self.metrics.looked(look.rows, look.oldest_due);
+        Ok(look)
+    }
+
+    /// Looks at the table if the last look is older than `look_every`: with a backlog the
+    /// engine keeps claiming and never asks for the next due time, yet the gauges must
+    /// show that backlog.
+    async fn look_if_stale(&self) {
+        let stale = lock(&self.last_look).is_none_or(|at| at.elapsed() >= self.look_every);
+        if stale && let Err(error) = self.look().await {
+            tracing::event!(target: "pingpull::outbox", tracing::Level::DEBUG, %error, "could not look at the outbox table; its gauges are stale");
         }
     }
 
@@ -94,14 +123,23 @@ impl PendingStore for PgStore {
         claim.attempts()
     }
 
+    fn pending_since(claim: &OutboxClaim) -> Instant {
+        claim.pending_since()
+    }
+
     async fn claim_due(&self, limit: usize) -> Result<Vec<OutboxClaim>, OutboxError> {
         let claims = self
             .table
             .claim_due(&self.pool, &self.owner, self.lease, limit)
             .await?;
-        let mut in_flight = lock(&self.in_flight);
-        for claim in &claims {
-            in_flight.insert(claim.user_id().to_owned(), claim.lease());
+        {
+            let mut in_flight = lock(&self.in_flight);
+            for claim in &claims {
+                in_flight.insert(claim.user_id().to_owned(), claim.lease());
+            }
+        }
+        if !claims.is_empty() {
+            self.look_if_stale().await;
         }
         Ok(claims)
     }
@@ -121,16 +159,15 @@ impl PendingStore for PgStore {
             }
         }
         if matches!(settled, Ok(Settled::LeaseLost)) {
+            self.metrics.lease_lost();
             tracing::event!(target: "pingpull::outbox", tracing::Level::WARN, user_id = claim.user_id(), lease = claim.lease(), "lease ran out before the attempt was recorded; another worker owns the user");
         }
         settled
     }
 
     async fn next_due(&self) -> Result<Option<Instant>, OutboxError> {
-        let mut connection = self.pool.acquire().await?;
-        let (pending, next) = self.table.pending_and_next(&mut connection).await?;
-        self.pending.store(pending, Ordering::Relaxed);
-        Ok(next.map(|secs| {
+        let look = self.look().await?;
+        Ok(look.next_due_in.map(|secs| {
             let wait = if secs.is_finite() && secs > 0.0 {
                 Duration::from_secs_f64(secs.min(86_400.0))
             } else {
@@ -161,6 +198,8 @@ impl PendingStore for PgStore {
     }
 
     async fn take_undelivered(&self) -> Vec<String> {
+        // Stopped: this worker no longer reports the table.
+        self.metrics.looked(0, Duration::ZERO);
         self.abandon_in_flight().await
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sqlx::postgres::Postgres;
 use sqlx::{Acquire, Executor, Row};
+use tokio::time::Instant;
 
 use crate::delivery::{Outcome, Settled};
 use crate::user_id::{self, UserIdError};
@@ -220,13 +221,16 @@ impl OutboxTable {
             .bind(limit)
             .fetch_all(executor)
             .await?;
+        let now = Instant::now();
         rows.into_iter()
             .map(|row| {
+                let age = seconds(row.try_get(4)?);
                 Ok(OutboxClaim {
                     user_id: row.try_get(0)?,
                     changes: row.try_get(1)?,
                     lease: row.try_get(2)?,
                     attempts: u32::try_from(row.try_get::<i32, _>(3)?).unwrap_or(0),
+                    since: now.checked_sub(age).unwrap_or(now),
                 })
             })
             .collect()
@@ -302,17 +306,21 @@ impl OutboxTable {
         Ok(())
     }
 
-    /// The number of rows, and the seconds until the next one may be claimed.
-    pub(crate) async fn pending_and_next(
+    /// A look at the whole table: its rows, when the next is due, and how old the
+    /// oldest are.
+    pub(crate) async fn look(
         &self,
         connection: &mut sqlx::PgConnection,
-    ) -> Result<(u64, Option<f64>), OutboxError> {
+    ) -> Result<TableLook, OutboxError> {
         let row = sqlx::query(&self.sql.next_due)
             .fetch_one(connection)
             .await?;
         let count: i64 = row.try_get(0)?;
-        let next: Option<f64> = row.try_get(1)?;
-        Ok((u64::try_from(count).unwrap_or(0), next))
+        Ok(TableLook {
+            rows: u64::try_from(count).unwrap_or(0),
+            next_due_in: row.try_get(1)?,
+            oldest_due: seconds(row.try_get(2)?),
+        })
     }
 
     /// The number of users waiting for a ping (claimed ones included).
@@ -329,6 +337,17 @@ impl OutboxTable {
             .await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
+}
+
+/// What [`OutboxTable::look`] found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TableLook {
+    pub(crate) rows: u64,
+    /// Seconds until the next row may be claimed (`None`: the table is empty; not
+    /// positive: one is due now).
+    pub(crate) next_due_in: Option<f64>,
+    /// How long the oldest due row has been due (zero when none is).
+    pub(crate) oldest_due: Duration,
 }
 
 /// A claimed row being settled: every statement matches the claim's user and lease, so a
@@ -388,6 +407,8 @@ pub struct OutboxClaim {
     changes: i64,
     lease: i64,
     attempts: u32,
+    /// The row's first change, on this process's clock.
+    since: Instant,
 }
 
 impl OutboxClaim {
@@ -410,6 +431,19 @@ impl OutboxClaim {
     pub fn attempts(&self) -> u32 {
         self.attempts
     }
+
+    /// When the row's first change was recorded (`first_changed_at`), on this process's
+    /// clock, as of the claim.
+    pub fn pending_since(&self) -> Instant {
+        self.since
+    }
+}
+
+/// Seconds from the database as a duration: negative (clocks apart) or not finite is zero.
+fn seconds(value: Option<f64>) -> Duration {
+    value
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::ZERO, |s| Duration::from_secs_f64(s.min(1e9)))
 }
 
 /// Why an outbox operation failed.

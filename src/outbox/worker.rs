@@ -63,6 +63,9 @@ impl OutboxWorkerBuilder {
 
     /// Spawns the worker on the current Tokio runtime and returns its handle.
     ///
+    /// With the `metrics` feature, the worker's metrics are registered now with the
+    /// recorder installed at this moment: install the application's recorder first.
+    ///
     /// # Errors
     ///
     /// [`ConfigError`] for a bad base URL, a zero limit, a lease not longer than the
@@ -81,7 +84,8 @@ impl OutboxWorkerBuilder {
         let runtime = checked.runtime.clone();
         let owner = self.owner.unwrap_or_else(default_owner);
         let channel = self.table.channel().to_owned();
-        let store = PgStore::new(self.pool.clone(), self.table, owner, self.lease, max_age);
+        let timings = [self.lease, max_age, self.poll_every];
+        let store = PgStore::new(self.pool.clone(), self.table, owner, timings);
         let delivery = Delivery::spawn(store, checked, Some(self.poll_every));
         let listener = runtime.spawn(listen_for_changes(
             self.pool,

@@ -16,6 +16,7 @@ use hashbrown::HashTable;
 use tokio::time::Instant;
 
 use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts, later};
+use crate::metrics::PingMetrics;
 use crate::sync::lock;
 
 /// What `ping` did with a user.
@@ -43,6 +44,10 @@ struct Entry {
     /// Bumped whenever `due` changes (and when the slot is reused), so stale heap items
     /// are skipped.
     generation: u32,
+    /// When the user was first pinged (since it became pending), in milliseconds since the
+    /// set's epoch, wrapping: 4 bytes that fit in the entry's padding, exact as long as
+    /// the first and the latest ping are less than 49 days apart (see `pending_since`).
+    first_pinged: u32,
 }
 
 /// Laid out for memory (a million pending users is a normal backlog): each user is one
@@ -60,11 +65,14 @@ pub(crate) struct PendingSet {
     in_flight: usize,
     max_pending: usize,
     debounce: Duration,
+    /// What `Entry::first_pinged` counts from.
+    epoch: Instant,
 }
 
 impl PendingSet {
     pub(crate) fn new(max_pending: usize, debounce: Duration) -> Self {
         Self {
+            epoch: Instant::now(),
             index: HashTable::new(),
             hasher: RandomState::new(),
             slots: Vec::new(),
@@ -101,6 +109,7 @@ impl PendingSet {
             last_pinged: now,
             due,
             generation,
+            first_pinged: self.millis(now),
         };
         match self.slots.get_mut(slot as usize) {
             Some(free) => *free = Some(entry),
@@ -193,11 +202,28 @@ impl PendingSet {
         after
     }
 
-    /// Failed attempts of `user` since its last success or re-ping (0 if unknown).
-    pub(crate) fn attempts(&self, user: &str) -> u32 {
+    /// Failed attempts of `user` since its last success or re-ping, and when it was first
+    /// pinged since it became pending (`(0, now)` if unknown).
+    pub(crate) fn progress(&self, user: &str, now: Instant) -> (u32, Instant) {
         self.find(user)
             .and_then(|slot| self.slots[slot as usize].as_ref())
-            .map_or(0, |e| e.attempts)
+            .map_or((0, now), |e| (e.attempts, self.pending_since(e)))
+    }
+
+    /// When `entry` was first pinged: its latest ping less the (wrapping) gap between the
+    /// two, so the set's age does not matter, only that gap's staying under 49 days.
+    fn pending_since(&self, entry: &Entry) -> Instant {
+        let gap = self
+            .millis(entry.last_pinged)
+            .wrapping_sub(entry.first_pinged);
+        let gap = Duration::from_millis(u64::from(gap));
+        entry.last_pinged.checked_sub(gap).unwrap_or(self.epoch)
+    }
+
+    /// `at` in milliseconds since the epoch, wrapping every 49.7 days.
+    fn millis(&self, at: Instant) -> u32 {
+        // Truncation is the wrap.
+        at.saturating_duration_since(self.epoch).as_millis() as u32
     }
 
     /// Moves every waiting user's due time to no later than `at` (after a 403 clears).
@@ -296,14 +322,18 @@ pub(crate) struct MemoryStore {
     max_age: Duration,
     /// Cleared by `shutdown`: new pings are refused.
     accepting: AtomicBool,
+    /// `ping` calls by result, and this set's share of the pending gauge.
+    pub(crate) metrics: PingMetrics,
 }
 
 impl MemoryStore {
+    /// Registers the set's metrics with the current recorder.
     pub(crate) fn new(set: PendingSet, max_age: Duration) -> Self {
         Self {
             set: Mutex::new(set),
             max_age,
             accepting: AtomicBool::new(true),
+            metrics: PingMetrics::register(),
         }
     }
 
@@ -320,22 +350,34 @@ impl MemoryStore {
     }
 }
 
+/// A user claimed from the in-memory set.
+pub(crate) struct MemoryClaim {
+    user: Arc<str>,
+    /// Failed attempts so far.
+    attempts: u32,
+    /// When the user was first pinged since it became pending.
+    since: Instant,
+}
+
 impl PendingStore for MemoryStore {
-    /// The user and its failed attempts so far.
-    type Claim = (Arc<str>, u32);
+    type Claim = MemoryClaim;
     type Error = Infallible;
 
     const UNDELIVERED_WARNING: &'static str = "shut down with users not delivered";
 
-    fn user_id(claim: &Self::Claim) -> &str {
-        &claim.0
+    fn user_id(claim: &MemoryClaim) -> &str {
+        &claim.user
     }
 
-    fn attempts(claim: &Self::Claim) -> u32 {
-        claim.1
+    fn attempts(claim: &MemoryClaim) -> u32 {
+        claim.attempts
     }
 
-    async fn claim_due(&self, limit: usize) -> Result<Vec<Self::Claim>, Infallible> {
+    fn pending_since(claim: &MemoryClaim) -> Instant {
+        claim.since
+    }
+
+    async fn claim_due(&self, limit: usize) -> Result<Vec<MemoryClaim>, Infallible> {
         let now = Instant::now();
         let mut set = lock(&self.set);
         let mut claims = Vec::new();
@@ -343,14 +385,24 @@ impl PendingStore for MemoryStore {
             let Some(user) = set.start_due(now) else {
                 break;
             };
-            let attempts = set.attempts(&user);
-            claims.push((user, attempts));
+            let (attempts, since) = set.progress(&user, now);
+            claims.push(MemoryClaim {
+                user,
+                attempts,
+                since,
+            });
         }
         Ok(claims)
     }
 
-    async fn settle(&self, claim: &Self::Claim, outcome: &Outcome) -> Result<Settled, Infallible> {
-        Ok(lock(&self.set).finish(&claim.0, outcome, Instant::now(), self.max_age))
+    async fn settle(&self, claim: &MemoryClaim, outcome: &Outcome) -> Result<Settled, Infallible> {
+        let mut set = lock(&self.set);
+        let before = set.len();
+        let settled = set.finish(&claim.user, outcome, Instant::now(), self.max_age);
+        let removed = before - set.len();
+        drop(set);
+        self.metrics.pending.add(-(removed as i64));
+        Ok(settled)
     }
 
     async fn next_due(&self) -> Result<Option<Instant>, Infallible> {
@@ -380,7 +432,16 @@ impl PendingStore for MemoryStore {
     }
 
     async fn take_undelivered(&self) -> Vec<String> {
-        lock(&self.set).drain()
+        let undelivered = lock(&self.set).drain();
+        self.metrics.pending.set(0);
+        undelivered
+    }
+}
+
+#[cfg(test)]
+impl PendingSet {
+    fn attempts(&self, user: &str) -> u32 {
+        self.progress(user, self.epoch).0
     }
 }
 
@@ -447,6 +508,30 @@ mod tests {
             schedule.jittered_delay(1, 1.0),
             schedule.jittered_delay(1, 1.0)
         );
+    }
+
+    #[test]
+    fn remembers_the_first_ping_until_the_user_leaves() {
+        let mut q = pending_set();
+        let t = Instant::now() + Duration::from_secs(1);
+        q.ping("u1", t).unwrap();
+        q.ping("u1", t + Duration::from_millis(4500)).unwrap();
+        let later = t + Duration::from_secs(9);
+        let u1 = q.start_due(later).unwrap();
+        assert_eq!(q.progress(&u1, later), (0, t));
+        let retry = Outcome::RetryAfter(Duration::from_secs(1), Failure::Timeout);
+        assert_eq!(q.finish(&u1, &retry, later, DAY), Settled::Waiting);
+        assert_eq!(q.progress("u1", later), (1, t));
+        q.make_all_due_by(later);
+        let u1 = q.start_due(later).unwrap();
+        assert_eq!(
+            finish(&mut q, &u1, Outcome::Delivered, later),
+            Settled::Done
+        );
+        // Pending again: a new first ping.
+        q.ping("u1", later).unwrap();
+        assert_eq!(q.progress("u1", later), (0, later));
+        assert_eq!(q.progress("nobody", later), (0, later));
     }
 
     #[test]

@@ -55,6 +55,9 @@ impl PingerBuilder {
 
     /// Spawns the background worker on the current Tokio runtime and returns the handle.
     ///
+    /// With the `metrics` feature, the Pinger's metrics are registered now with the
+    /// recorder installed at this moment: install the application's recorder first.
+    ///
     /// # Errors
     ///
     /// [`ConfigError`] for a bad base URL, a zero limit, or when called outside a Tokio runtime.
@@ -104,13 +107,22 @@ impl Pinger {
             None => return Err(PingError::ShuttingDown),
         };
         match enqueued {
-            Ok(enqueued) => {
-                self.delivery.pinged(enqueued == Enqueued::New);
+            Ok(Enqueued::New) => {
+                store.metrics.accepted();
+                self.delivery.pinged(true);
                 Ok(())
             }
-            Err(()) => Err(PingError::QueueFull {
-                max_pending: store.max_pending(),
-            }),
+            Ok(Enqueued::Coalesced | Enqueued::Rearmed) => {
+                store.metrics.coalesced();
+                self.delivery.pinged(false);
+                Ok(())
+            }
+            Err(()) => {
+                store.metrics.queue_full();
+                Err(PingError::QueueFull {
+                    max_pending: store.max_pending(),
+                })
+            }
         }
     }
 

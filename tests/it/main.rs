@@ -11,6 +11,8 @@ mod emulator;
 mod interop;
 #[cfg(feature = "emulator")]
 mod limits;
+#[cfg(all(feature = "ping", feature = "metrics"))]
+mod metrics;
 #[cfg(feature = "emulator")]
 mod no_leaks;
 #[cfg(feature = "pull")]

@@ -295,6 +295,80 @@ async fn changes_before_a_claim_coalesce_and_a_change_in_flight_pings_once_more(
     assert_eq!(delivered, ["u1", "u2", "u2"]);
 }
 
+/// Polls `done` every 10 ms until it holds, failing after `within`.
+async fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[cfg(feature = "metrics")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_deliveries_the_backlog_and_lost_leases() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let server = FakeLivefyre::with_script(|r| match (r.user.as_deref(), r.nth_for_user) {
+        (Some("slow"), 1) => Reply::status(200).after(Duration::from_millis(300)),
+        _ => Reply::status(200),
+    })
+    .await;
+    // A row another worker holds: due, leased for a while, so overdue.
+    db.commit_change("held").await;
+    let held = db
+        .table
+        .claim_due(&db.pool, "other", Duration::from_secs(60), 1);
+    assert_eq!(held.await.unwrap().len(), 1);
+    let mut recorded = crate::metrics::Recorded::new();
+    let outbox = recorded.install(|| worker(&db, &server).spawn().unwrap());
+    db.commit_change("fast").await;
+    db.commit_change("slow").await;
+    wait_for(Duration::from_secs(10), "slow pinged", || {
+        !server.pings_for("slow").is_empty()
+    })
+    .await;
+    // Another worker claims "slow" meanwhile: this one's 2xx cannot be recorded.
+    let steal = format!(
+        "UPDATE {} SET lease = lease + 1000000 WHERE user_id = 'slow'",
+        db.table.qualified_name()
+    );
+    sqlx::query(&steal).execute(&db.pool).await.unwrap();
+    let lost = "pingpull_outbox_lease_lost_total";
+    wait_for(Duration::from_secs(10), "lease lost", || {
+        recorded.counter(lost, None) == 1
+    })
+    .await;
+    // Its lease runs out; the worker claims and delivers it again.
+    wait_for(Duration::from_secs(10), "only the held row left", || {
+        server.pings_for("slow").len() == 2 && recorded.gauge("pingpull_ping_pending") == 1.0
+    })
+    .await;
+    let overdue = "pingpull_outbox_oldest_due_seconds";
+    wait_for(Duration::from_secs(10), "the held row overdue", || {
+        recorded.gauge_set(overdue) > 0.0
+    })
+    .await;
+
+    let delivered = ("outcome", "delivered");
+    let attempts = recorded.counter("pingpull_ping_attempts_total", Some(delivered));
+    assert_eq!(attempts, 3, "fast, and slow twice");
+    let delivery = recorded.histogram("pingpull_ping_delivery_seconds");
+    assert_eq!(
+        delivery.len(),
+        2,
+        "{delivery:?}: the 2xx whose lease was lost is not timed"
+    );
+    assert!(
+        delivery.iter().all(|s| (0.0..60.0).contains(s)),
+        "{delivery:?}"
+    );
+    outbox.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(recorded.gauge("pingpull_ping_pending"), 0.0);
+    assert_eq!(recorded.gauge("pingpull_ping_in_flight"), 0.0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_committed_change_wakes_the_worker_without_waiting_for_the_poll() {
     let Some(db) = TestDb::new().await else {

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "ping")]
 pub(crate) mod fake_livefyre;
+#[cfg(feature = "ping")]
+pub(crate) mod scripted_livefyre;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
