@@ -131,9 +131,8 @@ macro_rules! label {
 }
 
 /// The Pull endpoint's metrics, registered once per `PullLayer`.
-// Recorded by the Pull endpoint once src/pull calls it; unused until then.
+/// What the Pull endpoint records, registered once per layer.
 #[cfg(feature = "pull")]
-#[allow(dead_code)]
 pub(crate) struct PullMetrics {
     ok: Counter,
     /// The rejections registered up front, by their `as_str()`.
@@ -144,7 +143,6 @@ pub(crate) struct PullMetrics {
 }
 
 #[cfg(feature = "pull")]
-#[allow(dead_code)]
 impl PullMetrics {
     /// Registers the pull metrics, with a handle for each of `rejections` (every
     /// `Rejection::as_str()` value), so that recording one is an atomic add.

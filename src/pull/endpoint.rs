@@ -160,6 +160,7 @@ fn check_token(config: &Config, query: &str) -> Result<(), Rejection> {
     let validator = &config.validator;
     match validator.validate(&token) {
         Ok(expiry) => {
+            config.metrics.token_key(expiry.previous_key());
             if expiry.previous_key() {
                 config
                     .operator_log
@@ -280,6 +281,7 @@ fn profile_response(
         }
     }
     let body = if head { Bytes::new() } else { body };
+    config.metrics.request("ok", started.elapsed());
     tracing::event!(
         target: "pingpull::pull",
         Level::DEBUG,
@@ -301,6 +303,9 @@ fn rejection_response(
     started: Instant,
 ) -> Response<Bytes> {
     let status = rejection.status();
+    config
+        .metrics
+        .request(rejection.as_str(), started.elapsed());
     log_rejection(&rejection, status, user_id, started);
     let mut response = Response::new(Bytes::new());
     *response.status_mut() = status;

@@ -6,12 +6,14 @@ use std::time::Duration;
 use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
+use super::Rejection;
 use super::endpoint::{Decision, Route};
 use super::future::ResponseFuture;
 use super::misconfiguration::OperatorLog;
 use super::{ProfileSource, PullBody};
 use crate::Network;
 use crate::clock::Clock;
+use crate::metrics::PullMetrics;
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::{SystemTokenValidator, TokenCache};
 
@@ -46,11 +48,15 @@ pub(crate) struct Config {
     pub(crate) max_uri_len: usize,
     /// Rate-limited lines for the operator (shared by clones of the configuration).
     pub(crate) operator_log: Arc<OperatorLog>,
+    pub(crate) metrics: Arc<PullMetrics>,
 }
 
 impl PullLayer {
     /// A layer serving `template`'s path, validating tokens of `network`, loading
     /// profiles from `source`.
+    ///
+    /// With the `metrics` feature, the layer registers its metrics here: install the
+    /// application's recorder before building it.
     ///
     /// # Errors
     ///
@@ -74,6 +80,7 @@ impl PullLayer {
                 sign: true,
                 max_uri_len: DEFAULT_MAX_URI_LEN,
                 operator_log: Arc::new(OperatorLog::default()),
+                metrics: Arc::new(PullMetrics::register(&Rejection::NAMES)),
             }),
         })
     }

@@ -77,6 +77,27 @@ impl Rejection {
         }
     }
 
+    /// Every name [`as_str`](Self::as_str) returns, for registering metrics up front.
+    pub(crate) const NAMES: [&'static str; 17] = [
+        "uri_too_long",
+        "method_not_allowed",
+        "missing_token",
+        "repeated_token",
+        "undecodable_token",
+        "invalid_token",
+        "missing_id",
+        "repeated_id",
+        "undecodable_id",
+        "invalid_id",
+        "encoded_id",
+        "unknown_user",
+        "source_failed",
+        "source_timed_out",
+        "source_panicked",
+        "invalid_profile",
+        "id_mismatch",
+    ];
+
     /// A short stable name for logs and metrics: `missing_token`, `unknown_user`, ...
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -128,3 +149,38 @@ impl fmt::Display for Rejection {
 }
 
 impl std::error::Error for Rejection {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid_profile_violations() -> Violations {
+        let profile = crate::Profile::builder("u1", "").build();
+        profile.validate().unwrap_err()
+    }
+
+    #[test]
+    fn names_lists_every_name_as_str_returns() {
+        let samples = [
+            Rejection::UriTooLong { len: 1 },
+            Rejection::MethodNotAllowed,
+            Rejection::MissingToken,
+            Rejection::RepeatedToken,
+            Rejection::UndecodableToken,
+            Rejection::InvalidToken(TokenError::BadSignature),
+            Rejection::MissingId,
+            Rejection::RepeatedId,
+            Rejection::UndecodableId(DecodeError::BadEscape),
+            Rejection::InvalidId(UserIdError::Empty),
+            Rejection::EncodedId,
+            Rejection::UnknownUser,
+            Rejection::SourceFailed(String::new()),
+            Rejection::SourceTimedOut,
+            Rejection::SourcePanicked,
+            Rejection::InvalidProfile(invalid_profile_violations()),
+            Rejection::IdMismatch,
+        ];
+        let names: Vec<_> = samples.iter().map(Rejection::as_str).collect();
+        assert_eq!(names, Rejection::NAMES);
+    }
+}

@@ -27,6 +27,8 @@ mod ping_guarantee;
 mod ping_virtual;
 #[cfg(feature = "pull")]
 mod pull;
+#[cfg(all(feature = "pull", feature = "ping", feature = "metrics"))]
+mod pull_metrics;
 #[cfg(feature = "pull")]
 mod robust_queries;
 #[cfg(feature = "pull")]
