@@ -4,6 +4,8 @@
 pub(crate) mod fake_livefyre;
 #[cfg(feature = "ping")]
 pub(crate) mod scripted_livefyre;
+#[cfg(feature = "ping")]
+pub(crate) mod traces;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
