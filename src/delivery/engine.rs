@@ -75,7 +75,7 @@ impl<S: PendingStore> Engine<S> {
         Self {
             store,
             client: checked.client,
-            reporter: Reporter::new(checked.events_capacity),
+            reporter: Reporter::new(checked.events_capacity, checked.clock),
             policy: checked.policy,
             limits: Limits {
                 concurrency: checked.concurrency,

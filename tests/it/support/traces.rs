@@ -84,6 +84,10 @@ impl Traces {
             .collect()
     }
 
+    pub(crate) fn events(&self) -> Vec<Recorded> {
+        self.0.lock().unwrap().events.clone()
+    }
+
     /// Every field value of every span and event, one per line.
     pub(crate) fn all_values(&self) -> String {
         let inner = self.0.lock().unwrap();
