@@ -91,6 +91,11 @@ impl<S: PendingStore> Engine<S> {
         }
     }
 
+    /// Whether a 403 pause is active.
+    pub(crate) fn paused(&self) -> bool {
+        lock(&self.pause).until.is_some()
+    }
+
     /// Wakes the loop: a user may be due now.
     pub(crate) fn wake(&self) {
         self.wake.notify_one();

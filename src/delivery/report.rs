@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use tracing::Level;
 
 use super::events::{Counters, Failure, PingEvent, PingStats};
+use super::health::HealthTracker;
 use super::store::{Outcome, Settled, StoreCounts};
 use crate::Network;
 use crate::clock::Clock;
@@ -25,6 +26,8 @@ pub(crate) struct Reporter {
     /// The 403 ERROR at most once a minute: with a short `probe_every`, every failed
     /// probe would otherwise write one.
     unauthorized_log: LogThrottle,
+    /// The last 2xx and the failures since, for `health()`.
+    pub(crate) health: HealthTracker,
 }
 
 impl Reporter {
@@ -37,6 +40,7 @@ impl Reporter {
             metrics: DeliveryMetrics::register(),
             clock,
             unauthorized_log: LogThrottle::new(ONCE_A_MINUTE),
+            health: HealthTracker::default(),
         }
     }
 
@@ -110,8 +114,8 @@ impl Reporter {
         }
     }
 
-    /// Counts the attempt in the metrics by its outcome; a delivered user that leaves the
-    /// pending set records how long it waited.
+    /// Counts the attempt in the metrics and the health by its outcome; a delivered user
+    /// that leaves the pending set records how long it waited.
     fn count_attempt(&self, outcome: &Outcome, settled: Settled, pending_since: Instant) {
         let counted = match (outcome, settled) {
             (Outcome::Delivered, _) => AttemptOutcome::Delivered,
@@ -122,7 +126,11 @@ impl Reporter {
             (Outcome::RetryAfter(..), _) => AttemptOutcome::Retry,
         };
         self.metrics.attempt(counted);
-        if counted == AttemptOutcome::Delivered && settled == Settled::Done {
+        if counted != AttemptOutcome::Delivered {
+            return self.health.failed();
+        }
+        self.health.delivered(self.clock.now());
+        if settled == Settled::Done {
             self.metrics.delivered_after(pending_since.elapsed());
         }
     }
@@ -141,6 +149,11 @@ impl Reporter {
             );
         }
         self.emit(PingEvent::Unauthorized { probe_every });
+    }
+
+    /// The time by the builder's clock (else the system's).
+    pub(crate) fn now(&self) -> std::time::SystemTime {
+        self.clock.now()
     }
 
     fn gave_up(&self, user_id: &str, failure: Failure) {

@@ -52,7 +52,7 @@ pub use pinger::{PingError, Pinger, PingerBuilder};
 pub use crate::client::{
     ConfigError, DEFAULT_ATTEMPT_TIMEOUT, HyperTransport, LivefyreClient, RequestError, Transport,
 };
-pub use crate::delivery::{Failure, PingEvent, PingStats, RetrySchedule, ShutdownReport};
+pub use crate::delivery::{Failure, Health, PingEvent, PingStats, RetrySchedule, ShutdownReport};
 // For the fuzz targets and the outbox's tests (settling a claim by hand); not supported API.
 #[doc(hidden)]
 pub use crate::client::parse_retry_after;

@@ -22,6 +22,8 @@ mod ping;
 #[cfg(feature = "ping")]
 mod ping_guarantee;
 #[cfg(feature = "ping")]
+mod ping_health;
+#[cfg(feature = "ping")]
 mod ping_traces;
 #[cfg(feature = "ping")]
 mod ping_virtual;
