@@ -8,6 +8,8 @@ mod cli;
 mod compat;
 #[cfg(feature = "emulator")]
 mod emulator;
+#[cfg(all(feature = "emulator", feature = "metrics"))]
+mod health_example;
 mod interop;
 #[cfg(feature = "emulator")]
 mod limits;
