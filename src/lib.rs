@@ -23,6 +23,7 @@
 //! | `emulator` | no | [`emulator`] and [`check`]; implies `ping` |
 //! | `cli` | no | the `pingpull` command line; implies `emulator` and `rustls` |
 //! | `postgres` | no | [`outbox`]: durable pings in PostgreSQL; implies `ping` |
+//! | `metrics` | no | metrics through the `metrics` facade; the application installs the exporter (README, "Metrics") |
 //!
 //! The core ([`Network`], [`token`], [`profile`], [`template`], [`user_id`], [`clock`])
 //! needs no feature and no HTTP stack.
