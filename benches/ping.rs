@@ -108,6 +108,18 @@ fn ping_new_user(bencher: divan::Bencher<'_, '_>) {
         .bench_local_refs(|id| pinger.ping(id).unwrap());
 }
 
+/// `Pinger::health()` with 100,000 users pending: it scans the pending set for the oldest.
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn health_with_100k_pending_users(bencher: divan::Bencher<'_, '_>) {
+    let runtime = runtime();
+    let _guard = runtime.enter();
+    let pinger = idle_pinger(100_000);
+    for i in 0..100_000 {
+        pinger.ping(&format!("user-{i}")).unwrap();
+    }
+    bencher.bench_local(|| divan::black_box(pinger.health()));
+}
+
 /// Coalescing: 1,000,000 pings spread over 10,000 users, all pending at once.
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn coalesce_1m_pings_over_10k_users(bencher: divan::Bencher<'_, '_>) {

@@ -85,7 +85,7 @@ pub(crate) fn unix_seconds(time: SystemTime) -> f64 {
 }
 
 /// Milliseconds since the Unix epoch; 0 before 1970.
-#[cfg(feature = "pull")]
+#[cfg(any(feature = "pull", feature = "ping"))]
 pub(crate) fn unix_millis(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |after| {
         u64::try_from(after.as_millis()).unwrap_or(u64::MAX)

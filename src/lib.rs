@@ -23,6 +23,7 @@
 //! | `emulator` | no | [`emulator`] and [`check`]; implies `ping` |
 //! | `cli` | no | the `pingpull` command line; implies `emulator` and `rustls` |
 //! | `postgres` | no | [`outbox`]: durable pings in PostgreSQL; implies `ping` |
+//! | `metrics` | no | metrics through the `metrics` facade; the application installs the exporter (README, "Metrics") |
 //!
 //! The core ([`Network`], [`token`], [`profile`], [`template`], [`user_id`], [`clock`])
 //! needs no feature and no HTTP stack.
@@ -139,7 +140,7 @@ pub mod profile;
 pub mod pull;
 mod sync;
 pub mod template;
-#[cfg(feature = "pull")]
+#[cfg(any(feature = "pull", feature = "ping"))]
 mod throttle;
 pub mod token;
 pub mod user_id;

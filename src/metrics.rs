@@ -130,8 +130,11 @@ macro_rules! label {
     }};
 }
 
-/// The Pull endpoint's metrics, registered once per `PullLayer`.
-/// What the Pull endpoint records, registered once per layer.
+/// The Pull endpoint's metrics, registered once per `PullLayer`: build one in
+/// `PullLayer::new` (where the application's recorder is already installed) with every
+/// `Rejection::as_str()` value, keep it in the layer's shared state, and per request call
+/// [`request`](Self::request) with the outcome and the time taken, and
+/// [`token_key`](Self::token_key) when a token was accepted.
 #[cfg(feature = "pull")]
 pub(crate) struct PullMetrics {
     ok: Counter,
@@ -546,5 +549,102 @@ mod unrecorded {
         }
 
         pub(crate) fn record(&self, _duration: Duration) {}
+    }
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use super::*;
+
+    /// Every series the recorder holds, as `name{key=value}` and its value.
+    fn read(recorder: &DebuggingRecorder) -> Vec<(String, DebugValue)> {
+        let mut all: Vec<_> = recorder
+            .snapshotter()
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let labels: Vec<String> = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                (format!("{}{{{}}}", key.name(), labels.join(",")), value)
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    #[cfg(feature = "pull")]
+    #[test]
+    fn pull_metrics_count_by_outcome_and_key() {
+        let recorder = DebuggingRecorder::new();
+        metrics::with_local_recorder(&recorder, || {
+            let pull = PullMetrics::register(&["missing_token", "unknown_user"]);
+            pull.request("ok", Duration::from_millis(2));
+            pull.request("ok", Duration::from_millis(4));
+            pull.request("missing_token", Duration::ZERO);
+            // Not registered up front: looked up, still counted.
+            pull.request("source_failed", Duration::ZERO);
+            pull.token_key(false);
+            pull.token_key(true);
+            pull.token_key(true);
+        });
+        let count = |n| DebugValue::Counter(n);
+        let all = read(&recorder);
+        let series: Vec<&str> = all.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            series,
+            [
+                "pingpull_pull_duration_seconds{}",
+                "pingpull_pull_requests_total{outcome=missing_token}",
+                "pingpull_pull_requests_total{outcome=ok}",
+                "pingpull_pull_requests_total{outcome=source_failed}",
+                "pingpull_pull_requests_total{outcome=unknown_user}",
+                "pingpull_token_key_total{key=current}",
+                "pingpull_token_key_total{key=previous}",
+            ]
+        );
+        let values: Vec<&DebugValue> = all.iter().skip(1).map(|(_, v)| v).collect();
+        assert_eq!(
+            values,
+            [
+                &count(1),
+                &count(2),
+                &count(1),
+                &count(0),
+                &count(1),
+                &count(2)
+            ]
+        );
+        let DebugValue::Histogram(durations) = &all[0].1 else {
+            panic!("{all:?}")
+        };
+        assert_eq!(durations.len(), 4);
+    }
+
+    #[test]
+    fn every_name_is_described_as_prometheus_expects() {
+        let names = DESCRIPTIONS.map(|(name, ..)| name);
+        for (name, kind, seconds, _) in DESCRIPTIONS {
+            assert!(name.starts_with("pingpull_"), "{name}");
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+            assert_eq!(
+                matches!(kind, Kind::Counter),
+                name.ends_with("_total"),
+                "{name}"
+            );
+            assert_eq!(seconds, name.ends_with("_seconds"), "{name}");
+        }
+        let mut unique = names.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
     }
 }

@@ -168,15 +168,28 @@ impl LivefyreClient {
 
     /// One ping request for an already validated id.
     pub(crate) async fn ping_once(&self, user_id: &str) -> Reply {
-        let uri = format!(
-            "{}/api/v3_0/user/{}/refresh",
-            self.base,
-            percent::encode(user_id)
-        );
+        let uri = self.ping_uri(user_id);
         let token = self.tokens.get(&self.network);
         // The token travels in a form body, never in the URL (access logs).
         let body = format!("lftoken={}", percent::encode(token.as_str()));
         self.post(&uri, body).await
+    }
+
+    fn ping_uri(&self, user_id: &str) -> String {
+        format!(
+            "{}/api/v3_0/user/{}/refresh",
+            self.base,
+            percent::encode(user_id)
+        )
+    }
+
+    /// The path a ping for `user_id` is posted to, the base URL's own path included: what
+    /// a trace may show (the token travels in the body, never in the URL).
+    pub(crate) fn ping_path(&self, user_id: &str) -> String {
+        let uri = self.ping_uri(user_id);
+        uri.parse::<Uri>()
+            .map(|uri| uri.path().to_owned())
+            .unwrap_or_default()
     }
 
     /// Forgets the cached token so the next request signs a new one.

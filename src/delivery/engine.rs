@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep_until};
-use tracing::Level;
+use tracing::{Instrument, Level, Span, field};
 
 use super::XorShift;
 use super::later;
@@ -18,7 +18,7 @@ use super::options::Checked;
 use super::policy::Policy;
 use super::report::Reporter;
 use super::store::{Outcome, PendingStore, Settled};
-use crate::client::LivefyreClient;
+use crate::client::{LivefyreClient, Reply};
 use crate::sync::lock;
 
 /// How long to wait after the store failed to answer, when no poll interval is set.
@@ -75,7 +75,7 @@ impl<S: PendingStore> Engine<S> {
         Self {
             store,
             client: checked.client,
-            reporter: Reporter::new(checked.events_capacity),
+            reporter: Reporter::new(checked.events_capacity, checked.clock),
             policy: checked.policy,
             limits: Limits {
                 concurrency: checked.concurrency,
@@ -89,6 +89,11 @@ impl<S: PendingStore> Engine<S> {
             in_flight: AtomicUsize::new(0),
             pause: Mutex::new(Pause::default()),
         }
+    }
+
+    /// Whether a 403 pause is active.
+    pub(crate) fn paused(&self) -> bool {
+        lock(&self.pause).until.is_some()
     }
 
     /// Wakes the loop: a user may be due now.
@@ -131,14 +136,37 @@ impl<S: PendingStore> Engine<S> {
         Step::Claim { limit, probe }
     }
 
-    /// Sends one request for a claimed user, settles the claim, and reports.
+    /// Sends one request for a claimed user, settles the claim, and reports, in a span
+    /// `pingpull.ping.attempt` (OpenTelemetry's HTTP client names where one exists).
     async fn deliver(&self, claim: S::Claim, probe: bool) {
         let user_id = S::user_id(&claim);
-        let reply = self.client.ping_once(user_id).await;
         let attempt_no = S::attempts(&claim).saturating_add(1);
+        // Field values are computed only when a subscriber wants the span.
+        let span = tracing::span!(
+            target: "pingpull::ping",
+            Level::INFO,
+            "pingpull.ping.attempt",
+            http.request.method = "POST",
+            url.path = self.client.ping_path(user_id),
+            user_id,
+            attempt = attempt_no,
+            http.response.status_code = field::Empty,
+            error.type = field::Empty,
+        );
+        self.attempt(&claim, attempt_no, probe, &span)
+            .instrument(span.clone())
+            .await;
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    async fn attempt(&self, claim: &S::Claim, attempt_no: u32, probe: bool, span: &Span) {
+        let user_id = S::user_id(claim);
+        let reply = self.client.ping_once(user_id).await;
+        record_reply(span, &reply);
         let jitter = lock(&self.jitter).next_unit();
         let outcome = self.policy.classify(reply, attempt_no, jitter);
-        let settled = match self.store.settle(&claim, &outcome).await {
+        let settled = match self.store.settle(claim, &outcome).await {
             Ok(settled) => settled,
             Err(error) => {
                 // The claim stays as it was: the user is claimed again (by us or another
@@ -148,7 +176,7 @@ impl<S: PendingStore> Engine<S> {
             }
         };
         let pause_ended = self.update_pause(&outcome, probe);
-        let since = S::pending_since(&claim);
+        let since = S::pending_since(claim);
         self.reporter
             .settled(user_id, attempt_no, &outcome, settled, since);
         if pause_ended {
@@ -157,8 +185,6 @@ impl<S: PendingStore> Engine<S> {
                 tracing::event!(target: "pingpull::ping", Level::WARN, %error, "could not release the users held by the 403 pause; they wait out their delay");
             }
         }
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.wake.notify_one();
     }
 
     /// Starts, extends or ends the 403 pause by `outcome`; `true` when a 2xx ended one.
@@ -226,6 +252,25 @@ impl<S: PendingStore> Engine<S> {
         let pause = self.limits.poll_every.unwrap_or(ERROR_PAUSE);
         tracing::event!(target: "pingpull::ping", Level::WARN, %error, retry_in_ms = pause.as_millis() as u64, "the pending set did not answer; trying again");
         later(now, pause)
+    }
+}
+
+/// Adds the answer to the attempt's span: the status, and `error.type` (the status, or
+/// `timeout` or `connection`) when it is not a 2xx.
+fn record_reply(span: &Span, reply: &Reply) {
+    match reply {
+        Reply::Status(status, _) => {
+            span.record("http.response.status_code", status.as_u16());
+            if !status.is_success() {
+                span.record("error.type", status.as_str());
+            }
+        }
+        Reply::TimedOut => {
+            span.record("error.type", "timeout");
+        }
+        Reply::Failed(_) => {
+            span.record("error.type", "connection");
+        }
     }
 }
 

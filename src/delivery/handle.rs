@@ -9,6 +9,7 @@ use tracing::Level;
 
 use super::engine::{Engine, Running};
 use super::events::{PingEvent, PingStats, ShutdownReport};
+use super::health::Health;
 use super::options::Checked;
 use super::store::PendingStore;
 use crate::client::LivefyreClient;
@@ -63,6 +64,21 @@ impl<S: PendingStore> Delivery<S> {
 
     pub(crate) fn events(&self) -> broadcast::Receiver<PingEvent> {
         self.running.engine.reporter.subscribe()
+    }
+
+    /// The engine's health, with what the store knows: its pending users and since when
+    /// the oldest has waited.
+    pub(crate) fn health(&self, pending: u64, oldest_pending: Option<Duration>) -> Health {
+        let engine = &self.running.engine;
+        let (last_delivered, consecutive_failures) = engine.reporter.health.read();
+        Health {
+            last_delivered,
+            consecutive_failures,
+            unauthorized: engine.paused(),
+            pending,
+            oldest_pending,
+            checked_at: engine.reporter.now(),
+        }
     }
 
     pub(crate) fn client(&self) -> &LivefyreClient {

@@ -9,11 +9,13 @@
 //! - [`retry`]: the retry schedule and `Retry-After`.
 //! - [`report`] and [`events`]: counters, the event stream, logs.
 //! - [`options`]: the settings both builders share, and their defaults.
-//! - [`handle`]: the handle both front-ends wrap (stats, events, client, shutdown).
+//! - [`handle`]: the handle both front-ends wrap (stats, events, health, client, shutdown).
+//! - [`health`]: whether delivery works, for a probe.
 
 mod engine;
 pub(crate) mod events;
 mod handle;
+mod health;
 pub(crate) mod options;
 mod policy;
 mod report;
@@ -28,6 +30,7 @@ use tokio::time::Instant;
 pub(crate) use engine::Engine;
 pub use events::{Failure, PingEvent, PingStats, ShutdownReport};
 pub(crate) use handle::Delivery;
+pub use health::Health;
 pub(crate) use options::{DeliveryOptions, delivery_setters};
 pub use retry::RetrySchedule;
 pub(crate) use retry::XorShift;

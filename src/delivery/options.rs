@@ -9,7 +9,7 @@ use super::policy::Policy;
 use super::retry::RetrySchedule;
 use crate::Network;
 use crate::client::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, Transport};
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 
 /// Requests in flight at once unless configured.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
@@ -41,6 +41,8 @@ pub(crate) struct Checked {
     pub(crate) min_interval: Option<Duration>,
     pub(crate) events_capacity: usize,
     pub(crate) runtime: tokio::runtime::Handle,
+    /// The configured clock, else the system's: for the throttled 403 log and health.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl DeliveryOptions {
@@ -72,9 +74,13 @@ impl DeliveryOptions {
             self.transport,
             self.attempt_timeout,
         )?;
-        if let Some(clock) = self.clock {
-            client = client.shared_clock(clock);
-        }
+        let clock = match self.clock {
+            Some(clock) => {
+                client = client.shared_clock(clock.clone());
+                clock
+            }
+            None => Arc::new(SystemClock),
+        };
         if self.concurrency == 0 || self.events_capacity == 0 {
             return Err(ConfigError::Invalid(
                 "concurrency and events_capacity must be at least 1",
@@ -99,6 +105,7 @@ impl DeliveryOptions {
             min_interval,
             events_capacity: self.events_capacity,
             runtime,
+            clock,
         })
     }
 }
@@ -155,7 +162,8 @@ macro_rules! delivery_setters {
             self
         }
 
-        /// Reads "now" for the system token from `clock` (default: the system clock).
+        /// Reads "now" from `clock` (default: the system clock): for the system token, the
+        /// once-a-minute limit on the 403 log, and the health's last delivery.
         pub fn clock(mut self, clock: impl crate::clock::Clock) -> Self {
             self.options.clock = Some(std::sync::Arc::new(clock));
             self

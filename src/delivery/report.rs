@@ -1,6 +1,7 @@
 //! How the engine tells what became of each user: counters, the event stream, and logs
 //! under `pingpull::ping`, never with the token.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -8,25 +9,38 @@ use tokio::time::Instant;
 use tracing::Level;
 
 use super::events::{Counters, Failure, PingEvent, PingStats};
+use super::health::HealthTracker;
 use super::store::{Outcome, Settled, StoreCounts};
 use crate::Network;
+use crate::clock::Clock;
 use crate::metrics::{AttemptOutcome, DeliveryMetrics};
+use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 
 /// The counters, metrics and event channel one engine reports to.
 pub(crate) struct Reporter {
     counters: Counters,
     events: broadcast::Sender<PingEvent>,
     pub(crate) metrics: DeliveryMetrics,
+    /// The configured clock (else the system's): what the 403 log's limit counts with.
+    clock: Arc<dyn Clock>,
+    /// The 403 ERROR at most once a minute: with a short `probe_every`, every failed
+    /// probe would otherwise write one.
+    unauthorized_log: LogThrottle,
+    /// The last 2xx and the failures since, for `health()`.
+    pub(crate) health: HealthTracker,
 }
 
 impl Reporter {
     /// Registers the engine's metrics with the current recorder.
-    pub(crate) fn new(events_capacity: usize) -> Self {
+    pub(crate) fn new(events_capacity: usize, clock: Arc<dyn Clock>) -> Self {
         let (events, _) = broadcast::channel(events_capacity);
         Self {
             counters: Counters::default(),
             events,
             metrics: DeliveryMetrics::register(),
+            clock,
+            unauthorized_log: LogThrottle::new(ONCE_A_MINUTE),
+            health: HealthTracker::default(),
         }
     }
 
@@ -100,8 +114,8 @@ impl Reporter {
         }
     }
 
-    /// Counts the attempt in the metrics by its outcome; a delivered user that leaves the
-    /// pending set records how long it waited.
+    /// Counts the attempt in the metrics and the health by its outcome; a delivered user
+    /// that leaves the pending set records how long it waited.
     fn count_attempt(&self, outcome: &Outcome, settled: Settled, pending_since: Instant) {
         let counted = match (outcome, settled) {
             (Outcome::Delivered, _) => AttemptOutcome::Delivered,
@@ -112,21 +126,34 @@ impl Reporter {
             (Outcome::RetryAfter(..), _) => AttemptOutcome::Retry,
         };
         self.metrics.attempt(counted);
-        if counted == AttemptOutcome::Delivered && settled == Settled::Done {
+        if counted != AttemptOutcome::Delivered {
+            return self.health.failed();
+        }
+        self.health.delivered(self.clock.now());
+        if settled == Settled::Done {
             self.metrics.delivered_after(pending_since.elapsed());
         }
     }
 
-    /// Livefyre refused our token: the start of a pause, told once.
+    /// Livefyre refused our token: a pause starts, or a probe failed. The event is sent
+    /// each time; the ERROR at most once a minute, with how many were left out.
     pub(crate) fn unauthorized(&self, network: &Network, probe_every: Duration) {
-        tracing::event!(
-            target: "pingpull::ping",
-            Level::ERROR,
-            network = network.name(),
-            probe_every_s = probe_every.as_secs(),
-            "Livefyre answered 403: the network key or name is wrong. Pings stay pending; probing once per interval"
-        );
+        if let Some(suppressed) = self.unauthorized_log.allow(self.clock.now()) {
+            tracing::event!(
+                target: "pingpull::ping",
+                Level::ERROR,
+                network = network.name(),
+                probe_every_s = probe_every.as_secs(),
+                suppressed,
+                "Livefyre answered 403: the network key or name is wrong. Pings stay pending; probing once per interval (logged at most once a minute, `suppressed` since the previous line)"
+            );
+        }
         self.emit(PingEvent::Unauthorized { probe_every });
+    }
+
+    /// The time by the builder's clock (else the system's).
+    pub(crate) fn now(&self) -> std::time::SystemTime {
+        self.clock.now()
     }
 
     fn gave_up(&self, user_id: &str, failure: Failure) {

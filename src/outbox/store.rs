@@ -58,8 +58,9 @@ impl PgStore {
         }
     }
 
-    /// Looks at the whole table, for the stats, the metrics and the next wake-up.
-    async fn look(&self) -> Result<TableLook, OutboxError> {
+    /// Looks at the whole table, for the stats, the metrics, the health and the next
+    /// wake-up.
+    pub(crate) async fn look(&self) -> Result<TableLook, OutboxError> {
         let mut connection = self.pool.acquire().await?;
         let look = self.table.look(&mut connection).await?;
         *lock(&self.last_look) = Some(Instant::now());

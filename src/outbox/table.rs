@@ -316,10 +316,12 @@ impl OutboxTable {
             .fetch_one(connection)
             .await?;
         let count: i64 = row.try_get(0)?;
+        let oldest_change: Option<f64> = row.try_get(3)?;
         Ok(TableLook {
             rows: u64::try_from(count).unwrap_or(0),
             next_due_in: row.try_get(1)?,
             oldest_due: seconds(row.try_get(2)?),
+            oldest_change: oldest_change.map(|age| seconds(Some(age))),
         })
     }
 
@@ -348,6 +350,8 @@ pub(crate) struct TableLook {
     pub(crate) next_due_in: Option<f64>,
     /// How long the oldest due row has been due (zero when none is).
     pub(crate) oldest_due: Duration,
+    /// The age of the oldest first change (`None`: the table is empty).
+    pub(crate) oldest_change: Option<Duration>,
 }
 
 /// A claimed row being settled: every statement matches the claim's user and lease, so a

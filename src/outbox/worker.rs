@@ -12,10 +12,11 @@ use tokio::task::JoinHandle;
 use tracing::Level;
 
 use super::store::PgStore;
-use super::table::OutboxTable;
+use super::table::{OutboxError, OutboxTable};
 use crate::Network;
 use crate::delivery::{
-    Delivery, DeliveryOptions, Engine, PingEvent, PingStats, ShutdownReport, delivery_setters,
+    Delivery, DeliveryOptions, Engine, Health, PingEvent, PingStats, ShutdownReport,
+    delivery_setters,
 };
 use crate::ping::{ConfigError, LivefyreClient};
 
@@ -141,6 +142,20 @@ impl OutboxWorker {
     /// worker's latest look, `in_flight` this worker's requests.
     pub fn stats(&self) -> PingStats {
         self.tasks.delivery.stats()
+    }
+
+    /// Whether delivery works, for a health probe, as the Pinger's
+    /// [`health`](crate::ping::Pinger::health): this worker's last 2xx, failures and 403
+    /// pause, and the table as it is now (one query: `pending` is its rows,
+    /// `oldest_pending` the age of the oldest first change).
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::Database`] if the table cannot be read (a probe may count that as
+    /// unhealthy too).
+    pub async fn health(&self) -> Result<Health, OutboxError> {
+        let look = self.tasks.delivery.store().look().await?;
+        Ok(self.tasks.delivery.health(look.rows, look.oldest_change))
     }
 
     /// A stream of [`PingEvent`]s from now on, as the Pinger's.

@@ -17,7 +17,8 @@
 //!
 //! Answers: 2xx delivered; 408, 429, 5xx, timeouts and connection errors retried
 //! (`Retry-After` obeyed, clamped); 403 is a configuration fault (wrong key or network):
-//! logged at ERROR, users kept, one probe per interval until accepted; other 4xx given up.
+//! logged at ERROR (at most once a minute, with how many were left out), users kept, one
+//! probe per interval until accepted; other 4xx given up.
 //! Logs go to `tracing` under `pingpull::ping`, never with the token.
 //!
 //! In an update handler, one line does it, after the change is committed:
@@ -51,7 +52,7 @@ pub use pinger::{PingError, Pinger, PingerBuilder};
 pub use crate::client::{
     ConfigError, DEFAULT_ATTEMPT_TIMEOUT, HyperTransport, LivefyreClient, RequestError, Transport,
 };
-pub use crate::delivery::{Failure, PingEvent, PingStats, RetrySchedule, ShutdownReport};
+pub use crate::delivery::{Failure, Health, PingEvent, PingStats, RetrySchedule, ShutdownReport};
 // For the fuzz targets and the outbox's tests (settling a claim by hand); not supported API.
 #[doc(hidden)]
 pub use crate::client::parse_retry_after;

@@ -210,6 +210,15 @@ impl PendingSet {
             .map_or((0, now), |e| (e.attempts, self.pending_since(e)))
     }
 
+    /// When the pending user who has waited longest was first pinged: a scan of the set.
+    pub(crate) fn oldest_pinged(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|entry| self.pending_since(entry))
+            .min()
+    }
+
     /// When `entry` was first pinged: its latest ping less the (wrapping) gap between the
     /// two, so the set's age does not matter, only that gap's staying under 49 days.
     fn pending_since(&self, entry: &Entry) -> Instant {
@@ -347,6 +356,13 @@ impl MemoryStore {
 
     pub(crate) fn max_pending(&self) -> usize {
         lock(&self.set).max_pending()
+    }
+
+    /// Pending users, and when the one pending longest was first pinged (a scan under the
+    /// lock: for a probe, not for every request).
+    pub(crate) fn pending_and_oldest(&self) -> (u64, Option<Instant>) {
+        let set = lock(&self.set);
+        (set.len() as u64, set.oldest_pinged())
     }
 }
 

@@ -8,6 +8,8 @@ mod cli;
 mod compat;
 #[cfg(feature = "emulator")]
 mod emulator;
+#[cfg(all(feature = "emulator", feature = "metrics"))]
+mod health_example;
 mod interop;
 #[cfg(feature = "emulator")]
 mod limits;
@@ -23,6 +25,10 @@ mod outbox;
 mod ping;
 #[cfg(feature = "ping")]
 mod ping_guarantee;
+#[cfg(feature = "ping")]
+mod ping_health;
+#[cfg(feature = "ping")]
+mod ping_traces;
 #[cfg(feature = "ping")]
 mod ping_virtual;
 #[cfg(feature = "pull")]

@@ -124,7 +124,7 @@ async fn an_end_to_end_flow_logs_no_secret_at_trace() {
         .with_writer(captured.clone())
         .finish();
     // A current-thread runtime: every task (servers, emulator, Pinger) logs on this thread.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = crate::support::traces::install_for_this_thread(subscriber);
     let started = unix_now();
     let mut extra = Secrets(Vec::new());
 

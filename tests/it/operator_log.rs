@@ -44,7 +44,7 @@ fn lines_with<'a>(logs: &'a str, needle: &str) -> Vec<&'a str> {
 #[tokio::test(flavor = "current_thread")]
 async fn a_wrong_key_gives_one_warning_a_minute_with_the_count_left_out() {
     let capture = LogCapture::default();
-    let _guard = tracing::subscriber::set_default(capture.subscriber(tracing::Level::INFO));
+    let _guard = capture.install(tracing::Level::INFO);
     let clock = ManualClock::at_unix(1_700_000_000);
     let layer = layer(network("the-key-here"), &clock);
     let livefyres = token::system_token_at(
@@ -72,7 +72,7 @@ async fn a_wrong_key_gives_one_warning_a_minute_with_the_count_left_out() {
 #[tokio::test(flavor = "current_thread")]
 async fn another_network_and_a_skewed_clock_have_their_own_warnings() {
     let capture = LogCapture::default();
-    let _guard = tracing::subscriber::set_default(capture.subscriber(tracing::Level::INFO));
+    let _guard = capture.install(tracing::Level::INFO);
     let clock = ManualClock::at_unix(1_700_000_000);
     let ours = network("k");
     let layer = layer(ours.clone(), &clock);
@@ -105,7 +105,7 @@ async fn another_network_and_a_skewed_clock_have_their_own_warnings() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_previous_key_is_accepted_and_reported_once_a_minute() {
     let capture = LogCapture::default();
-    let _guard = tracing::subscriber::set_default(capture.subscriber(tracing::Level::INFO));
+    let _guard = capture.install(tracing::Level::INFO);
     let clock = ManualClock::at_unix(1_700_000_000);
     let rotating = network("new").with_previous_keys(["old"]).unwrap();
     let layer = layer(rotating, &clock);
@@ -133,7 +133,7 @@ async fn each_pull_is_a_span_with_its_status_and_without_the_token() {
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(capture.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = crate::support::traces::install_for_this_thread(subscriber);
     let clock = ManualClock::at_unix(1_700_000_000);
     let ours = network("k");
     let layer = layer(ours.clone(), &clock);
@@ -170,7 +170,7 @@ async fn a_refused_registration_says_what_to_check() {
     use pingpull::ping::{LivefyreClient, RequestError};
 
     let capture = LogCapture::default();
-    let _guard = tracing::subscriber::set_default(capture.subscriber(tracing::Level::INFO));
+    let _guard = capture.install(tracing::Level::INFO);
     let emulator = Emulator::builder(network("livefyres-key"))
         .start()
         .await

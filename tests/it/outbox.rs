@@ -109,8 +109,13 @@ impl TestDb {
     }
 
     async fn wait_until_empty(&self, within: Duration) {
+        self.wait_until_empty_but(0, within).await;
+    }
+
+    /// Waits until no more than `left` rows are pending.
+    async fn wait_until_empty_but(&self, left: u64, within: Duration) {
         let deadline = Instant::now() + within;
-        while self.pending().await > 0 {
+        while self.pending().await > left {
             assert!(
                 Instant::now() < deadline,
                 "{} rows still pending after {within:?}",
@@ -302,6 +307,56 @@ async fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> bool) 
         assert!(Instant::now() < deadline, "{what} not within {within:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reads_the_table_and_this_workers_attempts() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let server = FakeLivefyre::with_script(|r| match r.user.as_deref() {
+        Some("refused") => Reply::status(403),
+        _ => Reply::status(200),
+    })
+    .await;
+    // A row another worker holds for a minute: pending, and ageing.
+    db.commit_change("held").await;
+    let held = db
+        .table
+        .claim_due(&db.pool, "other", Duration::from_secs(60), 1);
+    assert_eq!(held.await.unwrap().len(), 1);
+    let outbox = worker(&db, &server).spawn().unwrap();
+    let health = outbox.health().await.unwrap();
+    assert!(health.healthy(), "{health:?}");
+    assert_eq!((health.pending, health.last_delivered), (1, None));
+    assert!(health.oldest_pending.is_some());
+
+    db.commit_change("u1").await;
+    wait_for(Duration::from_secs(10), "u1 pinged", || {
+        !server.pings_for("u1").is_empty()
+    })
+    .await;
+    db.wait_until_empty_but(1, Duration::from_secs(10)).await;
+    let health = outbox.health().await.unwrap();
+    assert!(health.healthy(), "{health:?}");
+    assert!(health.last_delivered.is_some());
+    assert_eq!((health.pending, health.consecutive_failures), (1, 0));
+
+    db.commit_change("refused").await;
+    wait_for(Duration::from_secs(10), "refused pinged", || {
+        !server.pings_for("refused").is_empty()
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !outbox.health().await.unwrap().unauthorized {
+        assert!(Instant::now() < deadline, "no 403 pause");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        outbox.health().await.unwrap().reason(),
+        Some("unauthorized")
+    );
+    outbox.shutdown(Duration::from_secs(5)).await;
 }
 
 #[cfg(feature = "metrics")]

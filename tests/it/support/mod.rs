@@ -4,6 +4,7 @@
 pub(crate) mod fake_livefyre;
 #[cfg(feature = "ping")]
 pub(crate) mod scripted_livefyre;
+pub(crate) mod traces;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -51,16 +52,15 @@ pub(crate) fn percent_decode(s: &str) -> Option<Vec<u8>> {
 pub(crate) struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
 impl LogCapture {
-    /// A subscriber writing into this capture, without colour, up to `level`.
-    pub(crate) fn subscriber(
-        &self,
-        level: tracing::Level,
-    ) -> impl tracing::Subscriber + Send + Sync {
-        tracing_subscriber::fmt()
+    /// Writes what this thread logs up to `level` into this capture, without colour,
+    /// until the guard drops.
+    pub(crate) fn install(&self, level: tracing::Level) -> tracing::subscriber::DefaultGuard {
+        let subscriber = tracing_subscriber::fmt()
             .with_max_level(level)
             .with_ansi(false)
             .with_writer(self.clone())
-            .finish()
+            .finish();
+        traces::install_for_this_thread(subscriber)
     }
 
     pub(crate) fn text(&self) -> String {
