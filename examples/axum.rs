@@ -1,10 +1,9 @@
 //! The Pull endpoint on an axum Router, next to the app's ordinary routes, and the
-//! app's metrics as Prometheus text on `GET /metrics` (pingpull's own with `--features
-//! metrics`).
+//! metrics as Prometheus text on `GET /metrics` (pingpull's own need its `metrics`
+//! feature, which the examples build with).
 //!
 //! ```sh
 //! cargo run --example axum -- 127.0.0.1:3000
-//! cargo run --example axum --features metrics -- 127.0.0.1:3000
 //! ```
 
 mod common;

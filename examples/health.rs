@@ -7,8 +7,8 @@
 //! - `POST /users/{id}`: pings Livefyre for that user (202).
 //!
 //! ```sh
-//! cargo run --example health --features metrics                   # on 127.0.0.1, a free port
-//! cargo run --example health --features metrics -- 127.0.0.1:8080 # prints the address first
+//! cargo run --example health                   # on 127.0.0.1, a free port
+//! cargo run --example health -- 127.0.0.1:8080 # prints the address first
 //! curl -X POST http://127.0.0.1:8080/users/u1
 //! curl http://127.0.0.1:8080/healthz
 //! curl http://127.0.0.1:8080/metrics
