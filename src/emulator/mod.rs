@@ -36,6 +36,7 @@
 //! ```
 
 mod form;
+mod head_timeout;
 mod puller;
 mod server;
 mod state;
@@ -47,7 +48,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use state::{EmulatorEvent, PullRecord, RemoteUser};
@@ -240,15 +241,22 @@ impl EmulatorBuilder {
             max_pull_attempts: self.max_pull_attempts,
             token: crate::token::ReusedToken::new(std::sync::Arc::new(crate::clock::SystemClock)),
         });
-        let mut tasks = vec![tokio::spawn(server::serve(listener, shared.clone()))];
-        for _ in 0..self.pull_concurrency {
-            tasks.push(tokio::spawn(puller::run(shared.clone())));
-        }
+        let (stop, mut stopped) = watch::channel(false);
+        let stop_signal = async move {
+            // A closed channel (the handle is gone) stops the server too.
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let server = tokio::spawn(server::serve(listener, shared.clone(), stop_signal));
+        let pullers = (0..self.pull_concurrency)
+            .map(|_| tokio::spawn(puller::run(shared.clone())))
+            .collect();
         tracing::event!(target: "pingpull::emulator", tracing::Level::INFO, %addr, "emulator listening");
         Ok(Emulator {
             addr,
             shared,
-            tasks,
+            stop,
+            server: Some(server),
+            pullers,
         })
     }
 }
@@ -263,11 +271,15 @@ impl fmt::Debug for EmulatorBuilder {
     }
 }
 
-/// A running emulator. Dropping it stops the server and the pulls.
+/// A running emulator. Dropping it stops the pulls and shuts the server down gracefully in
+/// the background; [`Emulator::shutdown`] waits for that.
 pub struct Emulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    tasks: Vec<JoinHandle<()>>,
+    /// `true` asks the server to stop accepting and drain its connections.
+    stop: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+    pullers: Vec<JoinHandle<()>>,
 }
 
 impl Emulator {
@@ -353,6 +365,26 @@ impl Emulator {
         self.shared.state().events.iter().cloned().collect()
     }
 
+    /// Shuts down gracefully: stops accepting connections and pulling, closes idle
+    /// connections, and waits up to `deadline` for requests in progress to be answered
+    /// (a client still sending its request is cut off by the request read timeout).
+    /// `true` if every connection closed in time; otherwise the server is stopped and
+    /// the connections left close on their own when their timeouts pass.
+    pub async fn shutdown(mut self, deadline: Duration) -> bool {
+        self.stop.send_replace(true);
+        for task in &self.pullers {
+            task.abort();
+        }
+        let Some(mut server) = self.server.take() else {
+            return true;
+        };
+        if tokio::time::timeout(deadline, &mut server).await.is_ok() {
+            return true;
+        }
+        server.abort();
+        false
+    }
+
     /// Waits until `user_id`'s remote profile satisfies `predicate`, or `timeout` passes.
     ///
     /// # Errors
@@ -383,7 +415,8 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        self.stop.send_replace(true);
+        for task in &self.pullers {
             task.abort();
         }
     }

@@ -1,18 +1,21 @@
 //! The emulator's HTTP side: pings, registration, inspection.
 
-use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::{self, Next};
+use axum::routing::{any, get, post};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::Level;
 
+use super::head_timeout::{HeadTimeoutListener, HeadTimer};
 use super::state::{EmulatorEvent, now};
 use super::{Shared, form, studio};
 use crate::template::PullUrlTemplate;
@@ -24,75 +27,112 @@ const MAX_BODY: usize = 64 * 1024;
 /// What the emulator's server sends back.
 type ServerResponse = Response<Full<Bytes>>;
 
-pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let shared = shared.clone();
-        let read_timeout = shared.read_timeout;
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(route(&shared, request).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(read_timeout)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+/// Serves until `stop` resolves, then stops accepting and lets the connections finish
+/// what they are doing (idle ones close at once).
+pub(super) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    let listener = HeadTimeoutListener::new(listener, shared.read_timeout);
+    let app = router(shared).into_make_service_with_connect_info::<HeadTimer>();
+    // With graceful shutdown the future never fails.
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await;
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    // Other methods on a known path are 404, as they always were, not axum's 405.
+    Router::new()
+        .route("/api/v3_0/user/{id}/refresh", any(ping))
+        .route("/api/v3.0/user/{id}/refresh", any(ping))
+        .route("/", post(register).fallback(not_found))
+        .route("/profiles", get(profiles).fallback(not_found))
+        .route("/profiles/{*id}", get(profile).fallback(not_found))
+        .route("/events", get(events).fallback(not_found))
+        .route("/studio/users", get(studio_users).fallback(not_found))
+        .fallback(unmatched)
+        .layer(middleware::from_fn(time_heads_only))
+        .with_state(shared)
+}
+
+/// Pauses the connection's head timer while a request is handled (its body has its own
+/// timeout) and restarts it for the next request.
+async fn time_heads_only(request: Request, next: Next) -> axum::response::Response {
+    let timer = request
+        .extensions()
+        .get::<ConnectInfo<HeadTimer>>()
+        .map(|info| info.0.clone());
+    if let Some(timer) = &timer {
+        timer.pause();
+    }
+    let response = next.run(request).await;
+    if let Some(timer) = &timer {
+        timer.restart();
+    }
+    response
+}
+
+/// Paths the routes cannot match because a segment is empty (the router needs at least
+/// one character): `/api/v3_0/user//refresh` is a ping with a bad id, `/profiles/` an
+/// unknown profile.
+async fn unmatched(shared: State<Arc<Shared>>, request: Request) -> ServerResponse {
+    let path = request.uri().path();
+    let is_ping = ping_path(path).is_some();
+    let is_profile = request.method() == Method::GET && path.starts_with("/profiles/");
+    if is_ping {
+        ping(shared, request).await
+    } else if is_profile {
+        profile(shared, request).await
+    } else {
+        not_found().await
     }
 }
 
-async fn route(shared: &Shared, request: Request<Incoming>) -> ServerResponse {
-    let path = request.uri().path().to_owned();
-    let method = request.method().clone();
-    if let Some(raw_id) = ping_path(&path) {
-        if method != Method::POST {
-            return status(StatusCode::METHOD_NOT_ALLOWED);
-        }
-        let raw_id = raw_id.to_owned();
-        return ping(shared, request, &raw_id).await;
-    }
-    match (method, path.as_str()) {
-        (Method::POST, "/") => register(shared, request).await,
-        (Method::GET, "/profiles") => {
-            let mut users: Vec<_> = shared.state().users.values().cloned().collect();
-            users.sort_by(|a, b| a.id.cmp(&b.id));
-            json(StatusCode::OK, &users)
-        }
-        (Method::GET, "/events") => {
-            let events: Vec<_> = shared.state().events.iter().cloned().collect();
-            json(StatusCode::OK, &events)
-        }
-        (Method::GET, "/studio/users") => {
-            let mut users: Vec<_> = shared.state().users.values().cloned().collect();
-            users.sort_by(|a, b| a.id.cmp(&b.id));
-            let page = studio::users_page(shared.network.name(), &users);
-            let mut response = Response::new(Full::new(Bytes::from(page)));
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                http::HeaderValue::from_static("text/html; charset=utf-8"),
-            );
-            response
-        }
-        (Method::GET, _) if path.starts_with("/profiles/") => {
-            let raw = &path["/profiles/".len()..];
-            let Ok(id) = percent::decode(raw) else {
-                return status(StatusCode::BAD_REQUEST);
-            };
-            let user = shared.state().users.get(id.as_ref()).cloned();
-            match user {
-                Some(user) if user.profile.is_some() => json(StatusCode::OK, &user),
-                Some(user) => json(StatusCode::NOT_FOUND, &user),
-                None => json(
-                    StatusCode::NOT_FOUND,
-                    &serde_json::json!({ "id": id, "profile": null, "pings": 0, "last_pull": null }),
-                ),
-            }
-        }
-        _ => status(StatusCode::NOT_FOUND),
+async fn not_found() -> ServerResponse {
+    status(StatusCode::NOT_FOUND)
+}
+
+async fn profiles(State(shared): State<Arc<Shared>>) -> ServerResponse {
+    json(StatusCode::OK, &sorted_users(&shared))
+}
+
+async fn events(State(shared): State<Arc<Shared>>) -> ServerResponse {
+    let events: Vec<_> = shared.state().events.iter().cloned().collect();
+    json(StatusCode::OK, &events)
+}
+
+async fn studio_users(State(shared): State<Arc<Shared>>) -> ServerResponse {
+    let page = studio::users_page(shared.network.name(), &sorted_users(&shared));
+    let mut response = Response::new(Full::new(Bytes::from(page)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+fn sorted_users(shared: &Shared) -> Vec<super::RemoteUser> {
+    let mut users: Vec<_> = shared.state().users.values().cloned().collect();
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    users
+}
+
+/// `GET /profiles/{id}`, the id percent-decoded from the raw path.
+async fn profile(State(shared): State<Arc<Shared>>, request: Request) -> ServerResponse {
+    let raw = &request.uri().path()["/profiles/".len()..];
+    let Ok(id) = percent::decode(raw) else {
+        return status(StatusCode::BAD_REQUEST);
+    };
+    let user = shared.state().users.get(id.as_ref()).cloned();
+    match user {
+        Some(user) if user.profile.is_some() => json(StatusCode::OK, &user),
+        Some(user) => json(StatusCode::NOT_FOUND, &user),
+        None => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "id": id, "profile": null, "pings": 0, "last_pull": null }),
+        ),
     }
 }
 
@@ -107,7 +147,7 @@ fn ping_path(path: &str) -> Option<&str> {
 
 async fn read_body(
     shared: &Shared,
-    request: Request<Incoming>,
+    request: Request,
 ) -> Result<(Option<String>, String), ServerResponse> {
     let query = request.uri().query().map(str::to_owned);
     // A client dribbling its body must not hold a connection and a task forever.
@@ -122,8 +162,16 @@ async fn read_body(
     Ok((query, String::from_utf8_lossy(&body).into_owned()))
 }
 
-async fn ping(shared: &Shared, request: Request<Incoming>, raw_id: &str) -> ServerResponse {
-    let id = match read_ping(shared, request, raw_id).await {
+/// A ping, on either path; only POST.
+async fn ping(State(shared): State<Arc<Shared>>, request: Request) -> ServerResponse {
+    if request.method() != Method::POST {
+        return status(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let Some(raw_id) = ping_path(request.uri().path()).map(str::to_owned) else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    let shared = &*shared;
+    let id = match read_ping(shared, request, &raw_id).await {
         Ok(id) => id,
         Err(response) => return response,
     };
@@ -140,7 +188,7 @@ async fn ping(shared: &Shared, request: Request<Incoming>, raw_id: &str) -> Serv
 /// 400 for a bad id).
 async fn read_ping(
     shared: &Shared,
-    request: Request<Incoming>,
+    request: Request,
     raw_id: &str,
 ) -> Result<String, ServerResponse> {
     let (query, body) = read_body(shared, request).await?;
@@ -194,7 +242,8 @@ fn record_ping(shared: &Shared, id: &str, fault: Option<ServerResponse>) -> Serv
     response
 }
 
-async fn register(shared: &Shared, request: Request<Incoming>) -> ServerResponse {
+async fn register(State(shared): State<Arc<Shared>>, request: Request) -> ServerResponse {
+    let shared = &*shared;
     let (query, body) = match read_body(shared, request).await {
         Ok(parts) => parts,
         Err(response) => return response,

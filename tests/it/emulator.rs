@@ -638,3 +638,88 @@ async fn quickstart_flow_end_to_end() {
     assert!(report.undelivered.is_empty());
     let _ = profile::SIGNATURE_HEADER;
 }
+
+#[tokio::test]
+async fn paths_with_an_empty_segment_and_other_methods_keep_their_answers() {
+    let emulator = Emulator::start(network()).await.unwrap();
+    let base = emulator.base_url();
+    let t = system_token();
+    let empty_id = send(
+        "POST",
+        &format!("{base}/api/v3.0/user//refresh"),
+        None,
+        &format!("lftoken={t}"),
+    )
+    .await;
+    assert_eq!(empty_id.status, 400);
+    let no_token = send("POST", &format!("{base}/api/v3_0/user//refresh"), None, "").await;
+    assert_eq!(no_token.status, 403);
+    let empty_profile = send("GET", &format!("{base}/profiles/"), None, "").await;
+    assert_eq!(empty_profile.status, 404);
+    let json: serde_json::Value = serde_json::from_slice(&empty_profile.body).unwrap();
+    assert_eq!(json["id"], "");
+    for (method, path) in [
+        ("GET", "/"),
+        ("POST", "/profiles"),
+        ("DELETE", "/profiles/u1"),
+        ("POST", "/events"),
+        ("POST", "/studio/users"),
+        ("GET", "/nowhere"),
+        ("GET", "/api/v3_0/user/a/b/refresh"),
+    ] {
+        let answer = send(method, &format!("{base}{path}"), None, "").await;
+        assert_eq!(answer.status, 404, "{method} {path}");
+        assert!(answer.body.is_empty(), "{method} {path}");
+    }
+    let wrong_method = send("PUT", &format!("{base}/api/v3.0/user/u1/refresh"), None, "").await;
+    assert_eq!(wrong_method.status, 405);
+    assert!(wrong_method.body.is_empty());
+}
+
+/// Reads from `stream` until `until` appears in what was read (or the stream ends).
+async fn read_until(stream: &mut tokio::net::TcpStream, until: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut read = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&read).contains(until) {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&read).into_owned()
+}
+
+#[tokio::test]
+async fn shutdown_answers_the_request_in_progress_closes_idle_ones_and_stops_listening() {
+    use tokio::io::AsyncWriteExt;
+    let emulator = Emulator::start(network()).await.unwrap();
+    let addr = emulator.addr();
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // `Expect: 100-continue` shows when the ping's handler has started reading the body.
+    let body = format!("lftoken={}", system_token());
+    let mut busy = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/v3_0/user/u1/refresh HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    busy.write_all(head.as_bytes()).await.unwrap();
+    assert!(
+        read_until(&mut busy, "\r\n\r\n")
+            .await
+            .starts_with("HTTP/1.1 100")
+    );
+
+    let shutdown = tokio::spawn(emulator.shutdown(Duration::from_secs(10)));
+    busy.write_all(body.as_bytes()).await.unwrap();
+    let answer = read_until(&mut busy, "\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(shutdown.await.unwrap(), "every connection closed in time");
+    assert_eq!(
+        read_until(&mut idle, "\r\n").await,
+        "",
+        "idle ones are closed"
+    );
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
