@@ -10,7 +10,7 @@
 //! | `POST /` | registration: `actor_token` and `pull_profile_url` in the query or a form body; 204 |
 //! | `GET /profiles/{id}`, `GET /profiles` | remote profiles with their last pull (time, status, error) |
 //! | `GET /events` | recent pings, registrations and pulls, as JSON |
-//! | `GET /studio/users` | an HTML page in the spirit of Livefyre Studio > Users |
+//! | `GET /studio/users` | an HTML page in the spirit of Livefyre Studio > Users; `?failed=1`, `?page=N` |
 //!
 //! Pings for a user whose pull is already queued coalesce; a ping during a pull queues
 //! one more. 5xx answers and timeouts are retried with backoff; a 403, 404, invalid JSON

@@ -103,8 +103,10 @@ async fn events(State(shared): State<Arc<Shared>>) -> ServerResponse {
     json(StatusCode::OK, &events)
 }
 
-async fn studio_users(State(shared): State<Arc<Shared>>) -> ServerResponse {
-    let page = studio::users_page(shared.network.name(), &sorted_users(&shared));
+async fn studio_users(State(shared): State<Arc<Shared>>, request: Request) -> ServerResponse {
+    let view = studio::View::from_query(request.uri().query());
+    let selection = studio::select(&shared.state(), &view);
+    let page = studio::users_page(shared.network.name(), &selection, &view);
     let mut response = Response::new(Full::new(Bytes::from(page)));
     response.headers_mut().insert(
         CONTENT_TYPE,

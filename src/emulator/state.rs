@@ -27,6 +27,20 @@ pub struct RemoteUser {
     pub pings: u64,
     /// The last pull, successful or not.
     pub last_pull: Option<PullRecord>,
+    /// Whether `X-Profile-Signature` verified on the pull that stored `profile`; `None`
+    /// if that answer was not signed or nothing is stored.
+    pub signature_verified: Option<bool>,
+    /// The latest pull that failed, kept after later successes.
+    pub last_failure: Option<PullRecord>,
+    /// Attempts of every pull of this user (a retried pull counts each attempt).
+    pub pull_attempts: u64,
+}
+
+impl RemoteUser {
+    /// Whether the last pull failed.
+    pub fn failing(&self) -> bool {
+        self.last_pull.as_ref().is_some_and(|pull| !pull.ok)
+    }
 }
 
 /// How a pull ended.
@@ -116,6 +130,9 @@ impl State {
                 updated_at: None,
                 pings: 0,
                 last_pull: None,
+                signature_verified: None,
+                last_failure: None,
+                pull_attempts: 0,
             })
     }
 
@@ -150,9 +167,14 @@ impl State {
             error: record.error.clone(),
         });
         let user = self.user(id);
+        user.pull_attempts += u64::from(record.attempts);
         if let Some(profile) = profile {
             user.profile = Some(profile);
             user.updated_at = Some(record.at);
+            user.signature_verified = record.signature_verified;
+        }
+        if !record.ok {
+            user.last_failure = Some(record.clone());
         }
         user.last_pull = Some(record);
     }

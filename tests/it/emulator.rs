@@ -723,3 +723,87 @@ async fn shutdown_answers_the_request_in_progress_closes_idle_ones_and_stops_lis
     );
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// An emulator that has pulled u000 to u104 from an endpoint that knows only u000 and
+/// u001 (whose display name is markup): 103 failed pulls, two pages of users.
+async fn emulator_with_105_users() -> Emulator {
+    let users = InMemorySource::new();
+    users.insert(Profile::builder("u000", "Ada").build());
+    users.insert(Profile::builder("u001", "<script>alert(1)</script>").build());
+    let emulator = Emulator::builder(network())
+        .pull_url(&good_endpoint(users).await)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let client = LivefyreClient::new(network(), &emulator.base_url()).unwrap();
+    let ids: Vec<String> = (0..105).map(|i| format!("u{i:03}")).collect();
+    for id in &ids {
+        client.sync_user(id).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !ids
+        .iter()
+        .all(|id| emulator.user(id).is_some_and(|u| u.last_pull.is_some()))
+    {
+        assert!(tokio::time::Instant::now() < deadline, "pulls never ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    emulator
+}
+
+async fn studio(emulator: &Emulator, query: &str) -> String {
+    let url = format!("{}/studio/users{query}", emulator.base_url());
+    let answer = send("GET", &url, None, "").await;
+    assert_eq!(answer.status, 200);
+    String::from_utf8(answer.body.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn the_studio_page_pages_filters_and_escapes() {
+    let emulator = emulator_with_105_users().await;
+    let first = studio(&emulator, "").await;
+    assert!(first.contains("Network <strong>example.fyre.co</strong>"));
+    assert!(
+        first.contains("Pull URL <code>http://127.0.0.1:"),
+        "{first}"
+    );
+    assert!(
+        first.contains("Users 1–100 of 105 · page 1 of 2"),
+        "{first}"
+    );
+    assert!(first.contains("<code>u000</code>") && first.contains("<code>u099</code>"));
+    assert!(!first.contains("<code>u100</code>"));
+    assert!(first.contains("<a href=\"?page=2\">Next →</a>"));
+    assert!(!first.contains("Previous"));
+    // The markup in a display name is shown, never run.
+    assert!(first.contains("<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>"));
+    assert!(!first.contains("<script"));
+    assert!(first.contains("(HTTP 404): <span class=\"failed\">the Pull endpoint answered 404"));
+
+    let second = studio(&emulator, "?page=2").await;
+    assert!(
+        second.contains("Users 101–105 of 105 · page 2 of 2"),
+        "{second}"
+    );
+    assert!(second.contains("<code>u104</code>") && !second.contains("<code>u099</code>"));
+    assert!(second.contains("<a href=\"?page=1\">← Previous</a>"));
+    assert!(!second.contains("Next →"));
+    assert!(
+        studio(&emulator, "?page=9")
+            .await
+            .contains("No users on page 9")
+    );
+
+    let failed = studio(&emulator, "?failed=1").await;
+    assert!(
+        failed.contains("Users 1–100 of 103 · page 1 of 2"),
+        "{failed}"
+    );
+    assert!(!failed.contains("<code>u000</code>") && !failed.contains("<code>u001</code>"));
+    assert!(failed.contains("<code>u002</code>"));
+    assert!(failed.contains("<a href=\"?failed=1&amp;page=2\">Next →</a>"));
+    let failed_2 = studio(&emulator, "?failed=1&page=2").await;
+    assert!(failed_2.contains("Users 101–103 of 103"), "{failed_2}");
+    assert!(failed_2.contains("<code>u104</code>"));
+}
