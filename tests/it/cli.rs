@@ -299,6 +299,75 @@ async fn check_exits_0_for_the_layer_and_1_for_a_broken_endpoint() {
 }
 
 /// The lines of `text` logged at `level` by the stderr subscriber.
+/// Runs `pingpull check` on a blocking thread, so the test's runtime keeps serving.
+async fn check_cli(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_about_an_endpoint_that_takes_the_first_of_two_tokens() {
+    let template = crate::check::serve_flawed("first_token").await;
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "check".to_owned(),
+            template.clone(),
+            "--user".into(),
+            "u1".into(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let output = check_cli(args(&[])).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let text = stdout(&output);
+    assert!(text.contains("WARN repeated_token"), "{text}");
+    assert!(text.contains("why advised, not required:"), "{text}");
+    assert!(text.contains("1 advised case(s) not met"), "{text}");
+
+    let json = check_cli(args(&["--json"])).await;
+    assert_eq!(json.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["cases"][2]["outcome"], "warn");
+
+    let strict = check_cli(args(&["--strict"])).await;
+    assert_eq!(strict.status.code(), Some(1), "{}", stdout(&strict));
+    assert!(stdout(&strict).contains("FAIL repeated_token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_exits_1_for_each_broken_endpoint() {
+    for flaw in [
+        "body_on_403",
+        "no_token_check",
+        "missing_display_name",
+        "wrong_id",
+        "slow",
+    ] {
+        let template = crate::check::serve_flawed(flaw).await;
+        let output = check_cli(vec![
+            "check".into(),
+            template,
+            "--user".into(),
+            "u1".into(),
+            "--timeout".into(),
+            "0.5".into(),
+        ])
+        .await;
+        assert_eq!(output.status.code(), Some(1), "{flaw}: {}", stdout(&output));
+        assert!(
+            stdout(&output).contains("FAIL "),
+            "{flaw}: {}",
+            stdout(&output)
+        );
+    }
+}
+
 fn log_lines<'a>(text: &'a str, level: &str) -> Vec<&'a str> {
     let marker = format!(" {level} ");
     text.lines().filter(|line| line.contains(&marker)).collect()

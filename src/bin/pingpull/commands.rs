@@ -318,7 +318,9 @@ async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {
 async fn check(network: Network, args: CheckArgs) -> Result<(), Failure> {
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .map_err(|_| Failure::Usage("--timeout must be a positive number of seconds".into()))?;
-    let mut options = CheckOptions::new(network, args.template, args.user).timeout(timeout);
+    let mut options = CheckOptions::new(network, args.template, args.user)
+        .timeout(timeout)
+        .strict(args.strict);
     if let Some(unknown) = args.unknown_user {
         options = options.unknown_user(unknown);
     }

@@ -211,6 +211,10 @@ struct CheckArgs {
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
+    /// Fail on advised cases too (pingpull's stricter rules, such as refusing a repeated
+    /// lftoken), which otherwise only warn
+    #[arg(long)]
+    strict: bool,
 }
 
 /// A command's failure: a usage error (2) or a failed check or delivery (1).
