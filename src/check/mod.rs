@@ -104,6 +104,14 @@ pub enum CheckError {
     Template(TemplateError),
     /// A user id to pull is not a valid user id.
     UserId(String),
+    /// The first case got no HTTP answer at all (refused, reset, DNS, TLS, or nothing
+    /// within the timeout), so no case could be judged.
+    Unreachable {
+        /// `host:port` of the endpoint.
+        address: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl fmt::Display for CheckError {
@@ -111,6 +119,10 @@ impl fmt::Display for CheckError {
         match self {
             Self::Template(error) => error.fmt(f),
             Self::UserId(message) => f.write_str(message),
+            Self::Unreachable { address, reason } => write!(
+                f,
+                "nothing answers at {address}: {reason}; check that the endpoint is running and listening there, and that the template's scheme, host and port are right"
+            ),
         }
     }
 }
@@ -121,8 +133,9 @@ impl std::error::Error for CheckError {}
 ///
 /// # Errors
 ///
-/// [`CheckError`] if the template or a user id is unusable; an endpoint that misbehaves
-/// is reported in the [`CheckReport`], not as an error.
+/// [`CheckError`] if the template or a user id is unusable, or if the first case gets no
+/// HTTP answer at all ([`CheckError::Unreachable`]); an endpoint that answers but
+/// misbehaves is reported in the [`CheckReport`], not as an error.
 pub async fn check_endpoint(options: &CheckOptions) -> Result<CheckReport, CheckError> {
     let template = usable_template(options)?;
     let tokens = Tokens::new(&options.network, &options.user);
@@ -130,7 +143,7 @@ pub async fn check_endpoint(options: &CheckOptions) -> Result<CheckReport, Check
     Ok(CheckReport {
         template: template.as_str().to_owned(),
         strict: options.strict,
-        cases: run(options, cases).await,
+        cases: run(options, cases).await?,
     })
 }
 
@@ -308,8 +321,8 @@ fn pull_cases(
     cases
 }
 
-/// Sends each case in turn and judges its answer.
-async fn run(options: &CheckOptions, cases: Vec<Case>) -> Vec<CaseResult> {
+/// Sends each case in turn and judges its answer; stops if the first gets no answer.
+async fn run(options: &CheckOptions, cases: Vec<Case>) -> Result<Vec<CaseResult>, CheckError> {
     let client = HttpClient::new();
     // A slow endpoint is reported, not waited on forever: allow a margin past the timeout.
     let limit = options.timeout + Duration::from_secs(1);
@@ -323,12 +336,51 @@ async fn run(options: &CheckOptions, cases: Vec<Case>) -> Vec<CaseResult> {
         let answer = client
             .fetch(case.method.clone(), &case.url, limit, MAX_BODY)
             .await;
+        if results.is_empty()
+            && let Err(error) = &answer
+        {
+            // Nothing to judge, and every other case would say the same.
+            return Err(unreachable(&case.url, error, limit));
+        }
         results.push(judge(&case, &answer, options, &context));
         if case.method == Method::GET {
             context.get_body = answer.ok().map(|a| a.body);
         }
     }
-    results
+    Ok(results)
+}
+
+/// The error for an endpoint at `url` that gave no answer.
+fn unreachable(url: &str, error: &FetchError, limit: Duration) -> CheckError {
+    let reason = match error {
+        FetchError::Timeout => format!("no answer within {} ms", limit.as_millis()),
+        FetchError::Failed(message) => message.clone(),
+        FetchError::TooLarge => error.to_string(),
+    };
+    CheckError::Unreachable {
+        address: host_and_port(url),
+        reason,
+    }
+}
+
+/// `host:port` of an absolute http(s) URL, the port filled in from the scheme.
+fn host_and_port(url: &str) -> String {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return url.to_owned();
+    };
+    let host = uri.host().unwrap_or_default();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 fn forbidden(answer: &Fetched, _: &Context<'_>) -> Result<String, String> {

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::routing::get;
-use pingpull::check::{CheckOptions, Outcome, Severity, check_endpoint};
+use pingpull::check::{CheckError, CheckOptions, Outcome, Severity, check_endpoint};
 use pingpull::pull::{InMemorySource, PullLayer};
 use pingpull::token::SystemTokenValidator;
 use pingpull::{Network, Profile};
@@ -225,20 +225,70 @@ async fn a_bad_template_or_user_id_is_an_error() {
     );
 }
 
+/// A port on 127.0.0.1 where nothing listens, for as long as the socket lives: bound
+/// (so no one else can take the port: it is bound without `SO_REUSEADDR`) but never
+/// listening, so the kernel refuses every connection to it. Unlike a listener bound and
+/// dropped, whose port another test may take meanwhile, this is deterministic.
+pub(crate) fn refusing_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+fn unreachable_address(error: CheckError) -> (String, String) {
+    match error {
+        CheckError::Unreachable { address, reason } => (address, reason),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn an_unreachable_endpoint_fails_every_case() {
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = closed.local_addr().unwrap();
-    drop(closed);
-    let report = check_endpoint(&options(format!("http://{addr}/pull/{{id}}")))
+async fn nothing_listening_is_said_once_as_an_error() {
+    let (_socket, addr) = refusing_port();
+    let error = check_endpoint(&options(format!("http://{addr}/pull/{{id}}")))
         .await
-        .unwrap();
-    assert_eq!(
-        report.failures().count() + report.warnings().count(),
-        report.cases.len()
+        .unwrap_err();
+    let message = error.to_string();
+    let (address, reason) = unreachable_address(error);
+    assert_eq!(address, addr.to_string());
+    assert!(reason.to_lowercase().contains("refused"), "{reason}");
+    assert!(
+        message.starts_with(&format!("nothing answers at {addr}: ")),
+        "{message}"
     );
     assert!(
-        report.cases[0].detail.contains("request failed"),
-        "{report}"
+        message.contains("check that the endpoint is running"),
+        "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_server_that_closes_every_connection_is_unreachable() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts and closes at once: the connection succeeds, no HTTP answer ever comes.
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    let error = check_endpoint(&options(format!("http://{addr}/pull/{{id}}")))
+        .await
+        .unwrap_err();
+    assert_eq!(unreachable_address(error).0, addr.to_string());
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_unreachable() {
+    // Kept, never accepted on: the kernel completes the connection, nobody answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = CheckOptions::new(network(), format!("http://{addr}/pull/{{id}}"), "u1")
+        .timeout(Duration::from_millis(100));
+    let error = check_endpoint(&options).await.unwrap_err();
+    let (address, reason) = unreachable_address(error);
+    assert_eq!(address, addr.to_string());
+    assert_eq!(reason, "no answer within 1100 ms");
+    drop(listener);
 }

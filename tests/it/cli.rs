@@ -368,6 +368,25 @@ async fn check_exits_1_for_each_broken_endpoint() {
     }
 }
 
+#[test]
+fn check_says_once_that_nothing_answers() {
+    let (_socket, addr) = crate::check::refusing_port();
+    let output = run(&[
+        "check",
+        &format!("http://{addr}/pull?id={{id}}"),
+        "--user",
+        "u1",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "");
+    let err = stderr(&output);
+    assert_eq!(err.matches("nothing answers at").count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("pingpull: nothing answers at {addr}: ")),
+        "{err}"
+    );
+}
+
 fn log_lines<'a>(text: &'a str, level: &str) -> Vec<&'a str> {
     let marker = format!(" {level} ");
     text.lines().filter(|line| line.contains(&marker)).collect()

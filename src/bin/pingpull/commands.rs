@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use pingpull::check::{CheckOptions, check_endpoint};
+use pingpull::check::{CheckError, CheckOptions, check_endpoint};
 use pingpull::emulator::{Emulator, Faults};
 use pingpull::ping::{LivefyreClient, PingEvent, Pinger, ShutdownReport};
 use pingpull::token::{Claims, SYSTEM_TOKEN_LIFETIME, SystemTokenValidator};
@@ -324,9 +324,11 @@ async fn check(network: Network, args: CheckArgs) -> Result<(), Failure> {
     if let Some(unknown) = args.unknown_user {
         options = options.unknown_user(unknown);
     }
-    let report = check_endpoint(&options)
-        .await
-        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let report = check_endpoint(&options).await.map_err(|e| match e {
+        // The endpoint's fault, not the command line's: said once, exit 1.
+        CheckError::Unreachable { .. } => Failure::Failed(e.to_string()),
+        _ => Failure::Usage(e.to_string()),
+    })?;
     if args.json {
         println!("{}", report.to_json());
     } else {
