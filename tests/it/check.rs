@@ -204,6 +204,21 @@ async fn validating_the_first_of_two_tokens_passes_with_a_warning() {
 }
 
 #[tokio::test]
+async fn a_path_is_not_a_template_check_can_pull() {
+    let error = check_endpoint(&CheckOptions::new(
+        network(),
+        "/livefyre/pull?id={id}",
+        "u1",
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "`/livefyre/pull?id={id}` is a path; Livefyre needs an absolute http(s) URL to pull from, such as https://www.example.com/livefyre/pull?id={id}"
+    );
+}
+
+#[tokio::test]
 async fn a_bad_template_or_user_id_is_an_error() {
     assert!(
         check_endpoint(&CheckOptions::new(

@@ -219,6 +219,17 @@ fn ping_and_register_against_an_emulator_process() {
         "http://127.0.0.1:9/pull",
     ]);
     assert_eq!(no_id.status.code(), Some(2));
+    let path = run(&[
+        "register",
+        "--base-url",
+        &emulator.base_url,
+        "/livefyre/pull?id={id}",
+    ]);
+    assert_eq!(path.status.code(), Some(2));
+    assert_eq!(
+        stderr(&path),
+        "pingpull: `/livefyre/pull?id={id}` is a path; Livefyre needs an absolute http(s) URL to pull from, such as https://www.example.com/livefyre/pull?id={id}\n"
+    );
 
     let from_stdin = pingpull()
         .args(["ping", "--base-url", &emulator.base_url, "--from-file", "-"])
