@@ -310,7 +310,7 @@ async fn check_exits_0_for_the_layer_and_1_for_a_broken_endpoint() {
 }
 
 /// The lines of `text` logged at `level` by the stderr subscriber.
-/// Runs `pingpull check` on a blocking thread, so the test's runtime keeps serving.
+/// Runs `pingpull` on a blocking thread, so the test's runtime keeps serving.
 async fn check_cli(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -396,6 +396,34 @@ fn check_says_once_that_nothing_answers() {
         err.starts_with(&format!("pingpull: nothing answers at {addr}: ")),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_hints_that_a_404_or_405_base_url_is_not_livefyre() {
+    // A site's own server: `/` takes GET only (405 to a POST), other paths are 404.
+    let site = Router::new().route("/", axum::routing::get(|| async { "home" }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, site).await });
+    for (base_url, status) in [
+        (base.clone(), "405 Method Not Allowed"),
+        (format!("{base}/no-such-prefix"), "404 Not Found"),
+    ] {
+        let args = vec![
+            "register".to_owned(),
+            "--base-url".into(),
+            base_url.clone(),
+            "https://www.example.com/livefyre/pull?id={id}".into(),
+        ];
+        let output = check_cli(args).await;
+        assert_eq!(output.status.code(), Some(1));
+        // After the library's WARN log line, the command's own message.
+        let expected = format!(
+            "pingpull: registration failed: the base URL answered {status}: it is probably not Livefyre's API (or the emulator's) but another server, such as the site itself\n\
+                 check --base-url (it was {base_url}): Livefyre's API is https://example.quill.fyre.co, and `pingpull emulator` prints the emulator's\n"
+        );
+        assert!(stderr(&output).ends_with(&expected), "{}", stderr(&output));
+    }
 }
 
 fn log_lines<'a>(text: &'a str, level: &str) -> Vec<&'a str> {

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use http::StatusCode;
 use pingpull::check::{CheckError, CheckOptions, check_endpoint};
 use pingpull::emulator::{Emulator, Faults};
 use pingpull::ping::{LivefyreClient, PingEvent, Pinger, ShutdownReport};
@@ -301,7 +302,8 @@ fn print_summary(
 }
 
 async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {
-    let client = LivefyreClient::new(network.clone(), &base_url(&network, args.base_url))
+    let base_url = base_url(&network, args.base_url);
+    let client = LivefyreClient::new(network.clone(), &base_url)
         .map_err(|e| Failure::Usage(e.to_string()))?;
     match client.register_pull_url(&args.template).await {
         Ok(()) => {
@@ -311,6 +313,14 @@ async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {
         Err(pingpull::ping::RequestError::InvalidTemplate(error)) => {
             Err(Failure::Usage(error.to_string()))
         }
+        Err(
+            error @ pingpull::ping::RequestError::Status(
+                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED,
+            ),
+        ) => Err(Failure::Failed(format!(
+            "registration failed: {error}\ncheck --base-url (it was {base_url}): Livefyre's API is {}, and `pingpull emulator` prints the emulator's",
+            network.default_base_url()
+        ))),
         Err(error) => Err(Failure::Failed(format!("registration failed: {error}"))),
     }
 }
