@@ -37,7 +37,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use crate::clock::unix_whole_seconds;
-use crate::http_client::{FetchError, Fetched, HttpClient};
+use crate::http_client::{FetchError, Fetched, HttpClient, host_and_port};
 use crate::percent;
 use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
 use crate::template::{PullUrlTemplate, TemplateError};
@@ -358,28 +358,10 @@ fn unreachable(url: &str, error: &FetchError, limit: Duration) -> CheckError {
         FetchError::TooLarge => error.to_string(),
     };
     CheckError::Unreachable {
-        address: host_and_port(url),
+        address: url
+            .parse::<http::Uri>()
+            .map_or_else(|_| url.to_owned(), |uri| host_and_port(&uri)),
         reason,
-    }
-}
-
-/// `host:port` of an absolute http(s) URL, the port filled in from the scheme.
-fn host_and_port(url: &str) -> String {
-    let Ok(uri) = url.parse::<http::Uri>() else {
-        return url.to_owned();
-    };
-    let host = uri.host().unwrap_or_default();
-    let port = uri
-        .port_u16()
-        .unwrap_or(if uri.scheme_str() == Some("https") {
-            443
-        } else {
-            80
-        });
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
     }
 }
 

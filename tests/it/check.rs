@@ -307,3 +307,18 @@ async fn a_server_that_never_answers_is_unreachable() {
     assert_eq!(reason, "no answer within 1100 ms");
     drop(listener);
 }
+
+#[tokio::test]
+async fn https_to_a_plain_http_server_says_so() {
+    let base = serve(flawed_endpoint("first_token")).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let error = check_endpoint(&options(format!("https://{addr}/pull/{{id}}")))
+        .await
+        .unwrap_err();
+    let (address, reason) = unreachable_address(error);
+    assert_eq!(address, addr);
+    assert_eq!(
+        reason,
+        format!("TLS handshake failed: the server at {addr} does not speak https (try http://)")
+    );
+}

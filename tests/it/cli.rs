@@ -426,6 +426,28 @@ async fn register_hints_that_a_404_or_405_base_url_is_not_livefyre() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_over_https_to_a_plain_http_server_says_to_try_http() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, Router::new()).await });
+    let output = check_cli(vec![
+        "register".into(),
+        "--base-url".into(),
+        format!("https://{addr}"),
+        "https://www.example.com/livefyre/pull?id={id}".into(),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).ends_with(&format!(
+            "pingpull: registration failed: connection failed: TLS handshake failed: the server at {addr} does not speak https (try http://)\n"
+        )),
+        "{}",
+        stderr(&output)
+    );
+}
+
 fn log_lines<'a>(text: &'a str, level: &str) -> Vec<&'a str> {
     let marker = format!(" {level} ");
     text.lines().filter(|line| line.contains(&marker)).collect()
