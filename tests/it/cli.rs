@@ -194,6 +194,54 @@ fn every_command_has_help_with_an_example() {
     }
 }
 
+/// Whether `line` can begin a command in a help example: `pingpull ...`, variables set
+/// before it (`NAME=value ...`), or a pipeline into it.
+fn starts_a_command(line: &str) -> bool {
+    let first = line.split_whitespace().next().unwrap_or_default();
+    let sets_a_variable = first.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    });
+    first == "pingpull" || sets_a_variable || line.contains(" | pingpull ")
+}
+
+#[test]
+fn help_examples_paste_into_a_shell() {
+    for command in [
+        &["emulator", "--help"][..],
+        &["token", "system", "--help"],
+        &["token", "user", "--help"],
+        &["token", "verify", "--help"],
+        &["ping", "--help"],
+        &["register", "--help"],
+        &["check", "--help"],
+    ] {
+        let help = stdout(&run(command));
+        let examples = help
+            .split_once("\nExample")
+            .map(|(_, examples)| examples)
+            .unwrap_or_default();
+        let mut continued = false;
+        for line in examples.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            // A line that neither follows a `\` nor begins a command is a value that
+            // clap wrapped, or a break without `\`: pasted, it runs on its own.
+            assert!(
+                continued || starts_a_command(line.trim()),
+                "{command:?}: `{line}` does not paste:\n{examples}"
+            );
+            assert_eq!(
+                line.matches('\'').count() % 2,
+                0,
+                "{command:?}: a quote spans lines in `{line}`"
+            );
+            continued = line.ends_with('\\');
+        }
+        assert!(!continued, "{command:?}: the last line ends with `\\`");
+    }
+}
+
 #[test]
 fn ping_and_register_against_an_emulator_process() {
     let emulator = EmulatorProcess::start(&[]);
