@@ -127,7 +127,12 @@ impl fmt::Display for CheckReport {
                 case.name, case.elapsed_ms, case.detail, case.expectation
             )?;
             if let Some(advice) = case.advice {
-                writeln!(f, "     why advised, not required: {advice}")?;
+                let why = if case.outcome == Outcome::Warn {
+                    "advised, not required"
+                } else {
+                    "advised, required in strict mode"
+                };
+                writeln!(f, "     {why}: {advice}")?;
             }
         }
         self.summary(f)
@@ -144,14 +149,26 @@ impl CheckReport {
             (0, 0) => writeln!(f, "all {total} cases passed"),
             (0, _) => writeln!(
                 f,
-                "passed: {} of {total} cases passed, {warned} advised case(s) not met (warnings; strict mode fails on them)",
-                total - warned
+                "{} of {total} cases passed, {}: advised, not required (strict mode fails on {})",
+                total - warned,
+                plural(warned, "warning"),
+                if warned == 1 { "it" } else { "them" }
             ),
             (_, 0) => writeln!(f, "{failed} of {total} cases failed"),
             (_, _) => writeln!(
                 f,
-                "{failed} of {total} cases failed, and {warned} advised case(s) not met (warnings)"
+                "{failed} of {total} cases failed, and {}",
+                plural(warned, "warning")
             ),
         }
+    }
+}
+
+/// `1 warning`, `2 warnings`.
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
     }
 }

@@ -177,7 +177,7 @@ async fn validating_the_first_of_two_tokens_passes_with_a_warning() {
         "{text}"
     );
     assert!(
-        text.contains("why advised, not required: Livefyre sent one lftoken"),
+        text.contains("\n     advised, not required: Livefyre sent one lftoken"),
         "{text}"
     );
     assert!(
