@@ -87,12 +87,12 @@ impl HttpClient {
         &self,
         request: Request<Bytes>,
     ) -> Result<(Parts, Incoming), FetchError> {
-        let url = request.uri().to_string();
+        let uri = request.uri().clone();
         let response = self
             .pool
             .request(request.map(Full::new))
             .await
-            .map_err(|e| FetchError::Failed(describe(&e).replace(&url, "<URL>")))?;
+            .map_err(|e| FetchError::Failed(failure_message(&e, &uri)))?;
         Ok(response.into_parts())
     }
 
@@ -143,6 +143,64 @@ pub(crate) async fn within<T>(
     tokio::time::timeout(timeout, exchange)
         .await
         .unwrap_or(Err(FetchError::Timeout))
+}
+
+/// Why a request to `uri` failed, on one line and without the URL (it may hold a token).
+fn failure_message(error: &(dyn std::error::Error + 'static), uri: &http::Uri) -> String {
+    if is_plain_http_answer(error) {
+        return format!(
+            "TLS handshake failed: the server at {} does not speak https (try http://)",
+            host_and_port(uri)
+        );
+    }
+    describe(error).replace(&uri.to_string(), "<URL>")
+}
+
+/// Whether rustls gave up because the server answered in plain text: the first bytes
+/// of an HTTP answer are no TLS record ("received corrupt message of type
+/// InvalidContentType"). The rustls error arrives wrapped in `io::Error`s (by
+/// tokio-rustls, then hyper-rustls), whose `source` skips what they wrap: look inside.
+#[cfg(feature = "rustls")]
+fn is_plain_http_answer(error: &(dyn std::error::Error + 'static)) -> bool {
+    use rustls::{Error as TlsError, InvalidMessage};
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(tls) = error.downcast_ref::<TlsError>() {
+            return matches!(
+                tls,
+                TlsError::InvalidMessage(InvalidMessage::InvalidContentType)
+            );
+        }
+        next = match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    false
+}
+
+#[cfg(not(feature = "rustls"))]
+fn is_plain_http_answer(_: &(dyn std::error::Error + 'static)) -> bool {
+    false
+}
+
+/// `host:port` of `uri`, the port filled in from the scheme.
+pub(crate) fn host_and_port(uri: &http::Uri) -> String {
+    let host = uri.host().unwrap_or_default();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 /// The error chain of an error, on one line.

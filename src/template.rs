@@ -101,13 +101,15 @@ impl PullUrlTemplate {
     ///
     /// # Errors
     ///
-    /// As [`parse`](Self::parse), and [`TemplateError::NotAbsolute`] for a path-only template.
+    /// As [`parse`](Self::parse), but [`TemplateError::NotAbsoluteUrl`] for a path-only
+    /// template or anything else that is not an absolute http(s) URL.
     pub fn parse_absolute(template: &str) -> Result<Self, TemplateError> {
-        let parsed = Self::parse(template)?;
-        if parsed.origin.is_empty() {
-            return Err(TemplateError::NotAbsolute);
+        let not_url = || TemplateError::NotAbsoluteUrl(template.to_owned());
+        match Self::parse(template) {
+            Ok(parsed) if parsed.origin.is_empty() => Err(not_url()),
+            Err(TemplateError::NotAbsolute) => Err(not_url()),
+            parsed => parsed,
         }
-        Ok(parsed)
     }
 
     /// The template as given.
@@ -203,9 +205,14 @@ impl fmt::Display for PullUrlTemplate {
     }
 }
 
+/// Whether `template` is a path (`/...`, not the scheme-relative `//host/...`).
+fn is_path(template: &str) -> bool {
+    template.starts_with('/') && !template.starts_with("//")
+}
+
 /// Splits `http(s)://authority` from the rest; a template starting with `/` has no origin.
 fn split_origin(template: &str) -> Result<(&str, &str), TemplateError> {
-    if template.starts_with('/') && !template.starts_with("//") {
+    if is_path(template) {
         return Ok(("", template));
     }
     let Some((scheme, after)) = template.split_once("://") else {
@@ -235,6 +242,10 @@ pub enum TemplateError {
     IdNotWholeQueryValue,
     /// Neither `http(s)://host/...` nor a path starting with `/`.
     NotAbsolute,
+    /// Where an absolute http(s) URL is needed (registration, the emulator, `check`:
+    /// Livefyre needs a host to pull from), the template given, which is a path or
+    /// otherwise not one.
+    NotAbsoluteUrl(String),
     /// A scheme other than http or https.
     UnsupportedScheme,
     /// A space, control character or other character that cannot stand in a URL.
@@ -255,6 +266,14 @@ impl fmt::Display for TemplateError {
             Self::NotAbsolute => {
                 f.write_str("pull URL template must be an absolute http(s) URL or start with `/`")
             }
+            Self::NotAbsoluteUrl(template) if is_path(template) => write!(
+                f,
+                "`{template}` is a path; Livefyre needs an absolute http(s) URL to pull from, such as https://www.example.com{template}"
+            ),
+            Self::NotAbsoluteUrl(template) => write!(
+                f,
+                "`{template}` is not an absolute http(s) URL; Livefyre needs one to pull from, such as https://www.example.com/livefyre/pull?id={{id}}"
+            ),
             Self::UnsupportedScheme => f.write_str("pull URL template must use http or https"),
             Self::InvalidCharacter(c) => {
                 write!(
@@ -361,6 +380,30 @@ mod tests {
         for (template, error) in cases {
             assert_eq!(PullUrlTemplate::parse(template), Err(error), "{template}");
         }
+    }
+
+    #[test]
+    fn says_a_path_is_not_the_absolute_url_registration_needs() {
+        let path = "/livefyre/pull?id={id}";
+        assert!(PullUrlTemplate::parse(path).is_ok());
+        let error = PullUrlTemplate::parse_absolute(path).unwrap_err();
+        assert_eq!(error, TemplateError::NotAbsoluteUrl(path.to_owned()));
+        assert_eq!(
+            error.to_string(),
+            "`/livefyre/pull?id={id}` is a path; Livefyre needs an absolute http(s) URL to pull from, such as https://www.example.com/livefyre/pull?id={id}"
+        );
+        let hostless = PullUrlTemplate::parse_absolute("www.example.com/pull?id={id}").unwrap_err();
+        assert_eq!(
+            hostless.to_string(),
+            "`www.example.com/pull?id={id}` is not an absolute http(s) URL; Livefyre needs one to pull from, such as https://www.example.com/livefyre/pull?id={id}"
+        );
+        // The Pull layer's parser still explains both forms it takes.
+        assert_eq!(
+            PullUrlTemplate::parse("www.example.com/pull?id={id}")
+                .unwrap_err()
+                .to_string(),
+            "pull URL template must be an absolute http(s) URL or start with `/`"
+        );
     }
 
     #[test]

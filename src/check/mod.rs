@@ -7,6 +7,11 @@
 //! `X-Profile-Signature`; HEAD must answer like GET without a body; an unknown user
 //! must get 404. A case slower than the timeout fails.
 //!
+//! Each case has a [`Severity`]: a *conformance* case checks what Livefyre required and
+//! fails the check; an *advised* case (`repeated_token`, `head`, `unknown_user`) checks
+//! pingpull's own stricter choices (docs/protocol.md §6), so an endpoint that does not
+//! meet it gets a warning and still passes, unless [`CheckOptions::strict`] is set.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use pingpull::Network;
@@ -30,15 +35,18 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use serde::Serialize;
 
 use crate::clock::unix_whole_seconds;
-use crate::http_client::{FetchError, Fetched, HttpClient};
+use crate::http_client::{FetchError, Fetched, HttpClient, host_and_port};
 use crate::percent;
 use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::{self, Claims};
 use crate::{Network, user_id};
+
+mod report;
+
+pub use report::{CaseResult, CheckReport, Outcome, Severity};
 
 /// Bodies longer than this are not read further.
 const MAX_BODY: usize = 1024 * 1024;
@@ -51,6 +59,7 @@ pub struct CheckOptions {
     user: String,
     unknown_user: Option<String>,
     timeout: Duration,
+    strict: bool,
 }
 
 impl CheckOptions {
@@ -63,6 +72,7 @@ impl CheckOptions {
             user: user.into(),
             unknown_user: None,
             timeout: Duration::from_secs(5),
+            strict: false,
         }
     }
 
@@ -77,6 +87,13 @@ impl CheckOptions {
         self.timeout = timeout;
         self
     }
+
+    /// Whether an advised case the endpoint does not meet fails the check (`true`) or
+    /// is only a warning (`false`, the default). See [`Severity`].
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
 }
 
 /// Why a check could not run at all.
@@ -87,6 +104,14 @@ pub enum CheckError {
     Template(TemplateError),
     /// A user id to pull is not a valid user id.
     UserId(String),
+    /// The first case got no HTTP answer at all (refused, reset, DNS, TLS, or nothing
+    /// within the timeout), so no case could be judged.
+    Unreachable {
+        /// `host:port` of the endpoint.
+        address: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl fmt::Display for CheckError {
@@ -94,95 +119,31 @@ impl fmt::Display for CheckError {
         match self {
             Self::Template(error) => error.fmt(f),
             Self::UserId(message) => f.write_str(message),
+            Self::Unreachable { address, reason } => write!(
+                f,
+                "nothing answers at {address}: {reason}; check that the endpoint is running and listening there, and that the template's scheme, host and port are right"
+            ),
         }
     }
 }
 
 impl std::error::Error for CheckError {}
 
-/// The outcome of one case.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct CaseResult {
-    /// The case: `no_token`, `valid_pull`, ...
-    pub name: &'static str,
-    /// What the case sends and expects.
-    pub expectation: &'static str,
-    /// Whether the endpoint conformed.
-    pub passed: bool,
-    /// What the endpoint did (status, and what was wrong).
-    pub detail: String,
-    /// How long the answer took, in milliseconds.
-    pub elapsed_ms: u64,
-}
-
-/// All cases, in the order they ran.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct CheckReport {
-    /// The template checked.
-    pub template: String,
-    /// The cases.
-    pub cases: Vec<CaseResult>,
-}
-
-impl CheckReport {
-    /// Whether every case passed.
-    pub fn passed(&self) -> bool {
-        self.cases.iter().all(|c| c.passed)
-    }
-
-    /// The cases that failed.
-    pub fn failures(&self) -> impl Iterator<Item = &CaseResult> {
-        self.cases.iter().filter(|c| !c.passed)
-    }
-
-    /// The report as JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
-    }
-}
-
-impl fmt::Display for CheckReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "checking {}", self.template)?;
-        for case in &self.cases {
-            if case.passed {
-                writeln!(
-                    f,
-                    "PASS {:<15} {:>6} ms  {}",
-                    case.name, case.elapsed_ms, case.detail
-                )?;
-            } else {
-                writeln!(
-                    f,
-                    "FAIL {:<15} {:>6} ms  {} (expected: {})",
-                    case.name, case.elapsed_ms, case.detail, case.expectation
-                )?;
-            }
-        }
-        let failed = self.failures().count();
-        if failed == 0 {
-            writeln!(f, "all {} cases passed", self.cases.len())
-        } else {
-            writeln!(f, "{failed} of {} cases failed", self.cases.len())
-        }
-    }
-}
-
 /// Runs every case against the endpoint.
 ///
 /// # Errors
 ///
-/// [`CheckError`] if the template or a user id is unusable; an endpoint that misbehaves
-/// is reported in the [`CheckReport`], not as an error.
+/// [`CheckError`] if the template or a user id is unusable, or if the first case gets no
+/// HTTP answer at all ([`CheckError::Unreachable`]); an endpoint that answers but
+/// misbehaves is reported in the [`CheckReport`], not as an error.
 pub async fn check_endpoint(options: &CheckOptions) -> Result<CheckReport, CheckError> {
     let template = usable_template(options)?;
     let tokens = Tokens::new(&options.network, &options.user);
     let cases = cases(&template, options, &tokens);
     Ok(CheckReport {
         template: template.as_str().to_owned(),
-        cases: run(options, cases).await,
+        strict: options.strict,
+        cases: run(options, cases).await?,
     })
 }
 
@@ -234,6 +195,9 @@ struct Case {
     method: Method,
     url: String,
     judge: Judge,
+    /// For an advised case, why it is advised rather than required; `None` for what
+    /// Livefyre required.
+    advice: Option<&'static str>,
 }
 
 /// Whether an answer conforms: what it was if so, what was wrong if not.
@@ -256,9 +220,24 @@ impl Case {
             method: Method::GET,
             url,
             judge: forbidden,
+            advice: None,
         }
     }
+
+    /// The case, advised rather than required, for the reason given.
+    fn advised(mut self, why: &'static str) -> Self {
+        self.advice = Some(why);
+        self
+    }
 }
+
+/// Why `repeated_token` is advised, not required.
+const REPEATED_TOKEN_ADVICE: &str = "Livefyre sent one lftoken and the official libraries validate the first; refusing two is pingpull's stricter rule";
+/// Why `head` is advised, not required.
+const HEAD_ADVICE: &str =
+    "Livefyre pulled with GET only; answering HEAD like GET is pingpull's choice";
+/// Why `unknown_user` is advised, not required.
+const UNKNOWN_USER_ADVICE: &str = "Livefyre left an unknown user's answer open; 404 is pingpull's choice, so a missing user is told from a fault";
 
 /// Every case, in the order they run.
 fn cases(template: &PullUrlTemplate, options: &CheckOptions, tokens: &Tokens) -> Vec<Case> {
@@ -277,7 +256,8 @@ fn cases(template: &PullUrlTemplate, options: &CheckOptions, tokens: &Tokens) ->
             "repeated_token",
             "two valid lftokens: 403, empty body",
             format!("{valid_url}&lftoken={}", percent::encode(&tokens.valid)),
-        ),
+        )
+        .advised(REPEATED_TOKEN_ADVICE),
         Case::forbidden(
             "bad_signature",
             "token signed with another key: 403, empty body",
@@ -317,6 +297,7 @@ fn pull_cases(
             method: Method::GET,
             url: valid_url.clone(),
             judge: valid_pull,
+            advice: None,
         },
         Case {
             name: "head",
@@ -324,6 +305,7 @@ fn pull_cases(
             method: Method::HEAD,
             url: valid_url,
             judge: head_like_get,
+            advice: Some(HEAD_ADVICE),
         },
     ];
     if let Some(unknown) = &options.unknown_user {
@@ -333,13 +315,14 @@ fn pull_cases(
             method: Method::GET,
             url: template.url_for(unknown, &tokens.valid),
             judge: not_found,
+            advice: Some(UNKNOWN_USER_ADVICE),
         });
     }
     cases
 }
 
-/// Sends each case in turn and judges its answer.
-async fn run(options: &CheckOptions, cases: Vec<Case>) -> Vec<CaseResult> {
+/// Sends each case in turn and judges its answer; stops if the first gets no answer.
+async fn run(options: &CheckOptions, cases: Vec<Case>) -> Result<Vec<CaseResult>, CheckError> {
     let client = HttpClient::new();
     // A slow endpoint is reported, not waited on forever: allow a margin past the timeout.
     let limit = options.timeout + Duration::from_secs(1);
@@ -353,12 +336,33 @@ async fn run(options: &CheckOptions, cases: Vec<Case>) -> Vec<CaseResult> {
         let answer = client
             .fetch(case.method.clone(), &case.url, limit, MAX_BODY)
             .await;
-        results.push(judge(&case, &answer, options.timeout, &context));
+        if results.is_empty()
+            && let Err(error) = &answer
+        {
+            // Nothing to judge, and every other case would say the same.
+            return Err(unreachable(&case.url, error, limit));
+        }
+        results.push(judge(&case, &answer, options, &context));
         if case.method == Method::GET {
             context.get_body = answer.ok().map(|a| a.body);
         }
     }
-    results
+    Ok(results)
+}
+
+/// The error for an endpoint at `url` that gave no answer.
+fn unreachable(url: &str, error: &FetchError, limit: Duration) -> CheckError {
+    let reason = match error {
+        FetchError::Timeout => format!("no answer within {} ms", limit.as_millis()),
+        FetchError::Failed(message) => message.clone(),
+        FetchError::TooLarge => error.to_string(),
+    };
+    CheckError::Unreachable {
+        address: url
+            .parse::<http::Uri>()
+            .map_or_else(|_| url.to_owned(), |uri| host_and_port(&uri)),
+        reason,
+    }
 }
 
 fn forbidden(answer: &Fetched, _: &Context<'_>) -> Result<String, String> {
@@ -439,9 +443,10 @@ fn expect_status(answer: &Fetched, expected: StatusCode) -> Result<(), String> {
 fn judge(
     case: &Case,
     answer: &Result<Fetched, FetchError>,
-    timeout: Duration,
+    options: &CheckOptions,
     context: &Context<'_>,
 ) -> CaseResult {
+    let timeout = options.timeout;
     let (passed, detail, elapsed) = match answer {
         Err(FetchError::Timeout) => (
             false,
@@ -463,10 +468,23 @@ fn judge(
             Err(detail) => (false, detail, answer.elapsed),
         },
     };
+    let severity = if case.advice.is_some() {
+        Severity::Advised
+    } else {
+        Severity::Conformance
+    };
+    let outcome = match (passed, severity) {
+        (true, _) => Outcome::Pass,
+        (false, Severity::Advised) if !options.strict => Outcome::Warn,
+        (false, _) => Outcome::Fail,
+    };
     CaseResult {
         name: case.name,
         expectation: case.expectation,
+        severity,
+        advice: case.advice,
         passed,
+        outcome,
         detail,
         elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
     }

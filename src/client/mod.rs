@@ -154,6 +154,9 @@ impl LivefyreClient {
         if let Err(error) = &registered {
             let check = match error {
                 RequestError::Unauthorized => "check the network name and key",
+                RequestError::Status(status) if wrong_server(*status) => {
+                    "check the base URL: it should be Livefyre's API (or the emulator's)"
+                }
                 RequestError::Status(status) if status.is_client_error() => {
                     "check that the template is an absolute http(s) URL with `{id}` once, as Livefyre will pull it"
                 }
@@ -349,6 +352,9 @@ impl fmt::Display for RequestError {
             Self::Unauthorized => f.write_str(
                 "Livefyre answered 403: the network key or name is wrong (a configuration fault)",
             ),
+            Self::Status(status) if wrong_server(*status) => {
+                write!(f, "the base URL answered {status}: {WRONG_SERVER_HINT}")
+            }
             Self::Status(status) => write!(f, "Livefyre answered {status}"),
             Self::Timeout => f.write_str("no answer within the timeout"),
             Self::Transport(message) => write!(f, "connection failed: {message}"),
@@ -358,9 +364,37 @@ impl fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
+/// What a 404 or 405 from the base URL usually means.
+const WRONG_SERVER_HINT: &str = "it is probably not Livefyre's API (or the emulator's) but another server, such as the site itself";
+
+/// Whether `status` says the request reached a server that is not Livefyre's API: its
+/// ping and registration paths exist and take POST, so Livefyre never answers these.
+fn wrong_server(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_404_or_405_hints_at_the_wrong_base_url() {
+        assert_eq!(
+            RequestError::Status(StatusCode::METHOD_NOT_ALLOWED).to_string(),
+            "the base URL answered 405 Method Not Allowed: it is probably not Livefyre's API (or the emulator's) but another server, such as the site itself"
+        );
+        assert_eq!(
+            RequestError::Status(StatusCode::NOT_FOUND).to_string(),
+            "the base URL answered 404 Not Found: it is probably not Livefyre's API (or the emulator's) but another server, such as the site itself"
+        );
+        assert_eq!(
+            RequestError::Status(StatusCode::BAD_REQUEST).to_string(),
+            "Livefyre answered 400 Bad Request"
+        );
+    }
 
     #[test]
     fn base_urls_are_checked() {

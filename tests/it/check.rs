@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::routing::get;
-use pingpull::check::{CheckOptions, check_endpoint};
+use pingpull::check::{CheckError, CheckOptions, Outcome, Severity, check_endpoint};
 use pingpull::pull::{InMemorySource, PullLayer};
 use pingpull::token::SystemTokenValidator;
 use pingpull::{Network, Profile};
@@ -43,6 +43,7 @@ async fn the_pull_layer_passes_every_case() {
             .await
             .unwrap();
         assert!(report.passed(), "{report}");
+        assert_eq!(report.warnings().count(), 0, "{report}");
         let names: Vec<_> = report.cases.iter().map(|c| c.name).collect();
         assert_eq!(
             names,
@@ -63,14 +64,17 @@ async fn the_pull_layer_passes_every_case() {
     }
 }
 
-/// An endpoint with one flaw, and the cases that must catch it.
-async fn failing_cases(flaw: &'static str) -> Vec<&'static str> {
-    let app = Router::new().route(
+/// An endpoint at `/pull/{id}` (user `u1`, "Ada") with one flaw; `first_token` is no flaw
+/// for Livefyre: it validates the first of several `lftoken`s, as an endpoint built on
+/// Livefyre's official Python library does.
+pub(crate) fn flawed_endpoint(flaw: &'static str) -> Router {
+    Router::new().route(
         "/pull/{id}",
         get(
             move |Path(id): Path<String>, Query(query): Query<Vec<(String, String)>>| async move {
                 let tokens: Vec<_> = query.iter().filter(|(k, _)| k == "lftoken").collect();
-                let valid = tokens.len() == 1
+                let count_ok = tokens.len() == 1 || (flaw == "first_token" && !tokens.is_empty());
+                let valid = count_ok
                     && SystemTokenValidator::new(network())
                         .validate(&tokens[0].1)
                         .is_ok();
@@ -104,44 +108,114 @@ async fn failing_cases(flaw: &'static str) -> Vec<&'static str> {
                 (StatusCode::OK, [("content-type", "application/json")], json)
             },
         ),
-    );
-    let base = serve(app).await;
-    let report = check_endpoint(&options(format!("{base}/pull/{{id}}")))
+    )
+}
+
+/// Serves `flawed_endpoint(flaw)` and returns its template.
+pub(crate) async fn serve_flawed(flaw: &'static str) -> String {
+    format!("{}/pull/{{id}}", serve(flawed_endpoint(flaw)).await)
+}
+
+/// The cases that fail the check against an endpoint with `flaw`, and those that warn.
+async fn failing_cases(flaw: &'static str) -> (Vec<&'static str>, Vec<&'static str>) {
+    let report = check_endpoint(&options(serve_flawed(flaw).await))
         .await
         .unwrap();
-    assert!(!report.passed());
-    report.failures().map(|c| c.name).collect()
+    assert_eq!(report.passed(), report.failures().count() == 0);
+    (
+        report.failures().map(|c| c.name).collect(),
+        report.warnings().map(|c| c.name).collect(),
+    )
 }
+
+/// Every token case but the advised `repeated_token`.
+const REQUIRED_TOKEN_CASES: [&str; 6] = [
+    "no_token",
+    "empty_token",
+    "bad_signature",
+    "wrong_network",
+    "user_token",
+    "expired_token",
+];
 
 #[tokio::test]
 async fn names_the_case_an_endpoint_fails() {
+    for flaw in ["body_on_403", "no_token_check"] {
+        assert_eq!(
+            failing_cases(flaw).await,
+            (REQUIRED_TOKEN_CASES.to_vec(), vec!["repeated_token"]),
+            "{flaw}"
+        );
+    }
+    for flaw in ["missing_display_name", "wrong_id"] {
+        assert_eq!(
+            failing_cases(flaw).await,
+            (vec!["valid_pull"], vec![]),
+            "{flaw}"
+        );
+    }
+    // HEAD is advised: Livefyre only pulled with GET.
     assert_eq!(
-        failing_cases("body_on_403").await,
-        [
-            "no_token",
-            "empty_token",
-            "repeated_token",
-            "bad_signature",
-            "wrong_network",
-            "user_token",
-            "expired_token"
-        ]
+        failing_cases("slow").await,
+        (vec!["valid_pull"], vec!["head"])
     );
+}
+
+#[tokio::test]
+async fn validating_the_first_of_two_tokens_passes_with_a_warning() {
+    let template = serve_flawed("first_token").await;
+    let report = check_endpoint(&options(template.clone())).await.unwrap();
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.failures().count(), 0);
+    let warning = report.warnings().next().expect("a warning");
+    assert_eq!(warning.name, "repeated_token");
+    assert_eq!(warning.severity, Severity::Advised);
+    assert_eq!(warning.outcome, Outcome::Warn);
+    let text = report.to_string();
+    assert!(
+        text.lines().any(|l| l.starts_with("WARN repeated_token")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n     advised, not required: Livefyre sent one lftoken"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("PASS no_token ")),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["passed"], true);
+    assert_eq!(json["cases"][2]["outcome"], "warn");
+    assert_eq!(json["cases"][2]["severity"], "advised");
+    assert_eq!(json["cases"][0]["severity"], "conformance");
+
+    let strict = check_endpoint(&options(template).strict(true))
+        .await
+        .unwrap();
+    assert!(!strict.passed(), "{strict}");
+    let failed: Vec<_> = strict.failures().map(|c| c.name).collect();
+    assert_eq!(failed, ["repeated_token"]);
+    assert_eq!(strict.warnings().count(), 0);
+    assert!(
+        strict.to_string().contains("FAIL repeated_token"),
+        "{strict}"
+    );
+}
+
+#[tokio::test]
+async fn a_path_is_not_a_template_check_can_pull() {
+    let error = check_endpoint(&CheckOptions::new(
+        network(),
+        "/livefyre/pull?id={id}",
+        "u1",
+    ))
+    .await
+    .unwrap_err();
     assert_eq!(
-        failing_cases("no_token_check").await,
-        [
-            "no_token",
-            "empty_token",
-            "repeated_token",
-            "bad_signature",
-            "wrong_network",
-            "user_token",
-            "expired_token"
-        ]
+        error.to_string(),
+        "`/livefyre/pull?id={id}` is a path; Livefyre needs an absolute http(s) URL to pull from, such as https://www.example.com/livefyre/pull?id={id}"
     );
-    assert_eq!(failing_cases("missing_display_name").await, ["valid_pull"]);
-    assert_eq!(failing_cases("wrong_id").await, ["valid_pull"]);
-    assert_eq!(failing_cases("slow").await, ["valid_pull", "head"]);
 }
 
 #[tokio::test]
@@ -166,17 +240,85 @@ async fn a_bad_template_or_user_id_is_an_error() {
     );
 }
 
+/// A port on 127.0.0.1 where nothing listens, for as long as the socket lives: bound
+/// (so no one else can take the port: it is bound without `SO_REUSEADDR`) but never
+/// listening, so the kernel refuses every connection to it. Unlike a listener bound and
+/// dropped, whose port another test may take meanwhile, this is deterministic.
+pub(crate) fn refusing_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+fn unreachable_address(error: CheckError) -> (String, String) {
+    match error {
+        CheckError::Unreachable { address, reason } => (address, reason),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn an_unreachable_endpoint_fails_every_case() {
-    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = closed.local_addr().unwrap();
-    drop(closed);
-    let report = check_endpoint(&options(format!("http://{addr}/pull/{{id}}")))
+async fn nothing_listening_is_said_once_as_an_error() {
+    let (_socket, addr) = refusing_port();
+    let error = check_endpoint(&options(format!("http://{addr}/pull/{{id}}")))
         .await
-        .unwrap();
-    assert_eq!(report.failures().count(), report.cases.len());
+        .unwrap_err();
+    let message = error.to_string();
+    let (address, reason) = unreachable_address(error);
+    assert_eq!(address, addr.to_string());
+    assert!(reason.to_lowercase().contains("refused"), "{reason}");
     assert!(
-        report.cases[0].detail.contains("request failed"),
-        "{report}"
+        message.starts_with(&format!("nothing answers at {addr}: ")),
+        "{message}"
+    );
+    assert!(
+        message.contains("check that the endpoint is running"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_closes_every_connection_is_unreachable() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts and closes at once: the connection succeeds, no HTTP answer ever comes.
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    let error = check_endpoint(&options(format!("http://{addr}/pull/{{id}}")))
+        .await
+        .unwrap_err();
+    assert_eq!(unreachable_address(error).0, addr.to_string());
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_unreachable() {
+    // Kept, never accepted on: the kernel completes the connection, nobody answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = CheckOptions::new(network(), format!("http://{addr}/pull/{{id}}"), "u1")
+        .timeout(Duration::from_millis(100));
+    let error = check_endpoint(&options).await.unwrap_err();
+    let (address, reason) = unreachable_address(error);
+    assert_eq!(address, addr.to_string());
+    assert_eq!(reason, "no answer within 1100 ms");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_server_says_so() {
+    let base = serve(flawed_endpoint("first_token")).await;
+    let addr = base.trim_start_matches("http://").to_owned();
+    let error = check_endpoint(&options(format!("https://{addr}/pull/{{id}}")))
+        .await
+        .unwrap_err();
+    let (address, reason) = unreachable_address(error);
+    assert_eq!(address, addr);
+    assert_eq!(
+        reason,
+        format!("TLS handshake failed: the server at {addr} does not speak https (try http://)")
     );
 }

@@ -194,6 +194,54 @@ fn every_command_has_help_with_an_example() {
     }
 }
 
+/// Whether `line` can begin a command in a help example: `pingpull ...`, variables set
+/// before it (`NAME=value ...`), or a pipeline into it.
+fn starts_a_command(line: &str) -> bool {
+    let first = line.split_whitespace().next().unwrap_or_default();
+    let sets_a_variable = first.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    });
+    first == "pingpull" || sets_a_variable || line.contains(" | pingpull ")
+}
+
+#[test]
+fn help_examples_paste_into_a_shell() {
+    for command in [
+        &["emulator", "--help"][..],
+        &["token", "system", "--help"],
+        &["token", "user", "--help"],
+        &["token", "verify", "--help"],
+        &["ping", "--help"],
+        &["register", "--help"],
+        &["check", "--help"],
+    ] {
+        let help = stdout(&run(command));
+        let examples = help
+            .split_once("\nExample")
+            .map(|(_, examples)| examples)
+            .unwrap_or_default();
+        let mut continued = false;
+        for line in examples.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            // A line that neither follows a `\` nor begins a command is a value that
+            // clap wrapped, or a break without `\`: pasted, it runs on its own.
+            assert!(
+                continued || starts_a_command(line.trim()),
+                "{command:?}: `{line}` does not paste:\n{examples}"
+            );
+            assert_eq!(
+                line.matches('\'').count() % 2,
+                0,
+                "{command:?}: a quote spans lines in `{line}`"
+            );
+            continued = line.ends_with('\\');
+        }
+        assert!(!continued, "{command:?}: the last line ends with `\\`");
+    }
+}
+
 #[test]
 fn ping_and_register_against_an_emulator_process() {
     let emulator = EmulatorProcess::start(&[]);
@@ -219,6 +267,17 @@ fn ping_and_register_against_an_emulator_process() {
         "http://127.0.0.1:9/pull",
     ]);
     assert_eq!(no_id.status.code(), Some(2));
+    let path = run(&[
+        "register",
+        "--base-url",
+        &emulator.base_url,
+        "/livefyre/pull?id={id}",
+    ]);
+    assert_eq!(path.status.code(), Some(2));
+    assert_eq!(
+        stderr(&path),
+        "pingpull: `/livefyre/pull?id={id}` is a path; Livefyre needs an absolute http(s) URL to pull from, such as https://www.example.com/livefyre/pull?id={id}\n"
+    );
 
     let from_stdin = pingpull()
         .args(["ping", "--base-url", &emulator.base_url, "--from-file", "-"])
@@ -299,6 +358,149 @@ async fn check_exits_0_for_the_layer_and_1_for_a_broken_endpoint() {
 }
 
 /// The lines of `text` logged at `level` by the stderr subscriber.
+/// Runs `pingpull` on a blocking thread, so the test's runtime keeps serving.
+async fn check_cli(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_about_an_endpoint_that_takes_the_first_of_two_tokens() {
+    let template = crate::check::serve_flawed("first_token").await;
+    let args = |extra: &[&str]| {
+        let mut args = vec![
+            "check".to_owned(),
+            template.clone(),
+            "--user".into(),
+            "u1".into(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let output = check_cli(args(&[])).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let text = stdout(&output);
+    assert!(text.contains("WARN repeated_token"), "{text}");
+    assert!(text.contains("     advised, not required: "), "{text}");
+    assert!(
+        text.ends_with(
+            "8 of 9 cases passed, 1 warning: advised, not required (strict mode fails on it)\n"
+        ),
+        "{text}"
+    );
+
+    let json = check_cli(args(&["--json"])).await;
+    assert_eq!(json.status.code(), Some(0));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["cases"][2]["outcome"], "warn");
+
+    let strict = check_cli(args(&["--strict"])).await;
+    assert_eq!(strict.status.code(), Some(1), "{}", stdout(&strict));
+    assert!(stdout(&strict).contains("FAIL repeated_token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_exits_1_for_each_broken_endpoint() {
+    for flaw in [
+        "body_on_403",
+        "no_token_check",
+        "missing_display_name",
+        "wrong_id",
+        "slow",
+    ] {
+        let template = crate::check::serve_flawed(flaw).await;
+        let output = check_cli(vec![
+            "check".into(),
+            template,
+            "--user".into(),
+            "u1".into(),
+            "--timeout".into(),
+            "0.5".into(),
+        ])
+        .await;
+        assert_eq!(output.status.code(), Some(1), "{flaw}: {}", stdout(&output));
+        assert!(
+            stdout(&output).contains("FAIL "),
+            "{flaw}: {}",
+            stdout(&output)
+        );
+    }
+}
+
+#[test]
+fn check_says_once_that_nothing_answers() {
+    let (_socket, addr) = crate::check::refusing_port();
+    let output = run(&[
+        "check",
+        &format!("http://{addr}/pull?id={{id}}"),
+        "--user",
+        "u1",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stdout(&output), "");
+    let err = stderr(&output);
+    assert_eq!(err.matches("nothing answers at").count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("pingpull: nothing answers at {addr}: ")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_hints_that_a_404_or_405_base_url_is_not_livefyre() {
+    // A site's own server: `/` takes GET only (405 to a POST), other paths are 404.
+    let site = Router::new().route("/", axum::routing::get(|| async { "home" }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, site).await });
+    for (base_url, status) in [
+        (base.clone(), "405 Method Not Allowed"),
+        (format!("{base}/no-such-prefix"), "404 Not Found"),
+    ] {
+        let args = vec![
+            "register".to_owned(),
+            "--base-url".into(),
+            base_url.clone(),
+            "https://www.example.com/livefyre/pull?id={id}".into(),
+        ];
+        let output = check_cli(args).await;
+        assert_eq!(output.status.code(), Some(1));
+        // After the library's WARN log line, the command's own message.
+        let expected = format!(
+            "pingpull: registration failed: the base URL answered {status}: it is probably not Livefyre's API (or the emulator's) but another server, such as the site itself\n\
+                 check --base-url (it was {base_url}): Livefyre's API is https://example.quill.fyre.co, and `pingpull emulator` prints the emulator's\n"
+        );
+        assert!(stderr(&output).ends_with(&expected), "{}", stderr(&output));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_over_https_to_a_plain_http_server_says_to_try_http() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, Router::new()).await });
+    let output = check_cli(vec![
+        "register".into(),
+        "--base-url".into(),
+        format!("https://{addr}"),
+        "https://www.example.com/livefyre/pull?id={id}".into(),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).ends_with(&format!(
+            "pingpull: registration failed: connection failed: TLS handshake failed: the server at {addr} does not speak https (try http://)\n"
+        )),
+        "{}",
+        stderr(&output)
+    );
+}
+
 fn log_lines<'a>(text: &'a str, level: &str) -> Vec<&'a str> {
     let marker = format!(" {level} ");
     text.lines().filter(|line| line.contains(&marker)).collect()

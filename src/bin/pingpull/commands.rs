@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use pingpull::check::{CheckOptions, check_endpoint};
+use http::StatusCode;
+use pingpull::check::{CheckError, CheckOptions, check_endpoint};
 use pingpull::emulator::{Emulator, Faults};
 use pingpull::ping::{LivefyreClient, PingEvent, Pinger, ShutdownReport};
 use pingpull::token::{Claims, SYSTEM_TOKEN_LIFETIME, SystemTokenValidator};
@@ -301,7 +302,8 @@ fn print_summary(
 }
 
 async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {
-    let client = LivefyreClient::new(network.clone(), &base_url(&network, args.base_url))
+    let base_url = base_url(&network, args.base_url);
+    let client = LivefyreClient::new(network.clone(), &base_url)
         .map_err(|e| Failure::Usage(e.to_string()))?;
     match client.register_pull_url(&args.template).await {
         Ok(()) => {
@@ -311,6 +313,14 @@ async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {
         Err(pingpull::ping::RequestError::InvalidTemplate(error)) => {
             Err(Failure::Usage(error.to_string()))
         }
+        Err(
+            error @ pingpull::ping::RequestError::Status(
+                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED,
+            ),
+        ) => Err(Failure::Failed(format!(
+            "registration failed: {error}\ncheck --base-url (it was {base_url}): Livefyre's API is {}, and `pingpull emulator` prints the emulator's",
+            network.default_base_url()
+        ))),
         Err(error) => Err(Failure::Failed(format!("registration failed: {error}"))),
     }
 }
@@ -318,13 +328,17 @@ async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {
 async fn check(network: Network, args: CheckArgs) -> Result<(), Failure> {
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .map_err(|_| Failure::Usage("--timeout must be a positive number of seconds".into()))?;
-    let mut options = CheckOptions::new(network, args.template, args.user).timeout(timeout);
+    let mut options = CheckOptions::new(network, args.template, args.user)
+        .timeout(timeout)
+        .strict(args.strict);
     if let Some(unknown) = args.unknown_user {
         options = options.unknown_user(unknown);
     }
-    let report = check_endpoint(&options)
-        .await
-        .map_err(|e| Failure::Usage(e.to_string()))?;
+    let report = check_endpoint(&options).await.map_err(|e| match e {
+        // The endpoint's fault, not the command line's: said once, exit 1.
+        CheckError::Unreachable { .. } => Failure::Failed(e.to_string()),
+        _ => Failure::Usage(e.to_string()),
+    })?;
     if args.json {
         println!("{}", report.to_json());
     } else {

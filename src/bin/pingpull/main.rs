@@ -85,8 +85,10 @@ impl fmt::Debug for NetworkArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the Livefyre emulator until interrupted; prints its base URL first
+    // Examples stay under clap's 100 columns, broken with `\` where longer: a line clap
+    // wraps cannot be pasted into a shell.
     #[command(
-        after_help = "Example:\n  PINGPULL_NETWORK=example.fyre.co PINGPULL_KEY=testkeytest \\\n    pingpull emulator --listen 127.0.0.1:8080 --pull-url 'http://127.0.0.1:3000/livefyre/pull?id={id}'"
+        after_help = "Example:\n  PINGPULL_NETWORK=example.fyre.co PINGPULL_KEY=testkeytest \\\n    pingpull emulator --listen 127.0.0.1:8080 \\\n    --pull-url 'http://127.0.0.1:3000/livefyre/pull?id={id}'"
     )]
     Emulator(EmulatorArgs),
     /// Make or verify tokens
@@ -99,12 +101,12 @@ enum Command {
     Ping(PingArgs),
     /// Register the Pull URL template with the network
     #[command(
-        after_help = "Example:\n  pingpull register --base-url http://127.0.0.1:8080 'https://www.example.com/livefyre/pull?id={id}'"
+        after_help = "Example:\n  pingpull register --base-url http://127.0.0.1:8080 \\\n    'https://www.example.com/livefyre/pull?id={id}'"
     )]
     Register(RegisterArgs),
     /// Act as Livefyre against a Pull endpoint and report whether it conforms
     #[command(
-        after_help = "Example:\n  pingpull check 'http://127.0.0.1:3000/livefyre/pull?id={id}' --user u1 --unknown-user nobody"
+        after_help = "Examples:\n  pingpull check 'http://127.0.0.1:3000/livefyre/pull?id={id}' \\\n    --user u1 --unknown-user nobody\n  pingpull check 'http://127.0.0.1:3000/livefyre/pull?id={id}' \\\n    --user u1 --strict   # advised cases fail too"
     )]
     Check(CheckArgs),
 }
@@ -211,6 +213,10 @@ struct CheckArgs {
     /// Print the report as JSON
     #[arg(long)]
     json: bool,
+    /// Fail on advised cases too (pingpull's stricter rules, such as refusing a repeated
+    /// lftoken), which otherwise only warn
+    #[arg(long)]
+    strict: bool,
 }
 
 /// A command's failure: a usage error (2) or a failed check or delivery (1).
