@@ -1,0 +1,53 @@
+//! The progress line `ping` draws on a terminal's stderr: users delivered of all, those
+//! waiting to retry and those failed, the delivery rate and the time left.
+
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+/// Redrawn this often even without events, so the time left keeps counting down.
+const TICK: Duration = Duration::from_millis(200);
+
+/// The progress line, redrawn in place.
+pub(super) struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// Starts drawing for `users` users, with a deadline at `until`.
+    pub(super) fn start(users: u64, until: Instant) -> Self {
+        let template = "{spinner} {elapsed:>4} [{bar:30}] {pos}/{len} delivered, {msg}, {per_sec}, {left} left";
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "left",
+                move |_: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let left = until.saturating_duration_since(Instant::now());
+                    let _ = write!(out, "{:.0} s", left.as_secs_f64().ceil());
+                },
+            )
+            .progress_chars("=> ");
+        let bar = ProgressBar::with_draw_target(Some(users), ProgressDrawTarget::stderr());
+        bar.set_style(style);
+        bar.set_message("retrying 0, failed 0");
+        bar.enable_steady_tick(TICK);
+        Self { bar }
+    }
+
+    /// Shows the counts after an event.
+    pub(super) fn update(&self, delivered: usize, retrying: usize, failed: usize) {
+        self.bar.set_position(delivered as u64);
+        self.bar
+            .set_message(format!("retrying {retrying}, failed {failed}"));
+    }
+
+    /// Runs `print` with the line cleared, then redraws it.
+    pub(super) fn suspend(&self, print: impl FnOnce()) {
+        self.bar.suspend(print);
+    }
+
+    /// Stops redrawing and leaves the last state on screen.
+    pub(super) fn finish(&self) {
+        self.bar.abandon();
+    }
+}
