@@ -318,7 +318,7 @@ impl Summary {
     ) -> Self {
         let deadline_reason = format!("not delivered: deadline of {} s reached", args.deadline);
         let with_last = |reason: &str, user: &str| match tally.retrying.get(user) {
-            Some(last) => format!("{reason} (last attempt: {last})"),
+            Some(last) => format!("{reason}; last attempt: {last}"),
             None => reason.to_owned(),
         };
         let mut failed = BTreeMap::new();
