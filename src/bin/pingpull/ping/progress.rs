@@ -11,12 +11,14 @@ const TICK: Duration = Duration::from_millis(200);
 /// The progress line, redrawn in place.
 pub(super) struct Progress {
     bar: ProgressBar,
+    style: ProgressStyle,
 }
 
 impl Progress {
     /// Starts drawing for `users` users, with a deadline at `until`.
     pub(super) fn start(users: u64, until: Instant) -> Self {
-        let template = "{spinner} {elapsed:>4} [{bar:30}] {pos}/{len} delivered, {msg}, {per_sec}, {left} left";
+        let template =
+            "{spinner} {elapsed:>4} [{bar:30}] {pos}/{len} delivered, {msg}, {rate}/s, {left} left";
         let style = ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .with_key(
@@ -26,12 +28,26 @@ impl Progress {
                     let _ = write!(out, "{:.0} s", left.as_secs_f64().ceil());
                 },
             )
+            // Deliveries per second since the start: indicatif's own rate follows the
+            // last few updates and swings with each burst of retries.
+            .with_key(
+                "rate",
+                |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let seconds = state.elapsed().as_secs_f64();
+                    let rate = if seconds > 0.0 {
+                        state.pos() as f64 / seconds
+                    } else {
+                        0.0
+                    };
+                    let _ = write!(out, "{rate:.0}");
+                },
+            )
             .progress_chars("=> ");
         let bar = ProgressBar::with_draw_target(Some(users), ProgressDrawTarget::stderr());
-        bar.set_style(style);
+        bar.set_style(style.clone());
         bar.set_message("retrying 0, failed 0");
         bar.enable_steady_tick(TICK);
-        Self { bar }
+        Self { bar, style }
     }
 
     /// Shows the counts after an event.
@@ -46,8 +62,20 @@ impl Progress {
         self.bar.suspend(print);
     }
 
-    /// Stops redrawing and leaves the last state on screen.
-    pub(super) fn finish(&self) {
-        self.bar.abandon();
+    /// Clears the line and stops drawing it, so that logs written meanwhile (the
+    /// shutdown's) stand alone; [`finish`](Self::finish) draws it again.
+    pub(super) fn hide(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    /// Draws the final counts and leaves them on screen: a new bar, since a finished
+    /// one draws no more, with the same style and the time elapsed.
+    pub(super) fn finish(&self, delivered: usize, failed: usize) {
+        let last = ProgressBar::with_draw_target(self.bar.length(), ProgressDrawTarget::stderr())
+            .with_style(self.style.clone())
+            .with_elapsed(self.bar.elapsed())
+            .with_position(delivered as u64)
+            .with_message(format!("retrying 0, failed {failed}"));
+        last.abandon();
     }
 }
