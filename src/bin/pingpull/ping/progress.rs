@@ -47,6 +47,7 @@ impl Progress {
         bar.set_style(style.clone());
         bar.set_message("retrying 0, failed 0");
         bar.enable_steady_tick(TICK);
+        crate::logging::progress_shown(&bar);
         Self { bar, style }
     }
 
@@ -65,6 +66,7 @@ impl Progress {
     /// Clears the line and stops drawing it, so that logs written meanwhile (the
     /// shutdown's) stand alone; [`finish`](Self::finish) draws it again.
     pub(super) fn hide(&self) {
+        crate::logging::progress_gone();
         self.bar.finish_and_clear();
     }
 
