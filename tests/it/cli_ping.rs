@@ -249,6 +249,7 @@ fn bad_limits_are_usage_errors() {
         ["--rate-limit", "-3"],
         ["--deadline", "0"],
         ["--deadline", "inf"],
+        ["--deadline", "1e30"],
     ] {
         // `--flag=value`: a negative number would otherwise be taken for a flag.
         let flag = format!("{}={}", bad[0], bad[1]);

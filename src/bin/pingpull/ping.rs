@@ -31,18 +31,22 @@ const EVENTS_PER_USER: usize = 4;
 pub(crate) async fn ping(network: Network, args: PingArgs, verbose: u8) -> Result<(), Failure> {
     let users = users_to_ping(&args.users, args.from_file.as_deref())?;
     let deadline = Duration::try_from_secs_f64(args.deadline)
-        .map_err(|_| Failure::Usage("--deadline must be a positive number of seconds".into()))?;
+        // clap took only positive finite numbers: this one is too large.
+        .map_err(|_| Failure::Usage("--deadline is too far in the future".into()))?;
     let distinct: HashSet<&str> = users.iter().map(String::as_str).collect();
     let pinger = spawn_pinger(&network, &args, deadline, users.len())?;
     let mut events = pinger.events();
     let started = Instant::now();
-    let mut tally = Tally::new(Output::detect(verbose, distinct.len(), started + deadline));
+    let until = started
+        .checked_add(deadline)
+        .ok_or_else(|| Failure::Usage("--deadline is too far in the future".into()))?;
+    let mut tally = Tally::new(Output::detect(verbose, distinct.len(), until));
     for user in &users {
         pinger
             .ping(user)
             .map_err(|e| Failure::Usage(e.to_string()))?;
     }
-    let stopped = watch(&pinger, &mut events, &mut tally, started + deadline).await;
+    let stopped = watch(&pinger, &mut events, &mut tally, until).await;
     tally.output.hide_progress();
     let report = pinger.shutdown(Duration::ZERO).await;
     // Events sent after the loop stopped (the last delivery can settle the pending
