@@ -19,7 +19,7 @@ fn bare() -> Command {
     command
 }
 
-fn pingpull() -> Command {
+pub(crate) fn pingpull() -> Command {
     let mut command = bare();
     command
         .env("PINGPULL_NETWORK", "example.fyre.co")
@@ -27,26 +27,26 @@ fn pingpull() -> Command {
     command
 }
 
-fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     pingpull().args(args).output().unwrap()
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// An emulator process, killed when dropped.
-struct EmulatorProcess {
+pub(crate) struct EmulatorProcess {
     child: Child,
-    base_url: String,
+    pub(crate) base_url: String,
 }
 
 impl EmulatorProcess {
-    fn start(extra: &[&str]) -> Self {
+    pub(crate) fn start(extra: &[&str]) -> Self {
         let mut command = pingpull();
         command.stderr(Stdio::null());
         Self::spawn(command, extra)
@@ -224,7 +224,12 @@ fn help_examples_paste_into_a_shell() {
             .map(|(_, examples)| examples)
             .unwrap_or_default();
         let mut continued = false;
-        for line in examples.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        // The examples run up to the first blank line; prose may follow.
+        let lines = examples
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty());
+        for line in lines {
             // A line that neither follows a `\` nor begins a command is a value that
             // clap wrapped, or a break without `\`: pasted, it runs on its own.
             assert!(

@@ -4,6 +4,8 @@
 mod check;
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "cli")]
+mod cli_ping;
 #[cfg(feature = "pull")]
 mod compat;
 #[cfg(feature = "emulator")]

@@ -1,23 +1,17 @@
 //! What each command does.
 
-use std::collections::{HashMap, HashSet};
-use std::io::Read as _;
-use std::ops::ControlFlow;
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use http::StatusCode;
+use pingpull::Network;
 use pingpull::check::{CheckError, CheckOptions, check_endpoint};
 use pingpull::emulator::{Emulator, Faults};
-use pingpull::ping::{LivefyreClient, PingEvent, Pinger, ShutdownReport};
+use pingpull::ping::LivefyreClient;
 use pingpull::token::{Claims, SYSTEM_TOKEN_LIFETIME, SystemTokenValidator};
-use pingpull::{Network, user_id};
-use tokio::sync::broadcast;
 
 use super::{
-    CheckArgs, Cli, Command, EmulatorArgs, Expiry, Failure, NetworkArgs, PingArgs, RegisterArgs,
-    TokenCommand,
+    CheckArgs, Cli, Command, EmulatorArgs, Expiry, Failure, NetworkArgs, RegisterArgs, TokenCommand,
 };
 
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
@@ -30,7 +24,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Emulator(args) => emulator(network, args).await,
         Command::Token(command) => token_command(&network, command),
-        Command::Ping(args) => ping(network, args).await,
+        Command::Ping(args) => super::ping::ping(network, args, cli.verbose).await,
         Command::Register(args) => register(network, args).await,
         Command::Check(args) => check(network, args).await,
     }
@@ -76,6 +70,8 @@ async fn emulator(network: Network, args: EmulatorArgs) -> Result<(), Failure> {
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| Failure::Failed(format!("waiting for Ctrl-C: {e}")))?;
+    // Requests in progress are answered, idle connections closed, pulls stopped.
+    emulator.shutdown(Duration::from_secs(10)).await;
     Ok(())
 }
 
@@ -152,153 +148,6 @@ fn key_used(previous: bool) -> &'static str {
 
 fn base_url(network: &Network, base_url: Option<String>) -> String {
     base_url.unwrap_or_else(|| network.default_base_url())
-}
-
-async fn ping(network: Network, args: PingArgs) -> Result<(), Failure> {
-    let users = users_to_ping(args.users, args.from_file.as_deref())?;
-    let deadline = Duration::try_from_secs_f64(args.deadline)
-        .map_err(|_| Failure::Usage("--deadline must be a positive number of seconds".into()))?;
-    let pinger = Pinger::builder(network.clone())
-        .base_url(base_url(&network, args.base_url))
-        .max_pending(users.len().max(1))
-        .spawn()
-        .map_err(|e| Failure::Usage(e.to_string()))?;
-    let events = pinger.events();
-    for user in &users {
-        pinger
-            .ping(user)
-            .map_err(|e| Failure::Usage(e.to_string()))?;
-    }
-    let failures = print_events(&pinger, events, deadline).await;
-    let report = pinger.shutdown(Duration::ZERO).await;
-    print_summary(&users, failures, &report)
-}
-
-/// The user ids given, then those of `from_file`; at least one, each valid.
-fn users_to_ping(mut users: Vec<String>, from_file: Option<&Path>) -> Result<Vec<String>, Failure> {
-    if let Some(path) = from_file {
-        users.extend(read_user_file(path)?);
-    }
-    if users.is_empty() {
-        return Err(Failure::Usage(
-            "no user ids: give some, or --from-file".into(),
-        ));
-    }
-    for user in &users {
-        user_id::validate_for_path(user)
-            .map_err(|e| Failure::Usage(format!("user id `{user}`: {e}")))?;
-    }
-    Ok(users)
-}
-
-/// The non-blank lines of `path` (`-`: standard input), trimmed.
-fn read_user_file(path: &Path) -> Result<Vec<String>, Failure> {
-    let mut text = String::new();
-    let read = if path.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
-    } else {
-        std::fs::read_to_string(path).map(|t| text = t)
-    };
-    read.map_err(|e| Failure::Usage(format!("--from-file {}: {e}", path.display())))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect())
-}
-
-/// What the events told of users not delivered.
-#[derive(Default)]
-struct DeliveryFailures {
-    /// Users given up on, with the reason.
-    gave_up: Vec<String>,
-    /// The latest failure of each user retried.
-    last_failure: HashMap<String, String>,
-}
-
-/// Prints the events until nothing is pending, the deadline passes or Livefyre refuses
-/// the network.
-async fn print_events(
-    pinger: &Pinger,
-    mut events: broadcast::Receiver<PingEvent>,
-    deadline: Duration,
-) -> DeliveryFailures {
-    let mut failures = DeliveryFailures::default();
-    let until = tokio::time::Instant::now() + deadline;
-    while pinger.stats().pending > 0 {
-        match tokio::time::timeout_at(until, events.recv()).await {
-            Ok(Ok(event)) => {
-                if print_event(event, &mut failures).is_break() {
-                    break;
-                }
-            }
-            Ok(Err(_)) => {}
-            Err(_) => break,
-        }
-    }
-    failures
-}
-
-/// Prints one event and notes a failure; `Break` when no ping can succeed.
-fn print_event(event: PingEvent, failures: &mut DeliveryFailures) -> ControlFlow<()> {
-    match event {
-        PingEvent::Delivered { user_id, attempts } => {
-            println!("delivered {user_id} ({attempts} attempt(s))");
-        }
-        PingEvent::Retrying {
-            user_id,
-            failure,
-            delay,
-            ..
-        } => {
-            eprintln!("retrying {user_id} in {} ms: {failure}", delay.as_millis());
-            failures.last_failure.insert(user_id, failure.to_string());
-        }
-        PingEvent::GaveUp { user_id, failure } => {
-            failures.gave_up.push(format!("{user_id} ({failure})"));
-        }
-        PingEvent::Unauthorized { .. } => {
-            eprintln!("Livefyre answered 403: the network key or name is wrong");
-            return ControlFlow::Break(());
-        }
-        _ => {}
-    }
-    ControlFlow::Continue(())
-}
-
-/// Prints the totals and each user not delivered; fails if there is one.
-fn print_summary(
-    users: &[String],
-    failures: DeliveryFailures,
-    report: &ShutdownReport,
-) -> Result<(), Failure> {
-    let mut failed = failures.gave_up;
-    failed.extend(
-        report
-            .undelivered
-            .iter()
-            .map(|user| match failures.last_failure.get(user) {
-                Some(reason) => format!("{user} (not delivered: {reason})"),
-                None => format!("{user} (not delivered)"),
-            }),
-    );
-    // Users, not requests: a user pinged twice may have needed two requests.
-    let distinct: HashSet<&String> = users.iter().collect();
-    println!(
-        "delivered {}, failed {} ({} request(s) answered 2xx)",
-        distinct.len().saturating_sub(failed.len()),
-        failed.len(),
-        report.stats.succeeded
-    );
-    for line in &failed {
-        println!("failed {line}");
-    }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::Failed(String::new()))
-    }
 }
 
 async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {

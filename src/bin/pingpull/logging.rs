@@ -2,7 +2,10 @@
 //! each command chooses, raised one step by each `-v`.
 
 use std::env::VarError;
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write};
+use std::sync::Mutex;
+
+use indicatif::ProgressBar;
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
@@ -20,12 +23,44 @@ pub(crate) fn init(quietest: LevelFilter, verbose: u8) {
     let level = raised(quietest, verbose);
     let (filter, complaint) = filter(std::env::var("RUST_LOG"), level);
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| AboveProgress)
         .with_ansi(colour())
         .with_env_filter(filter)
         .init();
     if let Some(complaint) = complaint {
         eprintln!("pingpull: {complaint}");
+    }
+}
+
+/// The progress line drawn on stderr now, if any: log lines print above it.
+static PROGRESS: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Log lines go above `bar` until [`progress_gone`] (logs written straight to stderr
+/// would land in the middle of the line, and it would be drawn again below each).
+pub(crate) fn progress_shown(bar: &ProgressBar) {
+    *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+}
+
+/// The progress line is no longer drawn: log lines go straight to stderr again.
+pub(crate) fn progress_gone() {
+    *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// Stderr, with the progress line (if one is drawn) cleared for each write and drawn
+/// again after it. The formatter writes each event whole, so lines stay whole.
+struct AboveProgress;
+
+impl Write for AboveProgress {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = PROGRESS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

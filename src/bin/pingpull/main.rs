@@ -6,6 +6,7 @@
 
 mod commands;
 mod logging;
+mod ping;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -96,7 +97,7 @@ enum Command {
     Token(TokenCommand),
     /// Ping users through the Pinger (coalescing, retries) and wait for delivery
     #[command(
-        after_help = "Examples:\n  pingpull ping --base-url http://127.0.0.1:8080 u1 u2\n  cut -d, -f1 changed.csv | pingpull ping --base-url http://127.0.0.1:8080 --from-file -"
+        after_help = "Examples:\n  pingpull ping --base-url http://127.0.0.1:8080 u1 u2\n  cut -d, -f1 changed.csv | pingpull ping --from-file - --deadline 60 --json\n\nOn a terminal, progress shows on stderr and per-user lines need -v; piped, stdout has one line per user.\nExit status: 0 all delivered, 1 some not (each named with the reason, or the deadline), 2 usage error."
     )]
     Ping(PingArgs),
     /// Register the Pull URL template with the network
@@ -181,11 +182,29 @@ struct PingArgs {
     /// Read user ids from a file, one per line ('-' for standard input)
     #[arg(long)]
     from_file: Option<PathBuf>,
-    /// Seconds to wait for delivery before giving up
-    #[arg(long, default_value_t = 30.0)]
+    /// Seconds to wait for delivery before giving up; retries are spaced to fit in it
+    #[arg(long, default_value_t = 30.0, value_parser = positive_number)]
     deadline: f64,
+    /// Requests in flight at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// At most this many requests started per second (default: no limit)
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_number)]
+    rate_limit: Option<f64>,
+    /// Print a JSON summary on stdout instead of the text one (the per-user lines stay)
+    #[arg(long)]
+    json: bool,
     /// User ids to ping
     users: Vec<String>,
+}
+
+/// A finite number above zero, for `--deadline` and `--rate-limit`: clap reports
+/// anything else as a usage error.
+fn positive_number(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(number) if number.is_finite() && number > 0.0 => Ok(number),
+        _ => Err(format!("expected a positive number, got `{text}`")),
+    }
 }
 
 #[derive(Debug, Args)]
