@@ -519,11 +519,11 @@ mod tests {
             Settled::Waiting
         );
         assert_eq!((q.len(), q.in_flight()), (1, 0));
+        // Full jitter doubles `Duration::MAX`: the overflow saturates to the cap.
         let schedule = crate::delivery::RetrySchedule::new([Duration::MAX]).jitter(1.0);
-        assert_eq!(
-            schedule.jittered_delay(1, 1.0),
-            schedule.jittered_delay(1, 1.0)
-        );
+        assert_eq!(schedule.jittered_delay(1, 1.0), Duration::from_secs(3600));
+        let uncapped = schedule.max_delay(Duration::MAX);
+        assert_eq!(uncapped.jittered_delay(1, 1.0), Duration::MAX);
     }
 
     #[test]
