@@ -240,16 +240,7 @@ async fn a_bad_template_or_user_id_is_an_error() {
     );
 }
 
-/// A port on 127.0.0.1 where nothing listens, for as long as the socket lives: bound
-/// (so no one else can take the port: it is bound without `SO_REUSEADDR`) but never
-/// listening, so the kernel refuses every connection to it. Unlike a listener bound and
-/// dropped, whose port another test may take meanwhile, this is deterministic.
-pub(crate) fn refusing_port() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = socket.local_addr().unwrap();
-    (socket, addr)
-}
+pub(crate) use crate::support::refusing_port;
 
 fn unreachable_address(error: CheckError) -> (String, String) {
     match error {

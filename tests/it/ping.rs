@@ -177,10 +177,7 @@ async fn retries_passing_faults_until_delivered() {
 
 #[tokio::test]
 async fn connection_errors_are_retried() {
-    // A port nobody listens on: bind, note it, close.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = closed.local_addr().unwrap();
-    drop(closed);
+    let (_socket, addr) = crate::support::refusing_port();
     let pinger = Pinger::builder(network())
         .base_url(format!("http://{addr}"))
         .retry_schedule(quick_schedule())
