@@ -148,3 +148,29 @@ async fn debounce_groups_a_burst_into_one_request() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(livefyre.times("u1", start), secs(&[2]));
 }
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_spaces_every_request_start() {
+    let livefyre = ScriptedLivefyre::new(|_, _| status(200));
+    let pinger = Pinger::builder(Network::new("example.fyre.co", "testkeytest").unwrap())
+        .base_url("http://livefyre.test")
+        .transport(livefyre.clone())
+        .rate_limit(20.0)
+        .spawn()
+        .unwrap();
+    for i in 0..5 {
+        pinger.ping(&format!("u{i}")).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(pinger.stats().succeeded, 5);
+    let starts: Vec<Instant> = livefyre
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, at)| *at)
+        .collect();
+    let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    // 20 per second: one start every 50 ms, never a burst followed by a wait.
+    assert_eq!(gaps, [Duration::from_millis(50); 4], "{gaps:?}");
+}
