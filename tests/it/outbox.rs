@@ -1,7 +1,7 @@
-//! The PostgreSQL outbox against a real database (DATABASE_URL) and a fake Livefyre on
-//! 127.0.0.1. Each test works in its own schema, dropped afterwards, so they run in
-//! parallel. Without a database they print a notice and pass, unless CI=true, where a
-//! missing database fails them.
+//! The PostgreSQL outbox against a real database and a fake Livefyre on 127.0.0.1. Each
+//! test works in its own schema, dropped afterwards, so they run in parallel. The database
+//! is `DATABASE_URL`, else [`DEFAULT_DATABASE_URL`]; an unreachable one fails the tests,
+//! unless `PINGPULL_SKIP_DB_TESTS=1` asks to skip them (each then prints a notice).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -34,35 +34,37 @@ struct TestDb {
     table: OutboxTable,
 }
 
+/// Where PostgreSQL runs on a development machine and in CI, when `DATABASE_URL` is unset.
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Set to `1` to skip the database tests on a machine without PostgreSQL.
+const SKIP_ENV: &str = "PINGPULL_SKIP_DB_TESTS";
+
 impl TestDb {
-    /// `None` (with a notice) when no database is configured or reachable, outside CI.
+    /// A fresh schema, or `None` (with a notice) when `PINGPULL_SKIP_DB_TESTS=1`.
+    ///
+    /// # Panics
+    ///
+    /// When the database cannot be reached and skipping was not asked for: a machine
+    /// without PostgreSQL must not report these tests as passed.
     async fn new() -> Option<Self> {
-        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-        let url = match std::env::var("DATABASE_URL") {
-            Ok(url) => url,
-            Err(_) if in_ci => {
-                panic!("CI=true but DATABASE_URL is not set: the outbox tests need PostgreSQL")
-            }
-            Err(_) => {
-                eprintln!("skipping: DATABASE_URL is not set (the outbox tests need PostgreSQL)");
-                return None;
-            }
-        };
-        let pool = match PgPoolOptions::new()
+        if std::env::var(SKIP_ENV).as_deref() == Ok("1") {
+            eprintln!("skipping: {SKIP_ENV}=1 (the outbox tests need PostgreSQL)");
+            return None;
+        }
+        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+        let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect(&url)
             .await
-        {
-            Ok(pool) => pool,
-            Err(error) if in_ci => {
-                panic!("CI=true but PostgreSQL at DATABASE_URL is unreachable: {error}")
-            }
-            Err(error) => {
-                eprintln!("skipping: PostgreSQL at DATABASE_URL is unreachable: {error}");
-                return None;
-            }
-        };
+            .unwrap_or_else(|error| {
+                panic!(
+                    "the outbox tests need PostgreSQL at {} (DATABASE_URL, default \
+                     {DEFAULT_DATABASE_URL}): {error}; set {SKIP_ENV}=1 to skip them",
+                    redact_password(&url)
+                )
+            });
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -127,25 +129,48 @@ impl TestDb {
 }
 
 impl Drop for TestDb {
+    /// Drops the schema; a failed drop fails the test (unless it is already failing), so
+    /// schemas never leak silently.
     fn drop(&mut self) {
         let url = self.url.clone();
         let schema = self.schema.clone();
         // A runtime of its own: Drop may run while the test's runtime is unwinding.
-        let _ = std::thread::spawn(move || {
+        let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .unwrap();
+                .map_err(|error| error.to_string())?;
             runtime.block_on(async {
-                if let Ok(pool) = PgPool::connect(&url).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                        .execute(&pool)
-                        .await;
-                    pool.close().await;
-                }
-            });
+                let pool = PgPool::connect(&url)
+                    .await
+                    .map_err(|error| format!("connecting: {error}"))?;
+                let dropped = sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+                    .execute(&pool)
+                    .await
+                    .map(drop)
+                    .map_err(|error| error.to_string());
+                pool.close().await;
+                dropped
+            })
         })
-        .join();
+        .join()
+        .unwrap_or_else(|_| Err("the cleanup thread panicked".to_owned()));
+        if let Err(error) = dropped
+            && !std::thread::panicking()
+        {
+            panic!("could not drop schema {}: {error}", self.schema);
+        }
+    }
+}
+
+/// `url` without its password, for messages.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
+            let user_end = scheme + 3 + url[scheme + 3..at].find(':').unwrap();
+            format!("{}:***{}", &url[..user_end], &url[at..])
+        }
+        _ => url.to_owned(),
     }
 }
 
