@@ -85,6 +85,47 @@ impl EmulatorProcess {
     }
 }
 
+impl EmulatorProcess {
+    /// The body of `GET path` on the emulator's inspection API, which must answer 2xx or
+    /// 404 (an unknown or not yet pulled profile).
+    pub(crate) fn get(&self, path: &str) -> String {
+        use std::io::Write as _;
+        let authority = self.base_url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(authority).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap();
+        assert!(
+            status.starts_with('2') || status == "404",
+            "GET {path}: {head}"
+        );
+        body.to_owned()
+    }
+
+    /// The users of the `ping` events, in order, each with the status it was answered.
+    fn pings(&self) -> Vec<(String, u64)> {
+        let events: serde_json::Value = serde_json::from_str(&self.get("/events")).unwrap();
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|event| event["kind"] == "ping")
+            .map(|event| {
+                (
+                    event["user_id"].as_str().unwrap().to_owned(),
+                    event["status"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
 impl Drop for EmulatorProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -252,14 +293,25 @@ fn ping_and_register_against_an_emulator_process() {
         "{}",
         stdout(&pinged)
     );
+    // The emulator saw each user pinged once (the second u1 coalesced) and answered 200.
+    let mut pings = emulator.pings();
+    pings.sort();
+    assert_eq!(pings, [("u1".to_owned(), 200), ("u2".to_owned(), 200)]);
+    let u1: serde_json::Value = serde_json::from_str(&emulator.get("/profiles/u1")).unwrap();
+    assert_eq!(u1["pings"], 1, "{u1}");
+    assert!(emulator.get("/studio/users").contains("none registered"));
 
-    let registered = run(&[
-        "register",
-        "--base-url",
-        &emulator.base_url,
-        "http://127.0.0.1:9/pull?id={id}",
-    ]);
-    assert_eq!(registered.status.code(), Some(0));
+    // Pulls after the registration go to a port held bound, where nothing listens.
+    let (_socket, pull_addr) = crate::check::refusing_port();
+    let pull_url = format!("http://{pull_addr}/pull?id={{id}}");
+    let registered = run(&["register", "--base-url", &emulator.base_url, &pull_url]);
+    assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
+    // The emulator stored the URL: its users page shows the registered Pull URL.
+    let page = emulator.get("/studio/users");
+    assert!(
+        page.contains(&format!("Pull URL <code>{pull_url}</code>")),
+        "{page}"
+    );
     let no_id = run(&[
         "register",
         "--base-url",
@@ -292,6 +344,16 @@ fn ping_and_register_against_an_emulator_process() {
         .unwrap();
     assert_eq!(from_stdin.status.code(), Some(0));
     assert!(stdout(&from_stdin).contains("delivered 2, failed 0"));
+    let mut pings = emulator.pings();
+    pings.sort();
+    let users: Vec<&str> = pings.iter().map(|(user, _)| user.as_str()).collect();
+    assert_eq!(users, ["u1", "u2", "u3", "u4"]);
+    // The rejected registrations left the first one in place.
+    assert!(
+        emulator
+            .get("/studio/users")
+            .contains(&format!("Pull URL <code>{pull_url}</code>"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
