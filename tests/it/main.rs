@@ -44,4 +44,6 @@ mod robust_tokens;
 #[cfg(feature = "ping")]
 mod robust_urls;
 mod support;
+#[cfg(feature = "emulator")]
+mod template_rule;
 mod tokens;
