@@ -240,6 +240,7 @@ impl EmulatorBuilder {
             pull_retries: self.pull_retries,
             max_pull_attempts: self.max_pull_attempts,
             token: crate::token::ReusedToken::new(std::sync::Arc::new(crate::clock::SystemClock)),
+            pull_log: puller::PullLog::new(),
         });
         let (stop, mut stopped) = watch::channel(false);
         let stop_signal = async move {
@@ -508,6 +509,8 @@ pub(crate) struct Shared {
     max_pull_attempts: u32,
     /// The token pulls carry: one for hours, as Livefyre's.
     token: crate::token::ReusedToken,
+    /// Failed pulls at WARN, rate-limited per kind.
+    pull_log: puller::PullLog,
 }
 
 impl Shared {
