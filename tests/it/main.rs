@@ -6,6 +6,8 @@ mod check;
 mod cli;
 #[cfg(feature = "cli")]
 mod cli_ping;
+#[cfg(feature = "cli")]
+mod cli_register;
 #[cfg(feature = "pull")]
 mod compat;
 #[cfg(feature = "emulator")]
