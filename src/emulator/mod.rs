@@ -153,7 +153,8 @@ impl EmulatorBuilder {
     ///
     /// # Errors
     ///
-    /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}`.
+    /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}` exactly
+    /// once, as the Pull layer needs it (docs/protocol.md §5).
     pub fn pull_url(mut self, template: &str) -> Result<Self, TemplateError> {
         self.pull_url = Some(PullUrlTemplate::parse_absolute(template)?);
         Ok(self)
@@ -339,7 +340,8 @@ impl Emulator {
     ///
     /// # Errors
     ///
-    /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}`.
+    /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}` exactly
+    /// once, as the Pull layer needs it (docs/protocol.md §5).
     pub fn set_pull_url(&self, template: &str) -> Result<(), TemplateError> {
         let template = PullUrlTemplate::parse_absolute(template)?;
         self.shared.state().pull_url = Some(template);
