@@ -24,8 +24,12 @@ use crate::percent;
 /// The placeholder the user id replaces.
 pub const ID_PLACEHOLDER: &str = "{id}";
 
+/// The query parameter that carries Livefyre's token; a template may not name it.
+pub(crate) const LFTOKEN: &str = "lftoken";
+
 /// A parsed Pull URL template: an absolute http(s) URL, or a path starting with `/`,
-/// holding `{id}` at least once.
+/// holding `{id}` exactly once, in the path or as a whole query value, and no `lftoken`
+/// parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullUrlTemplate {
     raw: String,
@@ -63,7 +67,8 @@ impl PullUrlTemplate {
     /// # Errors
     ///
     /// [`TemplateError`] if the template is not an absolute http(s) URL or a `/` path,
-    /// holds characters that cannot stand in a URL, lacks `{id}`, or has `{id}` in the host.
+    /// holds characters that cannot stand in a URL, lacks `{id}`, has it more than once,
+    /// in the host or as part of a query value, or names the `lftoken` parameter.
     pub fn parse(template: &str) -> Result<Self, TemplateError> {
         if let Some(bad) = template.chars().find(|c| {
             !c.is_ascii_graphic() || matches!(c, '"' | '<' | '>' | '\\' | '^' | '`' | '|')
@@ -88,12 +93,32 @@ impl PullUrlTemplate {
             // `{id}` stood only in the fragment.
             return Err(TemplateError::MissingId);
         }
-        Ok(Self {
+        let parsed = Self {
             raw: template.to_owned(),
             origin: origin.to_owned(),
             path: path.to_owned(),
             query: query.filter(|q| !q.is_empty()).map(str::to_owned),
-        })
+        };
+        parsed.check_pullable()?;
+        Ok(parsed)
+    }
+
+    /// The one rule every template obeys, wherever it is given (the Pull layer, the
+    /// client's registration, `pingpull register`, the emulator, `check`): `{id}` exactly
+    /// once, in the path or as a whole query value, and no `lftoken` parameter of its own.
+    /// A template breaking it registers fine but every pull of it fails (docs/protocol.md §5).
+    fn check_pullable(&self) -> Result<(), TemplateError> {
+        self.id_position()?;
+        let names_lftoken = self.query.as_deref().is_some_and(|query| {
+            query.split('&').any(|pair| {
+                let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                percent::decode(name).is_ok_and(|name| name == LFTOKEN)
+            })
+        });
+        if names_lftoken {
+            return Err(TemplateError::ReservedParameter);
+        }
+        Ok(())
     }
 
     /// Parses a template that must be an absolute http(s) URL: what is registered with
@@ -155,9 +180,9 @@ impl PullUrlTemplate {
     ///
     /// # Errors
     ///
-    /// [`TemplateError::ManyIds`] if `{id}` appears more than once, and
-    /// [`TemplateError::IdNotWholeQueryValue`] if it stands in the query but not as a whole
-    /// parameter value (`?id={id}` works, `?id=user-{id}` does not).
+    /// None for a parsed template, which [`parse`](Self::parse) checked; the `Result` stays
+    /// for callers written when it could fail ([`TemplateError::ManyIds`] for `{id}` more
+    /// than once, [`TemplateError::IdNotWholeQueryValue`] for `?id=user-{id}`).
     pub fn id_position(&self) -> Result<IdPosition, TemplateError> {
         let in_path = self.path.matches(ID_PLACEHOLDER).count();
         let in_query = self
@@ -312,7 +337,7 @@ mod tests {
                 "u-1",
                 "http://site.example:8080/p?a=1&id=u-1&lftoken=T",
             ),
-            ("/u/{id}?v={id}", "x_y", "/u/x_y?v=x_y&lftoken=T"),
+            ("/u/{id}?v=1", "x_y", "/u/x_y?v=1&lftoken=T"),
             (
                 "https://site.example?id={id}",
                 "u1",
@@ -330,10 +355,15 @@ mod tests {
 
     #[test]
     fn percent_encodes_the_id_for_its_position() {
-        let template = PullUrlTemplate::parse("https://s.example/u/{id}?q={id}").unwrap();
+        let path = PullUrlTemplate::parse("https://s.example/u/{id}").unwrap();
         assert_eq!(
-            template.url_for("a/b c&d", "T"),
-            "https://s.example/u/a%2Fb%20c%26d?q=a%2Fb%20c%26d&lftoken=T"
+            path.url_for("a/b c&d", "T"),
+            "https://s.example/u/a%2Fb%20c%26d?lftoken=T"
+        );
+        let query = PullUrlTemplate::parse("https://s.example/u?q={id}").unwrap();
+        assert_eq!(
+            query.url_for("a/b c&d", "T"),
+            "https://s.example/u?q=a%2Fb%20c%26d&lftoken=T"
         );
     }
 
@@ -407,13 +437,48 @@ mod tests {
     }
 
     #[test]
-    fn id_position_needs_exactly_one_whole_id() {
-        let many = PullUrlTemplate::parse("https://s.example/{id}?id={id}").unwrap();
-        assert_eq!(many.id_position(), Err(TemplateError::ManyIds));
-        let partial = PullUrlTemplate::parse("https://s.example/p?id=user-{id}").unwrap();
-        assert_eq!(
-            partial.id_position(),
-            Err(TemplateError::IdNotWholeQueryValue)
-        );
+    fn refuses_templates_whose_every_pull_would_fail() {
+        let cases = [
+            ("https://s.example/{id}?id={id}", TemplateError::ManyIds),
+            (
+                "https://s.example/p?id={id}&again={id}",
+                TemplateError::ManyIds,
+            ),
+            (
+                "https://s.example/users/{id}/x/{id}",
+                TemplateError::ManyIds,
+            ),
+            (
+                "https://s.example/p?id=user-{id}",
+                TemplateError::IdNotWholeQueryValue,
+            ),
+            (
+                "https://s.example/p?id={id}&lftoken={id}",
+                TemplateError::ManyIds,
+            ),
+            (
+                "https://s.example/p?lftoken={id}",
+                TemplateError::ReservedParameter,
+            ),
+            (
+                "https://s.example/u/{id}?lf%74oken=x",
+                TemplateError::ReservedParameter,
+            ),
+            ("/p?id={id}&lftoken", TemplateError::ReservedParameter),
+        ];
+        for (template, error) in cases {
+            assert_eq!(
+                PullUrlTemplate::parse(template),
+                Err(error.clone()),
+                "{template}"
+            );
+            if template.starts_with("https:") {
+                assert_eq!(
+                    PullUrlTemplate::parse_absolute(template),
+                    Err(error),
+                    "{template}"
+                );
+            }
+        }
     }
 }

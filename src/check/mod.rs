@@ -147,6 +147,23 @@ pub async fn check_endpoint(options: &CheckOptions) -> Result<CheckReport, Check
     })
 }
 
+/// Pulls the options' user once, as Livefyre would after a ping: the `valid_pull` case
+/// alone, with a system token of the network (what `pingpull register --check-user` runs).
+///
+/// # Errors
+///
+/// As [`check_endpoint`]: [`CheckError::Unreachable`] if nothing answers; an endpoint that
+/// answers wrongly is reported in the [`CaseResult`].
+pub async fn pull_once(options: &CheckOptions) -> Result<CaseResult, CheckError> {
+    let template = usable_template(options)?;
+    let tokens = Tokens::new(&options.network, &options.user);
+    let valid_url = template.url_for(&options.user, &tokens.valid);
+    let mut cases = pull_cases(&template, options, &tokens, valid_url);
+    cases.truncate(1);
+    let mut results = run(options, cases).await?;
+    Ok(results.remove(0))
+}
+
 /// The options' template, if absolute, and their user ids, if valid.
 fn usable_template(options: &CheckOptions) -> Result<PullUrlTemplate, CheckError> {
     let template =
@@ -377,6 +394,9 @@ fn forbidden(answer: &Fetched, _: &Context<'_>) -> Result<String, String> {
 }
 
 fn valid_pull(answer: &Fetched, context: &Context<'_>) -> Result<String, String> {
+    if answer.status == StatusCode::FORBIDDEN {
+        return Err("answered 403, expected 200: the endpoint refused a valid system token of this network, so its network key (or network name) probably differs from this one".to_owned());
+    }
     expect_status(answer, StatusCode::OK)?;
     let content_type = answer
         .headers

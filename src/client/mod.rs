@@ -139,8 +139,10 @@ impl LivefyreClient {
     ///
     /// # Errors
     ///
-    /// [`RequestError::InvalidTemplate`] if the template lacks `{id}` or is not an absolute
-    /// http(s) URL (nothing sent); otherwise as [`sync_user`](Self::sync_user).
+    /// [`RequestError::InvalidTemplate`] if the template is not an absolute http(s) URL or
+    /// breaks the rule the Pull layer holds it to (`{id}` exactly once, in the path or as a
+    /// whole query value, no `lftoken` parameter; docs/protocol.md §5), nothing sent;
+    /// otherwise as [`sync_user`](Self::sync_user).
     pub async fn register_pull_url(&self, template: &str) -> Result<(), RequestError> {
         PullUrlTemplate::parse_absolute(template).map_err(RequestError::InvalidTemplate)?;
         let token = self.tokens.get(&self.network);

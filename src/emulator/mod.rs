@@ -153,7 +153,8 @@ impl EmulatorBuilder {
     ///
     /// # Errors
     ///
-    /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}`.
+    /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}` exactly
+    /// once, as the Pull layer needs it (docs/protocol.md §5).
     pub fn pull_url(mut self, template: &str) -> Result<Self, TemplateError> {
         self.pull_url = Some(PullUrlTemplate::parse_absolute(template)?);
         Ok(self)
@@ -240,6 +241,7 @@ impl EmulatorBuilder {
             pull_retries: self.pull_retries,
             max_pull_attempts: self.max_pull_attempts,
             token: crate::token::ReusedToken::new(std::sync::Arc::new(crate::clock::SystemClock)),
+            pull_log: puller::PullLog::new(),
         });
         let (stop, mut stopped) = watch::channel(false);
         let stop_signal = async move {
@@ -338,7 +340,8 @@ impl Emulator {
     ///
     /// # Errors
     ///
-    /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}`.
+    /// [`TemplateError`] if the template is not an absolute http(s) URL with `{id}` exactly
+    /// once, as the Pull layer needs it (docs/protocol.md §5).
     pub fn set_pull_url(&self, template: &str) -> Result<(), TemplateError> {
         let template = PullUrlTemplate::parse_absolute(template)?;
         self.shared.state().pull_url = Some(template);
@@ -508,6 +511,8 @@ pub(crate) struct Shared {
     max_pull_attempts: u32,
     /// The token pulls carry: one for hours, as Livefyre's.
     token: crate::token::ReusedToken,
+    /// Failed pulls at WARN, rate-limited per kind.
+    pull_log: puller::PullLog,
 }
 
 impl Shared {

@@ -1,7 +1,10 @@
 //! The emulator's pull worker: GETs the registered Pull URL for each queued user with a
 //! system token, checks the signature, reads the profile tolerantly, and records it.
+//! A failed pull is logged at WARN, at most once a minute for each kind of failure (a wrong
+//! key makes every pull fail alike), with how many were left out; a success at DEBUG.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::Method;
 use tracing::Level;
@@ -11,6 +14,7 @@ use super::state::{PullRecord, now};
 use crate::Profile;
 use crate::http_client::{FetchError, Fetched, HttpClient};
 use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
+use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 
 /// Profiles larger than this are refused (a full one is under 1 KiB).
 const MAX_PROFILE_BYTES: usize = 1024 * 1024;
@@ -33,15 +37,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
             }
         };
         let (record, profile) = pull(&shared, &client, &next).await;
-        tracing::event!(
-            target: "pingpull::emulator",
-            Level::DEBUG,
-            user_id = next.as_str(),
-            ok = record.ok,
-            status = record.status,
-            error = record.error.as_deref().unwrap_or(""),
-            "pull"
-        );
+        shared.pull_log.log(&next, &record, SystemTime::now());
         shared.state().record_pull(&next, record, profile);
         shared.changed.notify_waiters();
         // Another worker may be needed for what queued meanwhile.
@@ -138,5 +134,96 @@ fn failure(
         error: Some(error.to_owned()),
         signature_verified,
         attempts,
+    }
+}
+
+/// Why a pull failed, as an operator would fix it; one log throttle each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    NotRegistered,
+    Unreachable,
+    Refused,
+    OtherStatus,
+    BadSignature,
+    InvalidProfile,
+}
+
+impl FailureKind {
+    const ALL: [Self; 6] = [
+        Self::NotRegistered,
+        Self::Unreachable,
+        Self::Refused,
+        Self::OtherStatus,
+        Self::BadSignature,
+        Self::InvalidProfile,
+    ];
+
+    fn of(record: &PullRecord) -> Self {
+        match record.status {
+            None if record.attempts == 0 => Self::NotRegistered,
+            None => Self::Unreachable,
+            Some(403) => Self::Refused,
+            Some(status) if !(200..300).contains(&status) => Self::OtherStatus,
+            Some(_) if record.signature_verified == Some(false) => Self::BadSignature,
+            Some(_) => Self::InvalidProfile,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::NotRegistered => "not_registered",
+            Self::Unreachable => "unreachable",
+            Self::Refused => "refused",
+            Self::OtherStatus => "status",
+            Self::BadSignature => "bad_signature",
+            Self::InvalidProfile => "invalid_profile",
+        }
+    }
+
+    /// What to look at first.
+    fn hint(self) -> &'static str {
+        match self {
+            Self::NotRegistered => "register the Pull URL (POST / or --pull-url)",
+            Self::Unreachable => {
+                "no answer from the registered URL: is the Pull endpoint running there?"
+            }
+            Self::Refused => "the endpoint refused the token: does it use this network and key?",
+            Self::OtherStatus => "the endpoint did not answer 200",
+            Self::BadSignature => "the endpoint signs with another key",
+            Self::InvalidProfile => "the endpoint answered a profile Livefyre cannot read",
+        }
+    }
+}
+
+/// The emulator's log of pulls: one throttle per [`FailureKind`].
+#[derive(Debug)]
+pub(super) struct PullLog {
+    throttles: [LogThrottle; FailureKind::ALL.len()],
+}
+
+impl PullLog {
+    pub(super) fn new() -> Self {
+        Self {
+            throttles: FailureKind::ALL.map(|_| LogThrottle::new(ONCE_A_MINUTE)),
+        }
+    }
+
+    /// Logs one pull's outcome at `now`.
+    fn log(&self, user_id: &str, record: &PullRecord, now: SystemTime) {
+        let error = record.error.as_deref().unwrap_or("");
+        if record.ok {
+            tracing::event!(target: "pingpull::emulator", Level::DEBUG, user_id, status = record.status, attempts = record.attempts, "pull succeeded");
+            return;
+        }
+        let kind = FailureKind::of(record);
+        let index = FailureKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(0);
+        if let Some(suppressed) = self.throttles[index].allow(now) {
+            tracing::event!(target: "pingpull::emulator", Level::WARN, user_id, kind = kind.name(), status = record.status, error, attempts = record.attempts, suppressed, "pull failed: {}", kind.hint());
+        } else {
+            tracing::event!(target: "pingpull::emulator", Level::DEBUG, user_id, kind = kind.name(), status = record.status, error, "pull failed");
+        }
     }
 }

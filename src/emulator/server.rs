@@ -256,15 +256,16 @@ async fn register(State(shared): State<Arc<Shared>>, request: Request) -> Server
         status(StatusCode::FORBIDDEN)
     } else {
         match form::from_query_or_body(query.as_deref(), &body, "pull_profile_url")
-            .ok_or(())
-            .and_then(|t| PullUrlTemplate::parse_absolute(&t).map_err(|_| ()))
+            .ok_or_else(|| "pull_profile_url is missing".to_owned())
+            .and_then(|t| PullUrlTemplate::parse_absolute(&t).map_err(|e| e.to_string()))
         {
             Ok(template) => {
                 tracing::event!(target: "pingpull::emulator", Level::INFO, pull_url = template.as_str(), "pull URL registered");
                 shared.state().pull_url = Some(template);
                 status(StatusCode::NO_CONTENT)
             }
-            Err(()) => status(StatusCode::BAD_REQUEST),
+            // The same rule and words as the client and the Pull layer (src/template.rs).
+            Err(reason) => text(StatusCode::BAD_REQUEST, reason),
         }
     };
     shared.state().event(EmulatorEvent::Registration {
@@ -277,6 +278,17 @@ async fn register(State(shared): State<Arc<Shared>>, request: Request) -> Server
 fn status(status: StatusCode) -> ServerResponse {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = status;
+    response
+}
+
+/// A plain-text response: a reason a person reads.
+fn text(code: StatusCode, body: String) -> ServerResponse {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = code;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 

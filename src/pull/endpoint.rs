@@ -23,7 +23,7 @@ use crate::template::{IdPosition, PullUrlTemplate, TemplateError};
 use crate::user_id;
 
 /// The query parameter carrying Livefyre's token.
-const LFTOKEN: &str = "lftoken";
+use crate::template::LFTOKEN;
 
 /// Initial capacity of a response body: a full profile is under 1 KiB of JSON.
 const BODY_CAPACITY: usize = 1024;
@@ -38,10 +38,8 @@ pub(crate) struct Route {
 
 impl Route {
     pub(crate) fn new(template: &PullUrlTemplate) -> Result<Self, TemplateError> {
+        // `PullUrlTemplate::parse` refused many ids and the `lftoken` parameter.
         let id = template.id_position()?;
-        if matches!(&id, IdPosition::Query { name } if name == LFTOKEN) {
-            return Err(TemplateError::ReservedParameter);
-        }
         Ok(Self {
             segments: template.path().split('/').map(str::to_owned).collect(),
             id,

@@ -807,3 +807,88 @@ async fn the_studio_page_pages_filters_and_escapes() {
     assert!(failed_2.contains("Users 101–103 of 103"), "{failed_2}");
     assert!(failed_2.contains("<code>u104</code>"));
 }
+
+/// Polls until every user in `ids` has a finished pull.
+async fn wait_for_pulls(emulator: &Emulator, ids: &[String]) {
+    for _ in 0..500 {
+        let done = ids
+            .iter()
+            .all(|id| emulator.user(id).is_some_and(|u| u.last_pull.is_some()));
+        if done {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the pulls did not finish");
+}
+
+#[tokio::test]
+async fn many_refused_pulls_give_one_warning() {
+    use crate::support::LogCapture;
+    let capture = LogCapture::default();
+    let _guard = capture.install(tracing::Level::INFO);
+    // The endpoint holds another key: every pull is refused with 403.
+    let other = Network::new("example.fyre.co", "anotherkey1").unwrap();
+    let base =
+        serve(Router::new().layer(PullLayer::new("/pull?id={id}", other, users()).unwrap())).await;
+    let emulator = Emulator::builder(network())
+        .pull_url(&format!("{base}/pull?id={{id}}"))
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let client = LivefyreClient::new(network(), &emulator.base_url()).unwrap();
+    let ids: Vec<String> = (0..12).map(|n| format!("u{n}")).collect();
+    for id in &ids {
+        client.sync_user(id).await.unwrap();
+    }
+    wait_for_pulls(&emulator, &ids).await;
+    let text = capture.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("WARN pingpull::emulator"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("pull failed"), "{text}");
+    assert!(warnings[0].contains("kind=\"refused\""), "{text}");
+    assert!(warnings[0].contains("status=403"), "{text}");
+    assert!(warnings[0].contains("suppressed=0"), "{text}");
+}
+
+#[tokio::test]
+async fn each_kind_of_failed_pull_gets_its_own_warning() {
+    use crate::support::LogCapture;
+    let capture = LogCapture::default();
+    let _guard = capture.install(tracing::Level::DEBUG);
+    let emulator = Emulator::builder(network())
+        .pull_url("http://127.0.0.1:9/pull?id={id}")
+        .unwrap()
+        .pull_retries(RetrySchedule::default(), 1)
+        .start()
+        .await
+        .unwrap();
+    let client = LivefyreClient::new(network(), &emulator.base_url()).unwrap();
+    client.sync_user("u1").await.unwrap();
+    wait_for_pulls(&emulator, &["u1".to_owned()]).await;
+    // Then a working endpoint: its success is logged at DEBUG, not WARN.
+    emulator
+        .set_pull_url(&good_endpoint(users()).await)
+        .unwrap();
+    client.sync_user("u2").await.unwrap();
+    emulator
+        .wait_for_profile("u2", Duration::from_secs(5), |_| true)
+        .await
+        .unwrap();
+    let text = capture.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("WARN pingpull::emulator"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("kind=\"unreachable\""), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("pull succeeded") && l.contains("u2")),
+        "{text}"
+    );
+}

@@ -6,6 +6,8 @@ mod check;
 mod cli;
 #[cfg(feature = "cli")]
 mod cli_ping;
+#[cfg(feature = "cli")]
+mod cli_register;
 #[cfg(feature = "pull")]
 mod compat;
 #[cfg(feature = "emulator")]
@@ -44,4 +46,6 @@ mod robust_tokens;
 #[cfg(feature = "ping")]
 mod robust_urls;
 mod support;
+#[cfg(feature = "emulator")]
+mod template_rule;
 mod tokens;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use http::StatusCode;
 use pingpull::Network;
-use pingpull::check::{CheckError, CheckOptions, check_endpoint};
+use pingpull::check::{CheckError, CheckOptions, check_endpoint, pull_once};
 use pingpull::emulator::{Emulator, Faults};
 use pingpull::ping::LivefyreClient;
 use pingpull::token::{Claims, SYSTEM_TOKEN_LIFETIME, SystemTokenValidator};
@@ -154,10 +154,18 @@ async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {
     let base_url = base_url(&network, args.base_url);
     let client = LivefyreClient::new(network.clone(), &base_url)
         .map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Some(user) = &args.check_user {
+        // A typo in the id is a usage error, found before anything is sent.
+        pingpull::user_id::validate_for_path(user)
+            .map_err(|e| Failure::Usage(format!("--check-user `{user}`: {e}")))?;
+    }
     match client.register_pull_url(&args.template).await {
         Ok(()) => {
             println!("registered {}", args.template);
-            Ok(())
+            match args.check_user {
+                Some(user) => check_user(network, args.template, user).await,
+                None => Ok(()),
+            }
         }
         Err(pingpull::ping::RequestError::InvalidTemplate(error)) => {
             Err(Failure::Usage(error.to_string()))
@@ -171,6 +179,28 @@ async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {
             network.default_base_url()
         ))),
         Err(error) => Err(Failure::Failed(format!("registration failed: {error}"))),
+    }
+}
+
+/// Pulls `user` once as Livefyre would, through `check`'s valid-pull case, so the
+/// verdict and its wording are the ones `pingpull check` gives.
+async fn check_user(network: Network, template: String, user: String) -> Result<(), Failure> {
+    let options = CheckOptions::new(network, template, user.clone());
+    let result = pull_once(&options).await.map_err(|e| match e {
+        CheckError::Unreachable { .. } => Failure::Failed(format!("pulling `{user}` failed: {e}")),
+        _ => Failure::Usage(e.to_string()),
+    })?;
+    if result.passed {
+        println!(
+            "pulled `{user}`: {} ({} ms)",
+            result.detail, result.elapsed_ms
+        );
+        Ok(())
+    } else {
+        Err(Failure::Failed(format!(
+            "pulling `{user}` failed: {}",
+            result.detail
+        )))
     }
 }
 

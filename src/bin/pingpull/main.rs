@@ -102,7 +102,7 @@ enum Command {
     Ping(PingArgs),
     /// Register the Pull URL template with the network
     #[command(
-        after_help = "Example:\n  pingpull register --base-url http://127.0.0.1:8080 \\\n    'https://www.example.com/livefyre/pull?id={id}'"
+        after_help = "Examples:\n  pingpull register --base-url http://127.0.0.1:8080 \\\n    'https://www.example.com/livefyre/pull?id={id}'\n  pingpull register 'https://www.example.com/livefyre/pull?id={id}' --check-user u1\n\nExit status: 0 registered (and, with --check-user, pulled), 1 registration or pull failed, 2 usage error."
     )]
     Register(RegisterArgs),
     /// Act as Livefyre against a Pull endpoint and report whether it conforms
@@ -214,6 +214,9 @@ struct RegisterArgs {
     base_url: Option<String>,
     /// The Pull URL template (must contain {id})
     template: String,
+    /// After registering, pull this user once as Livefyre would and report the result
+    #[arg(long, value_name = "ID")]
+    check_user: Option<String>,
 }
 
 #[derive(Debug, Args)]
