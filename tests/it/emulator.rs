@@ -730,25 +730,24 @@ async fn emulator_with_105_users() -> Emulator {
     let users = InMemorySource::new();
     users.insert(Profile::builder("u000", "Ada").build());
     users.insert(Profile::builder("u001", "<script>alert(1)</script>").build());
+    let ids: Vec<String> = (0..105).map(|i| format!("u{i:03}")).collect();
+    emulator_that_pulled(&good_endpoint(users).await, &ids).await
+}
+
+/// An emulator pulling from `pull_url` that was pinged for each of `ids` and has pulled
+/// them all (successfully or not).
+async fn emulator_that_pulled(pull_url: &str, ids: &[String]) -> Emulator {
     let emulator = Emulator::builder(network())
-        .pull_url(&good_endpoint(users).await)
+        .pull_url(pull_url)
         .unwrap()
         .start()
         .await
         .unwrap();
     let client = LivefyreClient::new(network(), &emulator.base_url()).unwrap();
-    let ids: Vec<String> = (0..105).map(|i| format!("u{i:03}")).collect();
-    for id in &ids {
+    for id in ids {
         client.sync_user(id).await.unwrap();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !ids
-        .iter()
-        .all(|id| emulator.user(id).is_some_and(|u| u.last_pull.is_some()))
-    {
-        assert!(tokio::time::Instant::now() < deadline, "pulls never ended");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_pulls(&emulator, ids).await;
     emulator
 }
 
@@ -809,17 +808,20 @@ async fn the_studio_page_pages_filters_and_escapes() {
 }
 
 /// Polls until every user in `ids` has a finished pull.
+/// Waits until every one of `ids` was pulled (successfully or not), for up to 20 s:
+/// seconds, not milliseconds, so a busy machine only makes it slower.
 async fn wait_for_pulls(emulator: &Emulator, ids: &[String]) {
-    for _ in 0..500 {
-        let done = ids
-            .iter()
-            .all(|id| emulator.user(id).is_some_and(|u| u.last_pull.is_some()));
-        if done {
-            return;
-        }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !ids
+        .iter()
+        .all(|id| emulator.user(id).is_some_and(|u| u.last_pull.is_some()))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pulls did not finish"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the pulls did not finish");
 }
 
 #[tokio::test]
@@ -831,18 +833,8 @@ async fn many_refused_pulls_give_one_warning() {
     let other = Network::new("example.fyre.co", "anotherkey1").unwrap();
     let base =
         serve(Router::new().layer(PullLayer::new("/pull?id={id}", other, users()).unwrap())).await;
-    let emulator = Emulator::builder(network())
-        .pull_url(&format!("{base}/pull?id={{id}}"))
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let client = LivefyreClient::new(network(), &emulator.base_url()).unwrap();
     let ids: Vec<String> = (0..12).map(|n| format!("u{n}")).collect();
-    for id in &ids {
-        client.sync_user(id).await.unwrap();
-    }
-    wait_for_pulls(&emulator, &ids).await;
+    let _emulator = emulator_that_pulled(&format!("{base}/pull?id={{id}}"), &ids).await;
     let text = capture.text();
     let warnings: Vec<&str> = text
         .lines()
@@ -860,8 +852,10 @@ async fn each_kind_of_failed_pull_gets_its_own_warning() {
     use crate::support::LogCapture;
     let capture = LogCapture::default();
     let _guard = capture.install(tracing::Level::DEBUG);
+    // A port held bound but never listening: every pull is refused.
+    let (_held, closed) = crate::support::refusing_port();
     let emulator = Emulator::builder(network())
-        .pull_url("http://127.0.0.1:9/pull?id={id}")
+        .pull_url(&format!("http://{closed}/pull?id={{id}}"))
         .unwrap()
         .pull_retries(RetrySchedule::default(), 1)
         .start()
