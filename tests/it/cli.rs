@@ -293,12 +293,16 @@ fn ping_and_register_against_an_emulator_process() {
         "{}",
         stdout(&pinged)
     );
-    // The emulator saw each user pinged once (the second u1 coalesced) and answered 200.
-    let mut pings = emulator.pings();
-    pings.sort();
-    assert_eq!(pings, [("u1".to_owned(), 200), ("u2".to_owned(), 200)]);
+    // The emulator answered 200 to pings for both users. The second u1 coalesces into
+    // the first if that is still waiting, or follows it if it was already in flight:
+    // one or two pings for u1, never none.
+    let pings = emulator.pings();
+    assert!(pings.iter().all(|(_, status)| *status == 200), "{pings:?}");
+    let count = |user: &str| pings.iter().filter(|(u, _)| u == user).count();
+    assert!((1..=2).contains(&count("u1")), "{pings:?}");
+    assert_eq!(count("u2"), 1, "{pings:?}");
     let u1: serde_json::Value = serde_json::from_str(&emulator.get("/profiles/u1")).unwrap();
-    assert_eq!(u1["pings"], 1, "{u1}");
+    assert_eq!(u1["pings"], count("u1"), "{u1}");
     assert!(emulator.get("/studio/users").contains("none registered"));
 
     // Pulls after the registration go to a port held bound, where nothing listens.
@@ -344,9 +348,11 @@ fn ping_and_register_against_an_emulator_process() {
         .unwrap();
     assert_eq!(from_stdin.status.code(), Some(0));
     assert!(stdout(&from_stdin).contains("delivered 2, failed 0"));
-    let mut pings = emulator.pings();
-    pings.sort();
-    let users: Vec<&str> = pings.iter().map(|(user, _)| user.as_str()).collect();
+    let pings = emulator.pings();
+    // Every user pinged (u1 once or twice, see above), and no other.
+    let mut users: Vec<&str> = pings.iter().map(|(user, _)| user.as_str()).collect();
+    users.sort_unstable();
+    users.dedup();
     assert_eq!(users, ["u1", "u2", "u3", "u4"]);
     // The rejected registrations left the first one in place.
     assert!(
