@@ -279,7 +279,7 @@ fn profile_response(
         }
     }
     let body = if head { Bytes::new() } else { body };
-    config.metrics.request("ok", started.elapsed());
+    config.metrics.request("ok", started);
     tracing::event!(
         target: "pingpull::pull",
         Level::DEBUG,
@@ -301,9 +301,7 @@ fn rejection_response(
     started: Instant,
 ) -> Response<Bytes> {
     let status = rejection.status();
-    config
-        .metrics
-        .request(rejection.as_str(), started.elapsed());
+    config.metrics.request(rejection.as_str(), started);
     log_rejection(&rejection, status, user_id, started);
     let mut response = Response::new(Bytes::new());
     *response.status_mut() = status;

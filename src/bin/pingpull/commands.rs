@@ -175,8 +175,8 @@ async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {
                 StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED,
             ),
         ) => Err(Failure::Failed(format!(
-            "registration failed: {error}\ncheck --base-url (it was {base_url}): Livefyre's API is {}, and `pingpull emulator` prints the emulator's",
-            network.default_base_url()
+            "registration failed: {error}\n{}",
+            base_url_hint(&network, &base_url)
         ))),
         Err(error) => Err(Failure::Failed(format!("registration failed: {error}"))),
     }
@@ -228,4 +228,12 @@ async fn check(network: Network, args: CheckArgs) -> Result<(), Failure> {
     } else {
         Err(Failure::Failed(String::new()))
     }
+}
+
+/// What to check when the base URL answered like a server other than Livefyre's.
+pub(crate) fn base_url_hint(network: &Network, base_url: &str) -> String {
+    format!(
+        "check --base-url (it was {base_url}): Livefyre's API is {}, and `pingpull emulator` prints the emulator's",
+        network.default_base_url()
+    )
 }

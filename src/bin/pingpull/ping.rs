@@ -7,10 +7,14 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pingpull::ping::{Failure as PingFailure, PingEvent, Pinger, RetrySchedule, ShutdownReport};
+use http::StatusCode;
+use pingpull::ping::{
+    Failure as PingFailure, PingEvent, Pinger, RequestError, RetrySchedule, ShutdownReport,
+};
 use pingpull::{Network, user_id};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
+use super::commands::base_url_hint;
 use super::{Failure, PingArgs};
 
 mod progress;
@@ -57,11 +61,10 @@ pub(crate) async fn ping(network: Network, args: PingArgs, verbose: u8) -> Resul
         .output
         .finish_progress(summary.delivered(), summary.failed.len());
     if let Some(status) = tally.wrong_server_status() {
-        let base_url = pinger.client().base_url();
-        eprintln!(
-            "pingpull: the base URL answered {status} to pings: it is probably not Livefyre's API (or the emulator's) but another server, such as the site itself; check --base-url (it was {base_url}): Livefyre's API is {}, and `pingpull emulator` prints the emulator's",
-            network.default_base_url()
-        );
+        // The same words as a one-shot call's error for that status.
+        let error = RequestError::Status(status);
+        let hint = base_url_hint(&network, pinger.client().base_url());
+        eprintln!("pingpull: {error}; {hint}");
     }
     summary.print(args.json)
 }
@@ -266,9 +269,9 @@ impl Tally {
     }
 
     /// A 404 or 405 that refused a user: the base URL is probably not Livefyre's.
-    fn wrong_server_status(&self) -> Option<u16> {
+    fn wrong_server_status(&self) -> Option<StatusCode> {
         self.gave_up.values().find_map(|failure| match failure {
-            PingFailure::Status(status @ (404 | 405)) => Some(*status),
+            PingFailure::Status(status @ (404 | 405)) => StatusCode::from_u16(*status).ok(),
             _ => None,
         })
     }
