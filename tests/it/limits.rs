@@ -194,12 +194,13 @@ async fn eventually(what: &str, limit: Duration, condition: impl Fn() -> bool) {
     }
 }
 
-/// An emulator pulling from `peer`, with short timeouts and two attempts per pull.
+/// An emulator pulling from `peer`, with two attempts per pull and a pull timeout of
+/// seconds: long enough for a busy machine to read past the body limit before it.
 async fn emulator_pulling_from(peer: &RawPeer) -> Emulator {
     Emulator::builder(network())
         .pull_url(&format!("http://{}/pull?id={{id}}", peer.addr))
         .unwrap()
-        .pull_timeout(Duration::from_millis(300))
+        .pull_timeout(Duration::from_secs(3))
         .pull_retries(
             RetrySchedule::new([Duration::from_millis(10)]).jitter(0.0),
             2,

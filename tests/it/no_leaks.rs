@@ -261,10 +261,14 @@ async fn debug_and_display_of_public_types_hold_no_secret() {
             Ok::<_, std::convert::Infallible>(http::Response::new(()))
         }),
     );
-    let builder = Pinger::builder(network.clone()).base_url("http://127.0.0.1:9");
+    // A port this test holds and nothing listens on: requests to it are refused.
+    let (_held, closed) = crate::support::refusing_port();
+    let closed_base = format!("http://{closed}");
+    let closed_template = format!("http://{closed}/p?id={{id}}");
+    let builder = Pinger::builder(network.clone()).base_url(&closed_base);
     let builder_debug = format!("{builder:?} {builder:#?}");
     let pinger = builder.spawn().unwrap();
-    let client = LivefyreClient::new(network.clone(), "http://127.0.0.1:9").unwrap();
+    let client = LivefyreClient::new(network.clone(), &closed_base).unwrap();
     let emulator_builder = Emulator::builder(network.clone()).faults(Faults::none());
     let emulator_builder_debug = format!("{emulator_builder:?}");
     let emulator = emulator_builder.start().await.unwrap();
@@ -290,7 +294,7 @@ async fn debug_and_display_of_public_types_hold_no_secret() {
         format!("{emulator:?}"),
         format!(
             "{:?}",
-            CheckOptions::new(network.clone(), "http://127.0.0.1:9/p?id={id}", "u1")
+            CheckOptions::new(network.clone(), &closed_template, "u1")
         ),
         format!("{:?}", Claims::system(&network, 1)),
         format!("{wrong_key_error:?} {wrong_key_error}"),
@@ -358,10 +362,10 @@ async fn debug_and_display_of_public_types_hold_no_secret() {
         RequestError::Transport("connection refused".into()),
         client.sync_user("a/b").await.unwrap_err(),
         client.register_pull_url("no-id").await.unwrap_err(),
-        // A real transport failure: nothing listens on port 9.
+        // A real transport failure: nothing listens on the held port.
         client.sync_user("u1").await.unwrap_err(),
         client
-            .register_pull_url("http://127.0.0.1:9/p?id={id}")
+            .register_pull_url(&closed_template)
             .await
             .unwrap_err(),
     ] {

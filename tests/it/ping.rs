@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
 use crate::support::fake_livefyre::{FakeLivefyre, Reply};
+use crate::support::scripted_livefyre::{Timed, TimedLivefyre, status};
 
 fn network() -> Network {
     Network::new("example.fyre.co", "testkeytest").unwrap()
@@ -27,11 +28,24 @@ fn quick_schedule() -> RetrySchedule {
     RetrySchedule::new([Duration::from_millis(20), Duration::from_millis(40)]).jitter(0.0)
 }
 
+/// A Pinger for the real server: the attempt timeout is seconds, so a busy machine
+/// cannot turn a prompt answer into a timeout.
 fn pinger(server: &FakeLivefyre) -> Pinger {
     Pinger::builder(network())
         .base_url(server.base_url())
         .retry_schedule(quick_schedule())
-        .attempt_timeout(Duration::from_millis(500))
+        .attempt_timeout(Duration::from_secs(10))
+        .spawn()
+        .unwrap()
+}
+
+/// A Pinger for the in-memory Livefyre, in virtual time.
+fn virtual_pinger(livefyre: &TimedLivefyre) -> Pinger {
+    Pinger::builder(network())
+        .base_url("http://livefyre.test")
+        .transport(livefyre.clone())
+        .retry_schedule(quick_schedule())
+        .attempt_timeout(Duration::from_secs(10))
         .spawn()
         .unwrap()
 }
@@ -45,10 +59,12 @@ async fn eventually(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
+/// The next event; a minute without one is a hang (in virtual time, longer than any
+/// attempt timeout here).
 async fn next_event(events: &mut broadcast::Receiver<PingEvent>) -> PingEvent {
-    tokio::time::timeout(Duration::from_secs(5), events.recv())
+    tokio::time::timeout(Duration::from_secs(60), events.recv())
         .await
-        .expect("an event within 5 s")
+        .expect("an event within 60 s")
         .expect("no lag")
 }
 
@@ -105,48 +121,56 @@ async fn coalesces_pings_for_one_pending_user() {
     assert_eq!((stats.pinged, stats.coalesced, stats.sent), (51, 49, 2));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_ping_during_a_request_causes_one_more_request_after_it() {
-    let server = FakeLivefyre::with_script(|r| {
-        if r.nth_for_user == 1 {
-            Reply::status(200).after(Duration::from_millis(200))
-        } else {
-            Reply::status(200)
-        }
-    })
-    .await;
-    let pinger = pinger(&server);
+    // The first answer takes 2 s (virtual): the changes below land while it is in flight.
+    let livefyre = TimedLivefyre::new(|_, nth| {
+        Timed::after(
+            Duration::from_secs(if nth == 1 { 2 } else { 0 }),
+            status(200),
+        )
+    });
+    let start = Instant::now();
+    let pinger = virtual_pinger(&livefyre);
     pinger.ping("u1").unwrap();
-    eventually("first request in flight", || {
-        server.pings_for("u1").len() == 1
-    })
-    .await;
-    let changed_at = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let first = livefyre.exchanges_for("u1");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].read, None, "the first request is in flight");
     pinger.ping("u1").unwrap();
     pinger.ping("u1").unwrap();
-    eventually("two delivered", || pinger.stats().succeeded == 2).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let pings = server.pings_for("u1");
-    assert_eq!(pings.len(), 2, "exactly one more request");
+    let changed = livefyre.mark();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let requests = livefyre.exchanges_for("u1");
+    assert_eq!(requests.len(), 2, "exactly one more request");
     assert!(
-        pings[1].at > changed_at,
+        requests[1].started > first[0].started.max(changed),
         "the second request was sent after the change"
     );
-    assert_eq!(pinger.stats().pending, 0);
+    assert!(
+        requests[1].started > requests[0].read.unwrap(),
+        "and after the first was answered: one request per user at a time"
+    );
+    assert_eq!(
+        requests[1].started_at - start,
+        Duration::from_secs(2),
+        "at once"
+    );
+    let stats = pinger.stats();
+    assert_eq!((stats.succeeded, stats.pending), (2, 0));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retries_passing_faults_until_delivered() {
-    let server = FakeLivefyre::with_script(|r| match r.nth_for_user {
-        1 => Reply::status(500),
-        2 => Reply::status(503),
-        3 => Reply::status(408),
-        4 => Reply::status(429),
-        5 => Reply::status(200).after(Duration::from_millis(800)), // times out
-        _ => Reply::status(204),
-    })
-    .await;
-    let pinger = pinger(&server);
+    let livefyre = TimedLivefyre::new(|_, nth| match nth {
+        1 => Timed::now(status(500)),
+        2 => Timed::now(status(503)),
+        3 => Timed::now(status(408)),
+        4 => Timed::now(status(429)),
+        5 => Timed::after(Duration::from_secs(3600), status(200)), // times out
+        _ => Timed::now(status(204)),
+    });
+    let pinger = virtual_pinger(&livefyre);
     let mut events = pinger.events();
     pinger.ping("u1").unwrap();
     let mut failures = Vec::new();
@@ -367,13 +391,13 @@ async fn shutdown_delivers_what_it_can_before_the_deadline() {
     assert_eq!(report.stats.succeeded, 5);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn concurrent_shutdowns_wait_for_the_worker_and_report_nothing_delivered() {
-    let server =
-        FakeLivefyre::with_script(|_| Reply::status(200).after(Duration::from_millis(200))).await;
-    let pinger = pinger(&server);
+    let livefyre = TimedLivefyre::new(|_, _| Timed::after(Duration::from_secs(2), status(200)));
+    let pinger = virtual_pinger(&livefyre);
     pinger.ping("u1").unwrap();
-    eventually("request in flight", || pinger.stats().in_flight == 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(pinger.stats().in_flight, 1, "the request is in flight");
     let other = pinger.clone();
     let (first, second) = tokio::join!(
         pinger.shutdown(Duration::from_secs(5)),

@@ -1,19 +1,22 @@
-//! The Pinger's guarantee under a seeded fault profile, checked from the server's own
-//! log: every user gets a 2xx-answered ping whose request arrived after its last
-//! `ping()` call.
+//! The Pinger's guarantee under a seeded fault profile, in virtual time against an
+//! in-memory Livefyre: every user gets a 2xx, which the Pinger actually received, to a
+//! request that started after its last `ping()` call had returned. A 200 answered after
+//! the attempt timeout is cut off by the Pinger and never counts, so a lost last ping
+//! cannot hide behind one.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
+use http::Response;
 use pingpull::Network;
 use pingpull::ping::{Pinger, RetrySchedule};
-use tokio::time::Instant;
 
-use crate::support::fake_livefyre::{FakeLivefyre, Received, Reply};
+use crate::support::scripted_livefyre::{Timed, TimedLivefyre, status};
 
 const USERS: u64 = 2_000;
 const PINGS: u64 = 20_000;
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// A deterministic number in 0..100 for this request.
 fn roll(seed: u64, user: &str, nth: usize) -> u64 {
@@ -22,33 +25,36 @@ fn roll(seed: u64, user: &str, nth: usize) -> u64 {
     hasher.finish() % 100
 }
 
-/// About 30 % 5xx, resets and hangs, 5 % 429, the rest 200.
-fn fault(seed: u64, request: &Received) -> Reply {
-    let Some(user) = &request.user else {
-        return Reply::status(404);
-    };
-    match roll(seed, user, request.nth_for_user) {
-        0..=3 => Reply::status(500),
-        4..=6 => Reply::status(502),
-        7..=9 => Reply::status(503),
-        10..=19 => Reply::reset(),
+/// About 30 % 5xx, resets and hangs, 5 % 200s too late to be read, 5 % 429; the rest
+/// 200 within the attempt timeout.
+fn fault(seed: u64, user: &str, nth: usize) -> Timed {
+    let late = ATTEMPT_TIMEOUT * 2;
+    match roll(seed, user, nth) {
+        0..=3 => Timed::now(status(500)),
+        4..=6 => Timed::now(status(502)),
+        7..=9 => Timed::now(status(503)),
+        10..=19 => Timed::now(Err("connection reset by the test".into())),
         // Hangs past the attempt timeout, then fails anyway.
-        20..=29 => Reply::status(503).after(Duration::from_millis(600)),
-        30..=34 => Reply::status(429).retry_after("1"),
-        _ => Reply::status(200),
+        20..=29 => Timed::after(late, status(503)),
+        // Hangs past the attempt timeout, then would succeed: the Pinger never sees it.
+        30..=34 => Timed::after(late, status(200)),
+        35..=39 => Timed::now(Ok(Response::builder()
+            .status(429)
+            .header("retry-after", "1")
+            .body(())
+            .unwrap())),
+        // Answers take a while, so many changes land while a request is in flight.
+        n => Timed::after(Duration::from_millis(n), status(200)),
     }
 }
 
-fn answered_2xx(seed: u64, request: &Received) -> bool {
-    fault(seed, request).status == 200
-}
-
 async fn guarantee_holds(seed: u64) {
-    let server = FakeLivefyre::with_script(move |r| fault(seed, r)).await;
+    let livefyre = TimedLivefyre::new(move |user, nth| fault(seed, user, nth));
     let pinger = Pinger::builder(Network::new("example.fyre.co", "testkeytest").unwrap())
-        .base_url(server.base_url())
+        .base_url("http://livefyre.test")
+        .transport(livefyre.clone())
         .concurrency(32)
-        .attempt_timeout(Duration::from_millis(300))
+        .attempt_timeout(ATTEMPT_TIMEOUT)
         .retry_schedule(
             RetrySchedule::new([10, 20, 50].map(Duration::from_millis))
                 .jitter(0.5)
@@ -57,7 +63,9 @@ async fn guarantee_holds(seed: u64) {
         .spawn()
         .unwrap();
 
-    let mut last_ping: HashMap<String, Instant> = HashMap::new();
+    // The mark taken once each user's last `ping()` has returned. The runtime has one
+    // thread and nothing awaits in between, so no request starts between the two.
+    let mut last_ping: HashMap<String, u64> = HashMap::new();
     let mut state = seed;
     for i in 0..PINGS {
         // xorshift: which user changes next.
@@ -65,19 +73,20 @@ async fn guarantee_holds(seed: u64) {
         state ^= state >> 7;
         state ^= state << 17;
         let user = format!("user-{}", state % USERS);
-        last_ping.insert(user.clone(), Instant::now());
         pinger.ping(&user).unwrap();
-        // Spread the changes over about 3 s, so many land while requests are in flight.
+        last_ping.insert(user, livefyre.mark());
+        // Spread the changes over about 2.5 s, so many land while requests are in flight.
         if i % 40 == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Virtual time: an hour costs nothing, and reaching it means a stuck Pinger.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
     while pinger.stats().pending > 0 {
         assert!(
-            Instant::now() < deadline,
-            "not delivered within 120 s: {:?}",
+            tokio::time::Instant::now() < deadline,
+            "not delivered within an hour: {:?}",
             pinger.stats()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -85,40 +94,55 @@ async fn guarantee_holds(seed: u64) {
     let stats = pinger.stats();
     assert_eq!(stats.given_up, 0, "{stats:?}");
 
-    let log = server.received();
-    let mut latest_ok: HashMap<&str, Instant> = HashMap::new();
-    for request in log.iter().filter(|r| answered_2xx(seed, r)) {
-        let user = request.user.as_deref().unwrap();
-        let at = latest_ok.entry(user).or_insert(request.at);
-        *at = (*at).max(request.at);
+    let exchanges = livefyre.exchanges();
+    let mut latest_delivered: HashMap<&str, u64> = HashMap::new();
+    for exchange in exchanges.iter().filter(|e| e.delivered()) {
+        let at = latest_delivered.entry(&exchange.user).or_insert(0);
+        *at = (*at).max(exchange.started);
     }
     let missed: Vec<_> = last_ping
         .iter()
-        .filter(|(user, pinged)| latest_ok.get(user.as_str()).is_none_or(|ok| ok < *pinged))
+        .filter(|(user, pinged)| {
+            latest_delivered
+                .get(user.as_str())
+                .is_none_or(|s| s < *pinged)
+        })
         .map(|(user, _)| user.clone())
         .collect();
     assert!(
         missed.is_empty(),
-        "seed {seed}: {} users without a ping after their last change: {:?}",
+        "seed {seed}: {} users without a received 2xx after their last change: {:?}",
         missed.len(),
         &missed[..missed.len().min(10)]
     );
-    // The faults really happened.
+    // The Pinger's own count agrees with what it was really given.
+    let delivered = exchanges.iter().filter(|e| e.delivered()).count() as u64;
+    assert_eq!(stats.succeeded, delivered, "{stats:?}");
+    // The faults really happened, the late 200s among them.
+    let late_200s = exchanges
+        .iter()
+        .filter(|e| e.status == Some(200) && e.read.is_none())
+        .count();
+    println!(
+        "seed {seed}: {} requests, {delivered} 2xx received, {late_200s} 200s cut off by the timeout",
+        exchanges.len()
+    );
+    assert!(late_200s > 0, "no 200 came too late");
     assert!(stats.retried > stats.succeeded / 5, "{stats:?}");
     assert!(stats.coalesced > 0, "{stats:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn guarantee_holds_under_faults_seed_1() {
     guarantee_holds(1).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn guarantee_holds_under_faults_seed_2() {
     guarantee_holds(0x5eed_2024).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn guarantee_holds_under_faults_seed_3() {
     guarantee_holds(977).await;
 }

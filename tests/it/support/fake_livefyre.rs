@@ -28,6 +28,8 @@ pub(crate) struct Received {
     /// 1 for the first request for this user, 2 for the second...
     pub(crate) nth_for_user: usize,
     pub(crate) at: Instant,
+    /// `at` by the wall clock, to compare with another process's (a database's) records.
+    pub(crate) wall: std::time::SystemTime,
 }
 
 impl Received {
@@ -83,9 +85,27 @@ impl Reply {
 
 type Script = dyn Fn(&Received) -> Reply + Send + Sync;
 
+/// A request the server answered: the answer was handed to the connection, not dropped
+/// because the client hung up first. (Whether the client then read it in time is for
+/// the test to judge, from [`Answered::took`] and the client's timeout.)
+#[derive(Debug, Clone)]
+pub(crate) struct Answered {
+    pub(crate) request: Received,
+    pub(crate) status: u16,
+    pub(crate) answered_at: Instant,
+}
+
+impl Answered {
+    /// From the request's arrival to its answer, by the server's clock.
+    pub(crate) fn took(&self) -> Duration {
+        self.answered_at - self.request.at
+    }
+}
+
 pub(crate) struct FakeLivefyre {
     pub(crate) addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
+    answered: Arc<Mutex<Vec<Answered>>>,
     max_concurrent: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
@@ -108,10 +128,17 @@ impl FakeLivefyre {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let answered = Arc::new(Mutex::new(Vec::new()));
         let current = Arc::new(AtomicUsize::new(0));
         let max_concurrent = Arc::new(AtomicUsize::new(0));
         let script: Arc<Mutex<Arc<Script>>> = Arc::new(Mutex::new(Arc::new(script)));
-        let state = (received.clone(), current, max_concurrent.clone(), script);
+        let state = (
+            received.clone(),
+            current,
+            max_concurrent.clone(),
+            script,
+            answered.clone(),
+        );
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -130,6 +157,7 @@ impl FakeLivefyre {
         Self {
             addr,
             received,
+            answered,
             max_concurrent,
             task,
         }
@@ -141,6 +169,11 @@ impl FakeLivefyre {
 
     pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// The requests answered so far (see [`Answered`]), in the order answered.
+    pub(crate) fn answered(&self) -> Vec<Answered> {
+        self.answered.lock().unwrap().clone()
     }
 
     pub(crate) fn pings_for(&self, user: &str) -> Vec<Received> {
@@ -160,13 +193,14 @@ type State = (
     Arc<AtomicUsize>,
     Arc<AtomicUsize>,
     Arc<Mutex<Arc<Script>>>,
+    Arc<Mutex<Vec<Answered>>>,
 );
 
 async fn handle(
     state: State,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
-    let (received, current, max_concurrent, script) = state;
+    let (received, current, max_concurrent, script, answered) = state;
     let now = current.fetch_add(1, Ordering::SeqCst) + 1;
     max_concurrent.fetch_max(now, Ordering::SeqCst);
     let (parts, body) = request.into_parts();
@@ -198,6 +232,7 @@ async fn handle(
             user,
             nth_for_user,
             at: Instant::now(),
+            wall: std::time::SystemTime::now(),
         };
         log.push(entry.clone());
         entry
@@ -219,5 +254,11 @@ async fn handle(
             .headers_mut()
             .insert("retry-after", value.parse().unwrap());
     }
+    // Reached only if hyper still polls this handler: it drops it when the client hangs up.
+    answered.lock().unwrap().push(Answered {
+        request: entry,
+        status: reply.status,
+        answered_at: Instant::now(),
+    });
     Ok(response)
 }
