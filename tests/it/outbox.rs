@@ -864,8 +864,8 @@ async fn survives_crashes(seed: u64) {
         workers.children.push(child);
     }
 
-    // The writer: commits changes to 200 users (some rolled back) until the chaos ends,
-    // noting each user's last committed change: which row (by its first change's time, as
+    // The writer: commits changes to 200 users (some rolled back) until the chaos time
+    // has passed and at least 60 users changed (a loaded machine commits slower), noting each user's last committed change: which row (by its first change's time, as
     // a row deleted and inserted again is another row) and its change count in that row.
     let writer = {
         let pool = db.pool.clone();
@@ -874,7 +874,7 @@ async fn survives_crashes(seed: u64) {
             let mut last_change: HashMap<String, RowChange> = HashMap::new();
             let end = Instant::now() + Duration::from_secs(chaos_secs);
             let mut n = 0u64;
-            while Instant::now() < end {
+            while Instant::now() < end || last_change.len() < 60 {
                 n += 1;
                 let user = format!("u{}", roll(seed, ("user", n)) * 2 + roll(seed, n) % 2);
                 let mut tx = pool.begin().await.unwrap();
@@ -902,10 +902,11 @@ async fn survives_crashes(seed: u64) {
         })
     };
 
-    // kill -9 a random worker every second or so, and start a new one.
+    // kill -9 a random worker every second or so, and start a new one, while the
+    // writer writes.
     let end = Instant::now() + Duration::from_secs(chaos_secs);
     let mut kills = 0u64;
-    while Instant::now() < end {
+    while Instant::now() < end || !writer.is_finished() {
         tokio::time::sleep(Duration::from_millis(
             700 + roll(seed, ("pause", kills)) * 10,
         ))
