@@ -333,20 +333,28 @@ async fn a_403_keeps_users_pending_and_probes_slowly_until_accepted() {
     assert_eq!(pinger.stats().pending, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn concurrency_is_limited() {
-    let server =
-        FakeLivefyre::with_script(|_| Reply::status(200).after(Duration::from_millis(100))).await;
+    let livefyre = TimedLivefyre::new(|_, _| Timed::after(Duration::from_secs(2), status(200)));
+    let start = Instant::now();
     let pinger = Pinger::builder(network())
-        .base_url(server.base_url())
+        .base_url("http://livefyre.test")
+        .transport(livefyre.clone())
         .concurrency(2)
         .spawn()
         .unwrap();
     for i in 0..6 {
         pinger.ping(&format!("u{i}")).unwrap();
     }
-    eventually("all delivered", || pinger.stats().succeeded == 6).await;
-    assert_eq!(server.max_concurrent(), 2);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(pinger.stats().succeeded, 6);
+    // Two at a time, each answered in 2 s: the next two start as soon as those end.
+    let starts: Vec<u64> = livefyre
+        .exchanges()
+        .iter()
+        .map(|e| (e.started_at - start).as_secs())
+        .collect();
+    assert_eq!(starts, [0, 0, 2, 2, 4, 4]);
 }
 
 #[tokio::test]
