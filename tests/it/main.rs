@@ -41,6 +41,8 @@ mod ping_virtual;
 mod pull;
 #[cfg(all(feature = "pull", feature = "ping", feature = "metrics"))]
 mod pull_metrics;
+#[cfg(feature = "ping")]
+mod readme_claims_delivery;
 #[cfg(feature = "pull")]
 mod readme_claims_pull;
 #[cfg(feature = "pull")]
