@@ -43,6 +43,8 @@ mod pull;
 mod pull_metrics;
 #[cfg(feature = "ping")]
 mod readme_claims_delivery;
+#[cfg(feature = "postgres")]
+mod readme_claims_outbox;
 #[cfg(feature = "pull")]
 mod readme_claims_pull;
 #[cfg(feature = "pull")]
