@@ -45,6 +45,8 @@ mod pull_metrics;
 mod readme_claims_delivery;
 #[cfg(feature = "postgres")]
 mod readme_claims_outbox;
+#[cfg(feature = "emulator")]
+mod readme_claims_ping;
 #[cfg(feature = "pull")]
 mod readme_claims_pull;
 #[cfg(feature = "pull")]
