@@ -41,6 +41,8 @@ mod ping_virtual;
 mod pull;
 #[cfg(all(feature = "pull", feature = "ping", feature = "metrics"))]
 mod pull_metrics;
+#[cfg(feature = "cli")]
+mod readme_claims_cli;
 #[cfg(feature = "ping")]
 mod readme_claims_delivery;
 #[cfg(feature = "postgres")]
