@@ -253,3 +253,70 @@ async fn the_pinger_without_the_root_retries_naming_the_certificate_fault() {
     let report = pinger.shutdown(Duration::from_secs(1)).await;
     assert_eq!(report.undelivered.len(), 1);
 }
+
+/// `pingpull register` and `pingpull ping` with `--ca-cert FILE` trust that CA; without
+/// it the registration fails naming the certificate fault; a file with no certificate
+/// is a usage error.
+#[cfg(feature = "cli")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_trusts_a_ca_cert_file() {
+    use crate::cli::{pingpull, stderr, stdout};
+
+    let certificates = certificates("pingpull test CA");
+    let (emulator, front) = emulator_behind_tls(&certificates).await;
+    let dir = std::env::temp_dir().join(format!("pingpull-https-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &certificates.ca_pem).unwrap();
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let base_url = front.base_url();
+    let run = move |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || pingpull().args(args).output().unwrap())
+    };
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.extend(["--base-url".to_owned(), base_url.clone()]);
+        args
+    };
+    let ca = ca_file.to_str().unwrap();
+
+    let untrusted = run(args(&["register", TEMPLATE])).await.unwrap();
+    assert_eq!(untrusted.status.code(), Some(1), "{}", stderr(&untrusted));
+    assert!(
+        stderr(&untrusted).contains("UnknownIssuer"),
+        "{}",
+        stderr(&untrusted)
+    );
+
+    let registered = run(args(&["register", TEMPLATE, "--ca-cert", ca]))
+        .await
+        .unwrap();
+    assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
+    assert_eq!(emulator.pull_url().as_deref(), Some(TEMPLATE));
+
+    let pinged = run(args(&["ping", "u1", "--ca-cert", ca])).await.unwrap();
+    assert_eq!(pinged.status.code(), Some(0), "{}", stderr(&pinged));
+    assert!(
+        stdout(&pinged).contains("delivered 1, failed 0"),
+        "{}",
+        stdout(&pinged)
+    );
+    assert_eq!(emulator.pings_received("u1"), 1);
+
+    let bad = run(args(&[
+        "ping",
+        "u1",
+        "--ca-cert",
+        not_pem.to_str().unwrap(),
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("no certificate found"),
+        "{}",
+        stderr(&bad)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
