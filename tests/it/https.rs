@@ -320,3 +320,21 @@ async fn the_cli_trusts_a_ca_cert_file() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A root given as DER (`add_root_certificate`) is trusted like one from PEM.
+#[tokio::test]
+async fn a_der_root_is_trusted_too() {
+    use rustls::pki_types::pem::PemObject as _;
+
+    let certificates = certificates("pingpull test CA");
+    let (emulator, front) = emulator_behind_tls(&certificates).await;
+    let der = CertificateDer::from_pem_slice(certificates.ca_pem.as_bytes()).unwrap();
+    let roots = TlsRoots::empty().add_root_certificate(der).unwrap();
+    let client = LivefyreClient::new(network(), &front.base_url())
+        .unwrap()
+        .tls_roots(&roots);
+
+    client.sync_user("u1").await.unwrap();
+
+    assert_eq!(emulator.pings_received("u1"), 1);
+}
