@@ -22,10 +22,16 @@ type Connector = HttpConnector;
 
 #[cfg(feature = "rustls")]
 fn connector() -> Connector {
+    connector_trusting(&crate::client::TlsRoots::default())
+}
+
+/// http, and https trusting `roots`.
+#[cfg(feature = "rustls")]
+fn connector_trusting(roots: &crate::client::TlsRoots) -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
+        .with_tls_config(roots.client_config())
         .https_or_http()
         .enable_http1()
         .wrap_connector(http)
@@ -78,6 +84,14 @@ impl HttpClient {
     pub(crate) fn new() -> Self {
         Self {
             pool: Client::builder(TokioExecutor::new()).build(connector()),
+        }
+    }
+
+    /// A client whose https connections trust `roots` instead of Mozilla's alone.
+    #[cfg(feature = "rustls")]
+    pub(crate) fn trusting(roots: &crate::client::TlsRoots) -> Self {
+        Self {
+            pool: Client::builder(TokioExecutor::new()).build(connector_trusting(roots)),
         }
     }
 

@@ -3,9 +3,13 @@
 //! through a [`Transport`] (by default hyper-util's pooled HTTP/1.1 client).
 
 mod retry_after;
+#[cfg(feature = "rustls")]
+mod tls;
 mod transport;
 
 pub use retry_after::parse_retry_after;
+#[cfg(feature = "rustls")]
+pub use tls::{TlsRoots, TlsRootsError};
 pub use transport::{HyperTransport, Transport};
 
 use std::fmt;
@@ -100,6 +104,30 @@ impl LivefyreClient {
     /// Gives each request at most `timeout` (default 10 s) to be answered.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sends through the built-in HTTP client with https trusting `roots` (a private CA,
+    /// the platform's store) instead of Mozilla's roots alone; replaces any transport
+    /// given to [`with_transport`](Self::with_transport).
+    ///
+    /// ```
+    /// use pingpull::Network;
+    /// use pingpull::ping::{LivefyreClient, TlsRoots};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let ca_pem = rcgen::generate_simple_self_signed(["livefyre.internal".to_owned()])?.cert.pem();
+    /// // `ca_pem`: the contents of your CA's PEM file.
+    /// let roots = TlsRoots::default().add_pem(ca_pem.as_bytes())?;
+    /// let network = Network::new("example.fyre.co", "testkeytest")?;
+    /// let client = LivefyreClient::new(network, "https://livefyre.internal")?.tls_roots(&roots);
+    /// # let _ = client;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn tls_roots(mut self, roots: &TlsRoots) -> Self {
+        self.transport = Arc::new(HyperTransport::with_roots(roots));
         self
     }
 

@@ -62,6 +62,15 @@ impl HyperTransport {
         }
     }
 
+    /// A transport whose https connections trust `roots` (for example Mozilla's plus a
+    /// private CA) instead of Mozilla's roots alone.
+    #[cfg(feature = "rustls")]
+    pub fn with_roots(roots: &super::TlsRoots) -> Self {
+        Self {
+            http: HttpClient::trusting(roots),
+        }
+    }
+
     /// Whether this transport can reach https URLs (the `rustls` feature).
     pub fn supports_https() -> bool {
         SUPPORTS_HTTPS

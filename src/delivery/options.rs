@@ -169,6 +169,16 @@ macro_rules! delivery_setters {
             self
         }
 
+        /// Sends through the built-in HTTP client with https trusting `roots` (a private CA,
+        /// the platform's store) instead of Mozilla's roots alone; replaces any `transport`.
+        #[cfg(feature = "rustls")]
+        pub fn tls_roots(mut self, roots: &crate::client::TlsRoots) -> Self {
+            self.options.transport = Some(std::sync::Arc::new(
+                crate::client::HyperTransport::with_roots(roots),
+            ));
+            self
+        }
+
         /// Sends through `transport` instead of the built-in HTTP client.
         pub fn transport(mut self, transport: impl crate::client::Transport) -> Self {
             self.options.transport = Some(std::sync::Arc::new(transport));

@@ -25,18 +25,23 @@ use super::Pinger;
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use pingpull::Network;
 /// use pingpull::ping::{PingHookLayer, Pinger};
-/// use tower::{ServiceBuilder, service_fn};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
 ///
 /// let network = Network::new("example.fyre.co", "testkeytest")?;
 /// let pinger = Pinger::builder(network).base_url("http://127.0.0.1:9").spawn()?;
 /// // `/users/{id}/profile`: the id is the third path segment.
-/// let hook = PingHookLayer::new(pinger, |request: &http::Request<String>| {
+/// let hook = PingHookLayer::new(pinger.clone(), |request: &http::Request<String>| {
 ///     request.uri().path().split('/').nth(2).map(str::to_owned)
 /// });
 /// let route = ServiceBuilder::new().layer(hook).service(service_fn(|_req: http::Request<String>| async {
 ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
 /// }));
-/// # let _ = route;
+///
+/// // The route answered 2xx: u1 is pinged (recorded; the Pinger delivers it).
+/// let request = http::Request::put("/users/u1/profile").body(String::new())?;
+/// let response = route.oneshot(request).await?;
+/// assert_eq!(response.status(), 200);
+/// assert_eq!(pinger.stats().pinged, 1);
 /// # Ok(())
 /// # }
 /// ```

@@ -52,6 +52,8 @@ pub use pinger::{PingError, Pinger, PingerBuilder};
 pub use crate::client::{
     ConfigError, DEFAULT_ATTEMPT_TIMEOUT, HyperTransport, LivefyreClient, RequestError, Transport,
 };
+#[cfg(feature = "rustls")]
+pub use crate::client::{TlsRoots, TlsRootsError};
 pub use crate::delivery::{Failure, Health, PingEvent, PingStats, RetrySchedule, ShutdownReport};
 // For the fuzz targets and the outbox's tests (settling a claim by hand); not supported API.
 #[doc(hidden)]

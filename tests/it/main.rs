@@ -14,6 +14,8 @@ mod compat;
 mod emulator;
 #[cfg(all(feature = "emulator", feature = "metrics"))]
 mod health_example;
+#[cfg(feature = "rustls")]
+mod https;
 mod interop;
 #[cfg(feature = "emulator")]
 mod limits;
@@ -39,6 +41,16 @@ mod ping_virtual;
 mod pull;
 #[cfg(all(feature = "pull", feature = "ping", feature = "metrics"))]
 mod pull_metrics;
+#[cfg(feature = "cli")]
+mod readme_claims_cli;
+#[cfg(feature = "ping")]
+mod readme_claims_delivery;
+#[cfg(feature = "postgres")]
+mod readme_claims_outbox;
+#[cfg(feature = "emulator")]
+mod readme_claims_ping;
+#[cfg(feature = "pull")]
+mod readme_claims_pull;
 #[cfg(feature = "pull")]
 mod robust_queries;
 #[cfg(feature = "pull")]

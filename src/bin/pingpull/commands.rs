@@ -7,7 +7,7 @@ use http::StatusCode;
 use pingpull::Network;
 use pingpull::check::{CheckError, CheckOptions, check_endpoint, pull_once};
 use pingpull::emulator::{Emulator, Faults};
-use pingpull::ping::LivefyreClient;
+use pingpull::ping::{LivefyreClient, TlsRoots};
 use pingpull::token::{Claims, SYSTEM_TOKEN_LIFETIME, SystemTokenValidator};
 
 use super::{
@@ -146,14 +146,32 @@ fn key_used(previous: bool) -> &'static str {
     }
 }
 
+/// The roots https trusts: Mozilla's, plus the CA certificates of `--ca-cert FILE`.
+pub(crate) fn tls_roots(ca_cert: Option<&std::path::Path>) -> Result<Option<TlsRoots>, Failure> {
+    let Some(path) = ca_cert else {
+        return Ok(None);
+    };
+    let bad = |error: &dyn std::fmt::Display| {
+        Failure::Usage(format!("--ca-cert {}: {error}", path.display()))
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(&e))?;
+    TlsRoots::default()
+        .add_pem(&pem)
+        .map(Some)
+        .map_err(|e| bad(&e))
+}
+
 fn base_url(network: &Network, base_url: Option<String>) -> String {
     base_url.unwrap_or_else(|| network.default_base_url())
 }
 
 async fn register(network: Network, args: RegisterArgs) -> Result<(), Failure> {
     let base_url = base_url(&network, args.base_url);
-    let client = LivefyreClient::new(network.clone(), &base_url)
+    let mut client = LivefyreClient::new(network.clone(), &base_url)
         .map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Some(roots) = tls_roots(args.ca_cert.as_deref())? {
+        client = client.tls_roots(&roots);
+    }
     if let Some(user) = &args.check_user {
         // A typo in the id is a usage error, found before anything is sent.
         pingpull::user_id::validate_for_path(user)

@@ -179,6 +179,9 @@ struct PingArgs {
     /// Livefyre's API base URL (default https://{label}.quill.fyre.co)
     #[arg(long)]
     base_url: Option<String>,
+    /// Also trust the CA certificates in this PEM file for https (a private CA, a proxy)
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Read user ids from a file, one per line ('-' for standard input)
     #[arg(long)]
     from_file: Option<PathBuf>,
@@ -212,6 +215,9 @@ struct RegisterArgs {
     /// Livefyre's API base URL (default https://{label}.quill.fyre.co)
     #[arg(long)]
     base_url: Option<String>,
+    /// Also trust the CA certificates in this PEM file for https (a private CA, a proxy)
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// The Pull URL template (must contain {id})
     template: String,
     /// After registering, pull this user once as Livefyre would and report the result

@@ -14,7 +14,7 @@ use pingpull::ping::{
 use pingpull::{Network, user_id};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
-use super::commands::base_url_hint;
+use super::commands::{base_url_hint, tls_roots};
 use super::{Failure, PingArgs};
 
 mod progress;
@@ -89,6 +89,9 @@ fn spawn_pinger(
         .events_capacity(users.saturating_mul(EVENTS_PER_USER).max(1024));
     if let Some(rate) = args.rate_limit {
         builder = builder.rate_limit(rate);
+    }
+    if let Some(roots) = tls_roots(args.ca_cert.as_deref())? {
+        builder = builder.tls_roots(&roots);
     }
     builder.spawn().map_err(|e| Failure::Usage(e.to_string()))
 }
