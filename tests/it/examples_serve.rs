@@ -9,6 +9,7 @@
 //! them; a run of this binary alone (`--test it`) needs `cargo build --all-features
 //! --examples` first, and says so.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -19,6 +20,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::fake_livefyre::{FakeLivefyre, Reply};
 
@@ -293,6 +298,18 @@ async fn closes_slow_clients_and_stops_on(
     expected: &str,
     signal: &str,
 ) {
+    closes_slow_clients_and_stops_with(name, path, expected, signal, |_| async {}).await;
+}
+
+/// As above, with `also` called with the server's origin while the slow clients wait.
+#[cfg(unix)]
+async fn closes_slow_clients_and_stops_with<F: Future<Output = ()>>(
+    name: &'static str,
+    path: &str,
+    expected: &str,
+    signal: &str,
+    also: impl FnOnce(String) -> F,
+) {
     let mut server = Example::start(name, &["127.0.0.1:0"], &[]);
     let first = server.line().await;
     let origin = origin(&first).to_owned();
@@ -304,6 +321,7 @@ async fn closes_slow_clients_and_stops_on(
         .unwrap();
     let mut silent = TcpStream::connect(addr).await.unwrap();
     assert_eq!(status_line(&origin, path).await, expected, "{name}");
+    also(origin.clone()).await;
 
     for (what, stream) in [("half a request head", &mut half), ("nothing", &mut silent)] {
         let mut sink = Vec::new();
@@ -345,7 +363,22 @@ async fn hyper_example_closes_slow_clients_and_stops_on_sigterm() {
 async fn tonic_example_closes_slow_clients_and_stops_on_sigterm() {
     // The Pull layer in front of the gRPC routes refuses a pull without a token.
     let path = "/livefyre/pull?id=u1";
-    closes_slow_clients_and_stops_on("tonic", path, "HTTP/1.1 403 Forbidden", "TERM").await;
+    let forbidden = "HTTP/1.1 403 Forbidden";
+    closes_slow_clients_and_stops_with("tonic", path, forbidden, "TERM", |origin| async move {
+        // gRPC (HTTP/2) on the same port: the health service answers.
+        let channel = Channel::from_shared(origin)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = HealthClient::new(channel);
+        let request = HealthCheckRequest {
+            service: String::new(),
+        };
+        let reply = client.check(request).await.unwrap().into_inner();
+        assert_eq!(reply.status(), ServingStatus::Serving);
+    })
+    .await;
 }
 
 #[cfg(unix)]
