@@ -5,9 +5,9 @@
 //! SIGTERM or Ctrl-C; the pinger waits for room when full and, stopped early, names the
 //! users it had accepted.
 //!
-//! The example binaries come from the same build: `cargo test --all-features` builds
-//! them; a run of this binary alone (`--test it`) needs `cargo build --all-features
-//! --examples` first, and says so.
+//! Unix only: the servers are stopped with signals. The example binaries come from the
+//! same build: `cargo test --all-features` builds them; a run of this binary alone
+//! (`--test it`) needs `cargo build --all-features --examples` first, and says so.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -208,7 +208,6 @@ async fn status_line(origin: &str, path: &str) -> String {
     response.lines().next().unwrap_or_default().to_owned()
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn every_example_prints_first_what_the_readme_says() {
     assert_eq!(
@@ -291,7 +290,6 @@ async fn every_example_prints_first_what_the_readme_says() {
 /// one that sent nothing wait, answers a whole request (`path`, `expected` status line);
 /// checks both slow connections are closed by the header-read timeout; then stops it
 /// with `signal` and expects status 0.
-#[cfg(unix)]
 async fn closes_slow_clients_and_stops_on(
     name: &'static str,
     path: &str,
@@ -302,7 +300,6 @@ async fn closes_slow_clients_and_stops_on(
 }
 
 /// As above, with `also` called with the server's origin while the slow clients wait.
-#[cfg(unix)]
 async fn closes_slow_clients_and_stops_with<F: Future<Output = ()>>(
     name: &'static str,
     path: &str,
@@ -346,19 +343,16 @@ async fn closes_slow_clients_and_stops_with<F: Future<Output = ()>>(
     );
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn axum_example_closes_slow_clients_and_stops_on_ctrl_c() {
     closes_slow_clients_and_stops_on("axum", "/", "HTTP/1.1 200 OK", "INT").await;
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn hyper_example_closes_slow_clients_and_stops_on_sigterm() {
     closes_slow_clients_and_stops_on("hyper", "/", "HTTP/1.1 200 OK", "TERM").await;
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn tonic_example_closes_slow_clients_and_stops_on_sigterm() {
     // The Pull layer in front of the gRPC routes refuses a pull without a token.
@@ -381,7 +375,6 @@ async fn tonic_example_closes_slow_clients_and_stops_on_sigterm() {
     .await;
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn health_example_closes_slow_clients_and_stops_on_sigterm() {
     closes_slow_clients_and_stops_on("health", "/healthz", "HTTP/1.1 200 OK", "TERM").await;
@@ -394,7 +387,6 @@ async fn feed_users(example: &mut Example, count: usize) {
     stdin.write_all(ids.as_bytes()).await.unwrap();
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn pinger_example_waits_for_room_and_delivers_every_user() {
     // The first requests answered after a second: pinging 1 000 users takes far less,
@@ -435,7 +427,6 @@ async fn pinger_example_waits_for_room_and_delivers_every_user() {
     assert_eq!(pinged.len(), 2_500);
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn pinger_example_stopped_while_full_names_the_users_it_accepted() {
     // Livefyre failing: nothing is delivered, the Pinger fills up and the example waits.
