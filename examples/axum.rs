@@ -5,6 +5,8 @@
 //! ```sh
 //! cargo run --example axum -- 127.0.0.1:3000
 //! ```
+//!
+//! Served with a header-read timeout until Ctrl-C or SIGTERM (see `common/serve.rs`).
 
 mod common;
 
@@ -18,6 +20,7 @@ use pingpull::pull::PullLayer;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
+    let shutdown = common::shutdown_signal()?;
     let (listener, template) = common::listen("/livefyre/pull?id={id}").await?;
 
     // The recorder before the layer: metrics are registered when it is built.
@@ -38,6 +41,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(pull);
 
     eprintln!("check it with: pingpull check '{template}' --user u1 --unknown-user nobody");
-    axum::serve(listener, app).await?;
+    common::serve(listener, app, shutdown).await;
     Ok(())
 }

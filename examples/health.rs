@@ -1,5 +1,5 @@
 //! A Pinger's health and metrics over HTTP, against the built-in Livefyre emulator, until
-//! Ctrl-C:
+//! Ctrl-C or SIGTERM (served with a header-read timeout, see `common/serve.rs`):
 //!
 //! - `GET /healthz`: 200 and the health as JSON while delivery works, 503 with the reason
 //!   (`unauthorized`, `failing`) when it does not, for a readiness or liveness probe;
@@ -13,6 +13,11 @@
 //! curl http://127.0.0.1:8080/healthz
 //! curl http://127.0.0.1:8080/metrics
 //! ```
+
+#[path = "common/logging.rs"]
+mod logging;
+#[path = "common/serve.rs"]
+mod serve;
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -35,6 +40,8 @@ const SECONDS_BUCKETS: &[f64] = &[
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    logging::init_tracing();
+    let shutdown = serve::shutdown_signal()?;
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:0".into());
@@ -59,11 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("http://{}", listener.local_addr()?);
     eprintln!("Livefyre emulator at {}; Ctrl-C stops", emulator.base_url());
-    axum::serve(listener, router(pinger.clone(), prometheus))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    serve::serve(listener, router(pinger.clone(), prometheus), shutdown).await;
     let report = pinger.shutdown(Duration::from_secs(5)).await;
     eprintln!("stopped; not delivered: {:?}", report.undelivered);
     Ok(())

@@ -3,6 +3,9 @@
 //! ```sh
 //! cargo run --example hyper -- 127.0.0.1:3000
 //! ```
+//!
+//! Served with a header-read timeout until Ctrl-C or SIGTERM (see `common/serve.rs`,
+//! hyper-util's connection builder: the part of a server a framework would give).
 
 mod common;
 
@@ -12,8 +15,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use pingpull::pull::PullLayer;
 use tower::{Layer, service_fn};
 
@@ -33,20 +34,12 @@ async fn app(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infall
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
+    let shutdown = common::shutdown_signal()?;
     let (listener, template) = common::listen("/users/{id}/livefyre").await?;
 
     let pull = PullLayer::new(&template, common::network()?, common::demo_users())?;
     let service = pull.layer(service_fn(app));
 
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let service = TowerToHyperService::new(service.clone());
-        tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = connection.await {
-                eprintln!("connection error: {error}");
-            }
-        });
-    }
+    common::serve(listener, service, shutdown).await;
+    Ok(())
 }

@@ -8,6 +8,12 @@
 //!
 //! It works in a schema of its own, `pingpull_example`, and drops it at the end.
 
+// Serving with a header-read timeout and a graceful stop; no signal: this program ends
+// by itself.
+#[allow(dead_code)]
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -117,7 +123,11 @@ async fn demo(pool: &PgPool, outbox: OutboxTable) -> Result<(), Box<dyn std::err
             outbox: outbox.clone(),
         })
         .layer(PullLayer::new(&template, network.clone(), profiles)?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The app serves until this program is done with it, then stops gracefully.
+    let (stop_app, app_stopping) = tokio::sync::oneshot::channel::<()>();
+    let app_server = tokio::spawn(serve::serve(listener, app, async {
+        let _ = app_stopping.await;
+    }));
     println!("app at {app_url}");
 
     // In every instance of the app (here one): the outbox worker.
@@ -140,6 +150,8 @@ async fn demo(pool: &PgPool, outbox: OutboxTable) -> Result<(), Box<dyn std::err
         profile.display_name
     );
     let report = worker.shutdown(Duration::from_secs(2)).await;
+    let _ = stop_app.send(());
+    let _ = app_server.await;
     println!("done: {} ping(s) delivered", report.stats.succeeded);
     Ok(())
 }

@@ -1,14 +1,27 @@
-//! Ping users through the Pinger and watch them delivered.
+//! Ping users through the Pinger and watch them delivered, with backpressure: the Pinger
+//! holds at most `MAX_PENDING` users, and when it is full this waits for deliveries to
+//! make room rather than failing. However it ends (all delivered, delivery stalled,
+//! Ctrl-C), it shuts the Pinger down and reports which users were delivered and which
+//! were not; the exit status is 0 only if every user was delivered.
 //!
 //! ```sh
 //! # against a local stand-in for Livefyre's ping endpoint, started by the example:
 //! cargo run --example pinger
 //! # against a server of yours (the emulator, a proxy), with user ids:
 //! cargo run --example pinger -- http://127.0.0.1:8080 u1 u2
+//! # many users, one id a line on standard input:
+//! seq 1 5000 | sed 's/^/user-/' | cargo run --example pinger -- http://127.0.0.1:8080 -
 //! ```
 
+// Only the Ctrl-C/SIGTERM handling is used here.
+#[allow(dead_code)]
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::convert::Infallible;
-use std::time::Duration;
+use std::io::BufRead as _;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -16,60 +29,222 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use pingpull::Network;
-use pingpull::ping::Pinger;
+use pingpull::ping::{PingError, PingEvent, Pinger, ShutdownReport};
 use pingpull::token::SystemTokenValidator;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+/// Users pending at once. Small here so that a few thousand users show the waiting; a
+/// server keeps the default (100 000) or sets what its memory allows.
+const MAX_PENDING: usize = 1_000;
+
+/// With nothing delivered or given up for this long (Livefyre down, a wrong key), stop
+/// waiting and report: the users already accepted are named in the report.
+const STALLED_AFTER: Duration = Duration::from_secs(30);
+
+/// Users listed on the report before "and N more".
+const LISTED: usize = 20;
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let network = match (
-        std::env::var("PINGPULL_NETWORK"),
-        std::env::var("PINGPULL_KEY"),
-    ) {
-        (Ok(name), Ok(key)) => {
-            // While the key is rotated, the stand-in also accepts the previous keys.
-            let previous = std::env::var("PINGPULL_PREVIOUS_KEYS").unwrap_or_default();
-            Network::new(name, key)?
-                .with_previous_keys(previous.split(',').map(str::trim).filter(|k| !k.is_empty()))?
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("pinger: {error}");
+            ExitCode::FAILURE
         }
-        _ => {
-            eprintln!(
-                "PINGPULL_NETWORK/PINGPULL_KEY not set: using example.fyre.co with key `testkeytest`"
-            );
-            Network::new("example.fyre.co", "testkeytest")?
-        }
-    };
+    }
+}
+
+/// Pings the users, waits for delivery, and reports; true if every user was delivered.
+async fn run() -> Result<bool, Box<dyn std::error::Error>> {
+    let interrupted = serve::shutdown_signal()?;
+    let network = network()?;
     let mut args = std::env::args().skip(1);
     let base_url = match args.next() {
         Some(url) => url,
         None => start_stand_in(network.clone()).await?,
     };
-    let mut users: Vec<String> = args.collect();
-    if users.is_empty() {
-        users = ["u1", "u2", "u3", "u1"].map(String::from).to_vec();
-    }
-    println!("pinging {users:?} at {base_url}");
+    let users = users(args.collect())?;
+    println!("pinging {} user(s) at {base_url}", users.len());
 
-    let pinger = Pinger::builder(network).base_url(&base_url).spawn()?;
-    let mut events = pinger.events();
-    let started = std::time::Instant::now();
-    for user in &users {
-        pinger.ping(user)?;
+    let pinger = Pinger::builder(network)
+        .base_url(&base_url)
+        .max_pending(MAX_PENDING)
+        .spawn()?;
+    tokio::spawn(print_events(pinger.events(), Instant::now()));
+
+    let mut progress = Progress::default();
+    tokio::select! {
+        () = deliver(&pinger, &users, &mut progress) => {}
+        () = interrupted => eprintln!("interrupted: shutting down"),
     }
-    while pinger.stats().pending > 0 {
-        match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
-            Ok(Ok(event)) => println!(
+    let report = pinger.shutdown(Duration::from_secs(5)).await;
+    Ok(print_report(&users, &progress, &report))
+}
+
+/// The network from `PINGPULL_NETWORK` and `PINGPULL_KEY` (and `PINGPULL_PREVIOUS_KEYS`,
+/// which the stand-in accepts too), or a development default.
+fn network() -> Result<Network, Box<dyn std::error::Error>> {
+    match (
+        std::env::var("PINGPULL_NETWORK"),
+        std::env::var("PINGPULL_KEY"),
+    ) {
+        (Ok(name), Ok(key)) => {
+            let previous = std::env::var("PINGPULL_PREVIOUS_KEYS").unwrap_or_default();
+            Ok(Network::new(name, key)?
+                .with_previous_keys(previous.split(',').map(str::trim).filter(|k| !k.is_empty()))?)
+        }
+        _ => {
+            eprintln!(
+                "PINGPULL_NETWORK/PINGPULL_KEY not set: using example.fyre.co with key `testkeytest`"
+            );
+            Ok(Network::new("example.fyre.co", "testkeytest")?)
+        }
+    }
+}
+
+/// The user ids given, read from standard input for `-`, or a demo list.
+fn users(args: Vec<String>) -> std::io::Result<Vec<String>> {
+    if args == ["-"] {
+        let lines = std::io::stdin().lock().lines();
+        return lines
+            .map(|line| line.map(|l| l.trim().to_owned()))
+            .filter(|line| !matches!(line, Ok(l) if l.is_empty()))
+            .collect();
+    }
+    if args.is_empty() {
+        return Ok(["u1", "u2", "u3", "u1"].map(String::from).to_vec());
+    }
+    Ok(args)
+}
+
+/// How far [`deliver`] got, kept outside it so that Ctrl-C loses nothing.
+#[derive(Default)]
+struct Progress {
+    /// `users[..handed_over]` went to `ping` (accepted, or refused as listed below).
+    handed_over: usize,
+    /// Ids `ping` refused as invalid.
+    refused: Vec<(String, PingError)>,
+}
+
+/// Pings every user, waiting for room while the Pinger is full, then waits until none is
+/// pending. Returns early if delivery stalls.
+async fn deliver(pinger: &Pinger, users: &[String], progress: &mut Progress) {
+    // Subscribed before the first ping, so no delivery is missed while waiting.
+    let mut events = pinger.events();
+    let mut told = false;
+    for user in users {
+        loop {
+            match pinger.ping(user) {
+                Ok(()) => break,
+                Err(PingError::QueueFull { max_pending }) => {
+                    if !told {
+                        println!("{max_pending} users pending (the maximum): waiting for room");
+                        told = true;
+                    }
+                    if !settled_some(pinger, &mut events, max_pending as u64).await {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    progress.refused.push((user.clone(), error));
+                    break;
+                }
+            }
+        }
+        progress.handed_over += 1;
+    }
+    settled_some(pinger, &mut events, 1).await;
+}
+
+/// Waits until fewer than `limit` users are pending; false if nothing was delivered or
+/// given up for [`STALLED_AFTER`].
+async fn settled_some(
+    pinger: &Pinger,
+    events: &mut broadcast::Receiver<PingEvent>,
+    limit: u64,
+) -> bool {
+    while pinger.stats().pending >= limit {
+        match tokio::time::timeout(STALLED_AFTER, events.recv()).await {
+            // A lagging receiver missed events, deliveries among them: look again.
+            Ok(Ok(PingEvent::Delivered { .. } | PingEvent::GaveUp { .. }))
+            | Ok(Err(RecvError::Lagged(_))) => {}
+            // Retries are not progress; keep waiting (the timeout restarts, which is fine
+            // for a demo: a stalled Pinger sends retries rarely).
+            Ok(Ok(_)) => {}
+            Ok(Err(RecvError::Closed)) => return false,
+            Err(_) => {
+                eprintln!(
+                    "nothing delivered for {} s: giving up",
+                    STALLED_AFTER.as_secs()
+                );
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Prints each event as it comes, with the time since the start.
+async fn print_events(mut events: broadcast::Receiver<PingEvent>, started: Instant) {
+    loop {
+        match events.recv().await {
+            Ok(event) => println!(
                 "{:>7.1} ms  {event:?}",
                 started.elapsed().as_secs_f64() * 1000.0
             ),
-            Ok(Err(_)) | Err(_) => break,
+            Err(RecvError::Lagged(missed)) => println!("           ({missed} events not shown)"),
+            Err(RecvError::Closed) => return,
         }
     }
-    let report = pinger.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Prints what became of every user; true if all were delivered.
+fn print_report(users: &[String], progress: &Progress, report: &ShutdownReport) -> bool {
+    let not_handed_over = &users[progress.handed_over..];
+    let mut accepted: Vec<&String> = users[..progress.handed_over]
+        .iter()
+        .filter(|user| !progress.refused.iter().any(|(refused, _)| refused == *user))
+        .collect();
+    accepted.sort_unstable();
+    accepted.dedup();
+    let given_up = usize::try_from(report.stats.given_up).unwrap_or(usize::MAX);
+    let delivered = accepted
+        .len()
+        .saturating_sub(report.undelivered.len())
+        .saturating_sub(given_up);
     println!("{:?}", report.stats);
-    if report.undelivered.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("not delivered: {:?}", report.undelivered).into())
+    println!(
+        "{} user(s) accepted: {delivered} delivered, {given_up} given up, {} undelivered; \
+         {} refused, {} never pinged",
+        accepted.len(),
+        report.undelivered.len(),
+        progress.refused.len(),
+        not_handed_over.len(),
+    );
+    list(
+        "undelivered (accepted, still pending at shutdown)",
+        &report.undelivered,
+    );
+    for (user, error) in &progress.refused {
+        println!("refused {user}: {error}");
+    }
+    list("never pinged", not_handed_over);
+    report.undelivered.is_empty()
+        && given_up == 0
+        && progress.refused.is_empty()
+        && not_handed_over.is_empty()
+}
+
+fn list(what: &str, users: &[String]) {
+    if users.is_empty() {
+        return;
+    }
+    let shown = users[..users.len().min(LISTED)].join(" ");
+    match users.len().checked_sub(LISTED) {
+        Some(more @ 1..) => println!("{what}: {shown} ... and {more} more"),
+        _ => println!("{what}: {shown}"),
     }
 }
 

@@ -6,6 +6,12 @@
 //! cargo run --example quickstart
 //! ```
 
+// Serving with a header-read timeout and a graceful stop; no signal: this program ends
+// by itself.
+#[allow(dead_code)]
+#[path = "common/serve.rs"]
+mod serve;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -82,7 +88,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(|| async { "my site\n" }))
         .merge(update_route)
         .layer(PullLayer::new(&template, network.clone(), users.clone())?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The app serves until this program is done with it, then stops gracefully.
+    let (stop_app, app_stopping) = tokio::sync::oneshot::channel::<()>();
+    let app_server = tokio::spawn(serve::serve(listener, app, async {
+        let _ = app_stopping.await;
+    }));
     steps.say(&format!(
         "your app listening at {app_url}, Pull URL {template}"
     ));
@@ -121,6 +131,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     ));
 
     let report = pinger.shutdown(Duration::from_secs(2)).await;
+    let _ = stop_app.send(());
+    let _ = app_server.await;
     steps.say(&format!(
         "done: {} ping(s) delivered; the emulator stops with this program (`cargo run --features cli --bin pingpull -- emulator` keeps one up)",
         report.stats.succeeded,

@@ -1,34 +1,18 @@
-//! What the server examples share: the listen address, the network, and demo users.
+//! What the server examples share: the listen address, the network, demo users, logging
+//! (`logging.rs`), and serving with a header-read timeout and a graceful stop
+//! (`serve.rs`). Examples that need only the last two include those files alone.
 
-use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 
 use pingpull::profile::{DisplayRules, EmailNotifications, Name, NotificationFrequency};
 use pingpull::pull::InMemorySource;
 use pingpull::{Network, Profile};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
-/// Logs to stderr (stdout's first line is the pull URL template, for scripts) at INFO
-/// unless `RUST_LOG` says otherwise: what an operator should see, and nothing per
-/// successful pull (those are DEBUG). Colours only on a terminal.
-pub(crate) fn init_tracing() {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
-            .unwrap_or_else(|error| {
-                eprintln!("RUST_LOG ignored ({error}); logging at info");
-                EnvFilter::new("info")
-            }),
-        _ => EnvFilter::new("info"),
-    };
-    let colour = std::io::stderr().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .with_env_filter(filter)
-        .init();
-}
+mod logging;
+mod serve;
+pub(crate) use logging::init_tracing;
+pub(crate) use serve::{serve, shutdown_signal};
 
 /// Listens on the first argument's address (default 127.0.0.1:3000) and prints the
 /// pull URL template served there (`path` holds `{id}`) as the first line of output.

@@ -12,6 +12,8 @@ mod cli_register;
 mod compat;
 #[cfg(feature = "emulator")]
 mod emulator;
+#[cfg(all(unix, feature = "cli", feature = "postgres", feature = "metrics"))]
+mod examples_serve;
 #[cfg(all(feature = "emulator", feature = "metrics"))]
 mod health_example;
 #[cfg(feature = "rustls")]

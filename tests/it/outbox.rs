@@ -800,7 +800,9 @@ struct Workers {
 impl Workers {
     fn start(&mut self) -> Child {
         let mut command = Command::new(std::env::current_exe().unwrap());
+        // Only the role and `self.env`: nothing of the caller's environment leaks in.
         command
+            .env_clear()
             .args([
                 "outbox::crash_worker_process",
                 "--exact",
