@@ -12,6 +12,8 @@ mod cli_register;
 mod compat;
 #[cfg(feature = "emulator")]
 mod emulator;
+#[cfg(feature = "emulator")]
+mod emulator_bounds;
 #[cfg(all(feature = "emulator", feature = "metrics"))]
 mod health_example;
 mod interop;

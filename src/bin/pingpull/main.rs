@@ -132,6 +132,10 @@ struct EmulatorArgs {
     /// Seed for the choice of failing pings
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Users kept at most; a ping for a new user beyond it evicts the least recently pinged
+    #[arg(long, default_value_t = pingpull::emulator::DEFAULT_MAX_USERS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_users: usize,
 }
 
 #[derive(Debug, Subcommand)]
