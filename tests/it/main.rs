@@ -8,6 +8,8 @@ mod cli;
 mod cli_ping;
 #[cfg(feature = "cli")]
 mod cli_register;
+#[cfg(feature = "cli")]
+mod cli_volume;
 #[cfg(feature = "pull")]
 mod compat;
 #[cfg(feature = "emulator")]

@@ -108,15 +108,16 @@ fn spawn_pinger(
 
 /// The library's schedule with every wait capped at a share of `deadline` (a server's
 /// `Retry-After` too: the command would rather retry early than not before it stops).
-/// The maximum age lies past the deadline: a user still failing then is reported once,
-/// as stopped by the deadline, rather than given up one by one (a warning each) in its
-/// last moments while others are still being tried.
+/// The maximum age lies well past the deadline (twice it): a user still failing then is
+/// reported once, as stopped by the deadline, rather than given up one by one (a warning
+/// each) in its last moments while others are still being tried, even when a loaded
+/// machine wakes the command late.
 fn retry_schedule(deadline: Duration) -> RetrySchedule {
     let longest = deadline / LONGEST_WAIT_SHARE;
     RetrySchedule::default()
         .max_delay(longest)
         .max_retry_after(longest)
-        .max_age(deadline.saturating_add(longest))
+        .max_age(deadline.saturating_mul(2).saturating_add(longest))
 }
 
 /// The user ids given, then those of `from_file`; at least one, each valid.
