@@ -69,7 +69,8 @@ pub(crate) async fn ping(network: Network, args: PingArgs, verbose: u8) -> Resul
     // Events sent after the loop stopped (the last delivery can settle the pending
     // set before its event is read): shutdown has returned, so all are in the channel.
     drain(&mut events, &mut tally);
-    let summary = Summary::new(&args, &distinct, &tally, stopped, &report, started);
+    let record = Record::from(&report);
+    let summary = Summary::new(args.deadline, &distinct, &tally, stopped, &record, started);
     tally
         .output
         .finish_progress(summary.delivered, summary.failed_count);
@@ -368,15 +369,37 @@ impl Tally {
     }
 }
 
+/// What the Pinger itself recorded (exact, unlike the event stream): the parts of its
+/// shutdown report the summary needs.
+struct Record {
+    /// Users still pending at the end.
+    undelivered: Vec<String>,
+    /// Users given up.
+    given_up: u64,
+    sent: u64,
+    succeeded: u64,
+}
+
+impl From<&ShutdownReport> for Record {
+    fn from(report: &ShutdownReport) -> Self {
+        Self {
+            undelivered: report.undelivered.clone(),
+            given_up: report.stats.given_up,
+            sent: report.stats.sent,
+            succeeded: report.stats.succeeded,
+        }
+    }
+}
+
 /// Each user known not delivered, with why: those the events said were given up and
 /// those the shutdown report names; and whether the deadline stopped some.
 fn named_failures(
-    args: &PingArgs,
+    deadline: f64,
     tally: &Tally,
     stopped: Stopped,
-    report: &ShutdownReport,
+    record: &Record,
 ) -> (BTreeMap<String, String>, bool) {
-    let deadline_reason = format!("not delivered: deadline of {} s reached", args.deadline);
+    let deadline_reason = format!("not delivered: deadline of {deadline} s reached");
     let with_last = |reason: &str, user: &str| match tally.retrying.get(user) {
         Some(last) => format!("{reason}; last attempt: {last}"),
         None => reason.to_owned(),
@@ -398,7 +421,7 @@ fn named_failures(
         Stopped::Unauthorized => "not delivered: Livefyre answered 403",
         Stopped::Settled => "not delivered",
     };
-    for user in &report.undelivered {
+    for user in &record.undelivered {
         failed.insert(user.clone(), with_last(undelivered_reason, user));
     }
     (failed, deadline_reached)
@@ -449,16 +472,16 @@ struct Summary {
 
 impl Summary {
     fn new(
-        args: &PingArgs,
+        deadline: f64,
         users: &[&str],
         tally: &Tally,
         stopped: Stopped,
-        report: &ShutdownReport,
+        record: &Record,
         started: Instant,
     ) -> Self {
-        let (mut failed, deadline_reached) = named_failures(args, tally, stopped, report);
-        let given_up = report.stats.given_up;
-        let undelivered = report.undelivered.len();
+        let (mut failed, deadline_reached) = named_failures(deadline, tally, stopped, record);
+        let given_up = record.given_up;
+        let undelivered = record.undelivered.len();
         let given_up_users = usize::try_from(given_up).unwrap_or(usize::MAX);
         let mut unknown = lost_users(users, tally, &failed, given_up_users);
         if unknown.len() == given_up_users.saturating_sub(tally.gave_up.len()) {
@@ -479,9 +502,9 @@ impl Summary {
             failed_count: given_up_users.saturating_add(undelivered),
             failed,
             unknown,
-            requests_sent: report.stats.sent,
-            requests_succeeded: report.stats.succeeded,
-            deadline: args.deadline,
+            requests_sent: record.sent,
+            requests_succeeded: record.succeeded,
+            deadline,
             deadline_reached,
             elapsed: started.elapsed(),
             missed_events: tally.missed,
@@ -572,6 +595,79 @@ mod tests {
             assert!(waits.iter().sum::<Duration>() <= deadline, "{waits:?}");
             assert!(schedule.max_age_duration() > deadline);
         }
+    }
+
+    fn tally(delivered: &[&str], gave_up: &[&str], missed: u64) -> Tally {
+        let output = Output {
+            delivered_lines: false,
+            retry_lines: false,
+            progress: None,
+            users: 0,
+        };
+        let mut tally = Tally::new(output);
+        tally.delivered = delivered.iter().map(|u| (*u).to_owned()).collect();
+        tally.gave_up = gave_up
+            .iter()
+            .map(|u| ((*u).to_owned(), PingFailure::Status(404)))
+            .collect();
+        tally.missed = missed;
+        tally
+    }
+
+    fn record(undelivered: &[&str], given_up: u64) -> Record {
+        Record {
+            undelivered: undelivered.iter().map(|u| (*u).to_owned()).collect(),
+            given_up,
+            sent: 0,
+            succeeded: 0,
+        }
+    }
+
+    const USERS: [&str; 6] = ["u1", "u2", "u3", "u4", "u5", "u6"];
+
+    #[test]
+    fn counts_come_from_the_record_when_events_were_lost() {
+        // u1 delivered, u2 given up and u6 pending as the events and report say; u3,
+        // u4 and u5 lost with the events. The record gave up 3 users: u2 and two of
+        // u3..u5, so one of those was delivered, which one is unknown.
+        let tally = tally(&["u1"], &["u2"], 7);
+        let summary = Summary::new(
+            5.0,
+            &USERS,
+            &tally,
+            Stopped::Deadline,
+            &record(&["u6"], 3),
+            Instant::now(),
+        );
+        assert_eq!(
+            (summary.delivered, summary.failed_count, summary.undelivered),
+            (2, 4, 1)
+        );
+        assert_eq!(summary.failed.keys().collect::<Vec<_>>(), ["u2", "u6"]);
+        assert_eq!(summary.unknown, ["u3", "u4", "u5"]);
+        assert_eq!(summary.to_json()["missed_events"], 7);
+    }
+
+    #[test]
+    fn users_lost_with_the_events_are_named_when_all_were_given_up() {
+        // The record gave up 4: u2 and every user the events lost.
+        let tally = tally(&["u1"], &["u2"], 3);
+        let summary = Summary::new(
+            5.0,
+            &USERS,
+            &tally,
+            Stopped::Deadline,
+            &record(&["u6"], 4),
+            Instant::now(),
+        );
+        assert_eq!((summary.delivered, summary.failed_count), (1, 5));
+        assert!(summary.unknown.is_empty());
+        assert_eq!(summary.failed.len(), 5);
+        assert!(summary.failed["u4"].starts_with("given up"));
+        assert_eq!(
+            summary.failed["u6"],
+            "not delivered: deadline of 5 s reached"
+        );
     }
 
     #[test]
