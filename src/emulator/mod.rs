@@ -8,9 +8,15 @@
 //! |---|---|
 //! | `POST /api/v3_0/user/{id}/refresh` (also `v3.0`) | a ping; `lftoken` in the query or a form body; 200, or 403 for a bad token |
 //! | `POST /` | registration: `actor_token` and `pull_profile_url` in the query or a form body; 204 |
-//! | `GET /profiles/{id}`, `GET /profiles` | remote profiles with their last pull (time, status, error) |
-//! | `GET /events` | recent pings, registrations and pulls, as JSON |
+//! | `GET /profiles/{id}`, `GET /profiles` | remote profiles with their last pull (time, status, error); the list a page at a time (`limit`, `cursor`) |
+//! | `GET /events` | recent pings, registrations and pulls, as JSON, a page at a time (`limit`, `cursor`) |
+//! | `GET /stats` | users kept, the cap, users evicted, events kept, pulls queued |
 //! | `GET /studio/users` | an HTML page in the spirit of Livefyre Studio > Users; `?failed=1`, `?page=N` |
+//!
+//! It keeps at most [`EmulatorBuilder::max_users`] users (default
+//! [`DEFAULT_MAX_USERS`]): a ping for a new user beyond that evicts the least recently
+//! pinged one, counted in [`Emulator::stats`] and logged at WARN (at most once a minute).
+//! It keeps the last 1000 events.
 //!
 //! Pings for a user whose pull is already queued coalesce; a ping during a pull queues
 //! one more. 5xx answers and timeouts are retried with backoff; a 403, 404, invalid JSON
@@ -37,6 +43,8 @@
 
 mod form;
 mod head_timeout;
+mod kept;
+mod paging;
 mod puller;
 mod server;
 mod state;
@@ -53,8 +61,12 @@ use tokio::task::JoinHandle;
 
 pub use state::{EmulatorEvent, PullRecord, RemoteUser};
 
+/// Users the emulator keeps unless configured: about 90 MB at most.
+pub const DEFAULT_MAX_USERS: usize = 100_000;
+
 use crate::ping::RetrySchedule;
 use crate::template::{PullUrlTemplate, TemplateError};
+use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 use crate::token::SystemTokenValidator;
 use crate::{Network, Profile};
 
@@ -138,6 +150,7 @@ pub struct EmulatorBuilder {
     read_timeout: Duration,
     pull_concurrency: usize,
     max_queue: usize,
+    max_users: usize,
     pull_retries: RetrySchedule,
     max_pull_attempts: u32,
 }
@@ -192,6 +205,13 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Users kept at most (default [`DEFAULT_MAX_USERS`]); a ping for a new user beyond
+    /// it evicts the least recently pinged user, with all it knew of it.
+    pub fn max_users(mut self, max_users: usize) -> Self {
+        self.max_users = max_users;
+        self
+    }
+
     /// Delays between attempts of a pull answered 5xx or timed out (default 100 ms,
     /// 500 ms, 2 s), and how many attempts in all (default 4).
     pub fn pull_retries(mut self, schedule: RetrySchedule, max_attempts: u32) -> Self {
@@ -207,9 +227,9 @@ impl EmulatorBuilder {
     /// [`EmulatorError`] if the address cannot be bound or a setting is out of range.
     pub async fn start(self) -> Result<Emulator, EmulatorError> {
         self.faults.check()?;
-        if self.pull_concurrency == 0 || self.max_queue == 0 {
+        if self.pull_concurrency == 0 || self.max_queue == 0 || self.max_users == 0 {
             return Err(EmulatorError::Config(
-                "pull_concurrency and max_queue must be at least 1",
+                "pull_concurrency, max_queue and max_users must be at least 1",
             ));
         }
         if self.read_timeout.is_zero() {
@@ -223,7 +243,7 @@ impl EmulatorBuilder {
         let addr = listener.local_addr().map_err(EmulatorError::Bind)?;
         let state = state::State {
             pull_url: self.pull_url,
-            ..state::State::default()
+            ..state::State::new(self.max_users)
         };
         let shared = Arc::new(Shared {
             // Pingers reuse one token for hours: verify it once.
@@ -242,6 +262,7 @@ impl EmulatorBuilder {
             max_pull_attempts: self.max_pull_attempts,
             token: crate::token::ReusedToken::new(std::sync::Arc::new(crate::clock::SystemClock)),
             pull_log: puller::PullLog::new(),
+            eviction_log: LogThrottle::new(ONCE_A_MINUTE),
         });
         let (stop, mut stopped) = watch::channel(false);
         let stop_signal = async move {
@@ -296,6 +317,7 @@ impl Emulator {
             read_timeout: Duration::from_secs(10),
             pull_concurrency: 8,
             max_queue: 100_000,
+            max_users: DEFAULT_MAX_USERS,
             pull_retries: RetrySchedule::new([100, 500, 2000].map(Duration::from_millis))
                 .jitter(0.0),
             max_pull_attempts: 4,
@@ -356,6 +378,11 @@ impl Emulator {
     /// Everything known about `user_id`: remote profile, pings, last pull.
     pub fn user(&self, user_id: &str) -> Option<RemoteUser> {
         self.shared.state().users.get(user_id).cloned()
+    }
+
+    /// What the emulator keeps now, and how many users it evicted.
+    pub fn stats(&self) -> EmulatorStats {
+        self.shared.stats()
     }
 
     /// Pings accepted for `user_id` (faulted ones are not counted).
@@ -432,6 +459,22 @@ impl fmt::Debug for Emulator {
             .field("network", &self.shared.network)
             .finish_non_exhaustive()
     }
+}
+
+/// What an emulator keeps, as [`Emulator::stats`] and `GET /stats` tell.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct EmulatorStats {
+    /// Users kept now.
+    pub users: usize,
+    /// Users kept at most.
+    pub max_users: usize,
+    /// Users evicted (the least recently pinged) to keep within `max_users`.
+    pub evicted_users: u64,
+    /// Events kept for `GET /events`.
+    pub events: usize,
+    /// Pulls waiting.
+    pub queued_pulls: usize,
 }
 
 /// [`Emulator::wait_for_profile`] gave up.
@@ -513,10 +556,30 @@ pub(crate) struct Shared {
     token: crate::token::ReusedToken,
     /// Failed pulls at WARN, rate-limited per kind.
     pull_log: puller::PullLog,
+    /// Evictions at WARN, rate-limited.
+    eviction_log: LogThrottle,
 }
 
 impl Shared {
     fn state(&self) -> MutexGuard<'_, state::State> {
         crate::sync::lock(&self.state)
+    }
+
+    fn stats(&self) -> EmulatorStats {
+        let state = self.state();
+        EmulatorStats {
+            users: state.users.len(),
+            max_users: state.users.max_users(),
+            evicted_users: state.users.evicted(),
+            events: state.events.len(),
+            queued_pulls: state.queue.len(),
+        }
+    }
+
+    /// Tells the operator, at most once a minute, that users are being evicted.
+    fn log_evictions(&self, evicted_total: u64) {
+        if let Some(suppressed) = self.eviction_log.allow(std::time::SystemTime::now()) {
+            tracing::event!(target: "pingpull::emulator", tracing::Level::WARN, evicted_total, suppressed, "user cap reached: evicting the least recently pinged users (raise max_users / --max-users to keep more)");
+        }
     }
 }

@@ -17,7 +17,7 @@ use tracing::Level;
 
 use super::head_timeout::{HeadTimeoutListener, HeadTimer};
 use super::state::{EmulatorEvent, now};
-use super::{Shared, form, studio};
+use super::{Shared, form, paging, studio};
 use crate::template::PullUrlTemplate;
 use crate::{percent, user_id};
 
@@ -25,7 +25,7 @@ use crate::{percent, user_id};
 const MAX_BODY: usize = 64 * 1024;
 
 /// What the emulator's server sends back.
-type ServerResponse = Response<Full<Bytes>>;
+pub(super) type ServerResponse = Response<Full<Bytes>>;
 
 /// Serves until `stop` resolves, then stops accepting and lets the connections finish
 /// what they are doing (idle ones close at once).
@@ -51,6 +51,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/profiles", get(profiles).fallback(not_found))
         .route("/profiles/{*id}", get(profile).fallback(not_found))
         .route("/events", get(events).fallback(not_found))
+        .route("/stats", get(stats).fallback(not_found))
         .route("/studio/users", get(studio_users).fallback(not_found))
         .fallback(unmatched)
         .layer(middleware::from_fn(time_heads_only))
@@ -94,13 +95,51 @@ async fn not_found() -> ServerResponse {
     status(StatusCode::NOT_FOUND)
 }
 
-async fn profiles(State(shared): State<Arc<Shared>>) -> ServerResponse {
-    json(StatusCode::OK, &sorted_users(&shared))
+/// `GET /profiles?limit=N&cursor=C`: a page of remote users in id order.
+async fn profiles(State(shared): State<Arc<Shared>>, request: Request) -> ServerResponse {
+    let (limit, after) = match paging::users_query(request.uri().query()) {
+        Ok(parts) => parts,
+        Err(reason) => return text(StatusCode::BAD_REQUEST, reason),
+    };
+    let (page, more) = shared.state().users.page_after(after.as_deref(), limit);
+    let next = more
+        .then(|| page.last())
+        .flatten()
+        .map(|user| paging::user_cursor(&user.id));
+    let more = next.is_some();
+    paging::with_next(json(StatusCode::OK, &page), "/profiles", limit, next, more)
 }
 
-async fn events(State(shared): State<Arc<Shared>>) -> ServerResponse {
-    let events: Vec<_> = shared.state().events.iter().cloned().collect();
-    json(StatusCode::OK, &events)
+/// `GET /events?limit=N&cursor=C`: the events after the cursor, oldest first.
+async fn events(State(shared): State<Arc<Shared>>, request: Request) -> ServerResponse {
+    let (limit, after) = match paging::events_query(request.uri().query()) {
+        Ok(parts) => parts,
+        Err(reason) => return text(StatusCode::BAD_REQUEST, reason),
+    };
+    let (page, last) = {
+        let state = shared.state();
+        (state.events.page_after(after, limit), state.events.last())
+    };
+    let Some((page, reached)) = page else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "cursor {after} is past the latest event ({last}): pass back a Next-Cursor this emulator gave"
+            ),
+        );
+    };
+    let more = reached < last;
+    paging::with_next(
+        json(StatusCode::OK, &page),
+        "/events",
+        limit,
+        Some(reached.to_string()),
+        more,
+    )
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> ServerResponse {
+    json(StatusCode::OK, &shared.stats())
 }
 
 async fn studio_users(State(shared): State<Arc<Shared>>, request: Request) -> ServerResponse {
@@ -113,12 +152,6 @@ async fn studio_users(State(shared): State<Arc<Shared>>, request: Request) -> Se
         http::HeaderValue::from_static("text/html; charset=utf-8"),
     );
     response
-}
-
-fn sorted_users(shared: &Shared) -> Vec<super::RemoteUser> {
-    let mut users: Vec<_> = shared.state().users.values().cloned().collect();
-    users.sort_by(|a, b| a.id.cmp(&b.id));
-    users
 }
 
 /// `GET /profiles/{id}`, the id percent-decoded from the raw path.
@@ -225,10 +258,11 @@ async fn inject_faults(shared: &Shared) -> Option<ServerResponse> {
 /// the ping with its status.
 fn record_ping(shared: &Shared, id: &str, fault: Option<ServerResponse>) -> ServerResponse {
     let mut state = shared.state();
+    let evicted_before = state.users.evicted();
     let response = match fault {
         Some(response) => response,
         None if state.enqueue(id, shared.max_queue) => {
-            state.user(id).pings += 1;
+            state.users.pinged(id).pings += 1;
             json(
                 StatusCode::OK,
                 &serde_json::json!({ "status": "ok", "code": 200 }),
@@ -241,6 +275,11 @@ fn record_ping(shared: &Shared, id: &str, fault: Option<ServerResponse>) -> Serv
         at: now(),
         status: response.status().as_u16(),
     });
+    let evicted = state.users.evicted();
+    drop(state);
+    if evicted > evicted_before {
+        shared.log_evictions(evicted);
+    }
     response
 }
 
@@ -282,7 +321,7 @@ fn status(status: StatusCode) -> ServerResponse {
 }
 
 /// A plain-text response: a reason a person reads.
-fn text(code: StatusCode, body: String) -> ServerResponse {
+pub(super) fn text(code: StatusCode, body: String) -> ServerResponse {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = code;
     response.headers_mut().insert(

@@ -1,17 +1,15 @@
 //! What the emulator remembers: remote profiles, the last pull of each user, recent
 //! events, the registered Pull URL and the queue of pulls to make.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::time::SystemTime;
 
 use serde::Serialize;
 
+use super::kept::{KeptEvents, KeptUsers};
 use crate::Profile;
 use crate::clock::unix_seconds;
 use crate::template::PullUrlTemplate;
-
-/// How many events `/events` keeps.
-const EVENTS_KEPT: usize = 1000;
 
 /// A user as the emulator (Livefyre) knows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -97,10 +95,9 @@ pub enum EmulatorEvent {
     },
 }
 
-#[derive(Default)]
 pub(crate) struct State {
-    pub(crate) users: HashMap<String, RemoteUser>,
-    pub(crate) events: VecDeque<EmulatorEvent>,
+    pub(crate) users: KeptUsers,
+    pub(crate) events: KeptEvents,
     pub(crate) pull_url: Option<PullUrlTemplate>,
     /// Users waiting for a pull, in order; each at most once.
     pub(crate) queue: VecDeque<String>,
@@ -114,26 +111,20 @@ pub(crate) fn now() -> f64 {
 }
 
 impl State {
-    pub(crate) fn event(&mut self, event: EmulatorEvent) {
-        if self.events.len() == EVENTS_KEPT {
-            self.events.pop_front();
+    /// Empty, keeping at most `max_users` users.
+    pub(crate) fn new(max_users: usize) -> Self {
+        Self {
+            users: KeptUsers::new(max_users),
+            events: KeptEvents::default(),
+            pull_url: None,
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            pulling: HashSet::new(),
         }
-        self.events.push_back(event);
     }
 
-    pub(crate) fn user(&mut self, id: &str) -> &mut RemoteUser {
-        self.users
-            .entry(id.to_owned())
-            .or_insert_with(|| RemoteUser {
-                id: id.to_owned(),
-                profile: None,
-                updated_at: None,
-                pings: 0,
-                last_pull: None,
-                signature_verified: None,
-                last_failure: None,
-                pull_attempts: 0,
-            })
+    pub(crate) fn event(&mut self, event: EmulatorEvent) {
+        self.events.push(event);
     }
 
     /// Queues a pull for `id` unless one is already waiting. `false` if the queue is full.
@@ -166,7 +157,7 @@ impl State {
             ok: record.ok,
             error: record.error.clone(),
         });
-        let user = self.user(id);
+        let user = self.users.get_or_add(id);
         user.pull_attempts += u64::from(record.attempts);
         if let Some(profile) = profile {
             user.profile = Some(profile);

@@ -47,27 +47,33 @@ pub(super) struct Selection {
     users: Vec<RemoteUser>,
     matched: usize,
     total: usize,
+    max_users: usize,
+    evicted: u64,
     pull_url: Option<String>,
 }
 
-/// The users `view` asks for, sorted by id; only one page of them is copied.
+/// The users `view` asks for, in id order: only the page's users are copied; the others
+/// are counted as they go by.
 pub(super) fn select(state: &State, view: &View) -> Selection {
-    let mut matched: Vec<&RemoteUser> = state
-        .users
-        .values()
-        .filter(|user| !view.failed_only || user.failing())
-        .collect();
-    matched.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     let start = (view.page - 1).saturating_mul(PAGE_SIZE);
+    let mut users = Vec::with_capacity(PAGE_SIZE);
+    let mut matched = 0;
+    for user in state
+        .users
+        .iter()
+        .filter(|user| !view.failed_only || user.failing())
+    {
+        if matched >= start && users.len() < PAGE_SIZE {
+            users.push(user.clone());
+        }
+        matched += 1;
+    }
     Selection {
-        users: matched
-            .iter()
-            .skip(start)
-            .take(PAGE_SIZE)
-            .map(|&user| user.clone())
-            .collect(),
-        matched: matched.len(),
+        users,
+        matched,
         total: state.users.len(),
+        max_users: state.users.max_users(),
+        evicted: state.users.evicted(),
         pull_url: state.pull_url.as_ref().map(|t| t.as_str().to_owned()),
     }
 }
@@ -111,13 +117,16 @@ fn head(page: &mut String, network: &str, selection: &Selection, view: &View) {
          <meta http-equiv=\"refresh\" content=\"5\">\
          <title>Users · {network} · pingpull emulator</title><style>{STYLE}</style></head><body>\
          <h1>Users</h1><p>Network <strong>{network}</strong> · Pull URL {pull_url}</p>\
-         <p class=\"muted\">{total} user(s) · remote profiles as Livefyre holds them</p>\
+         <p class=\"muted\">{total} user(s) · remote profiles as Livefyre holds them · \
+         at most {max_users} kept, {evicted} evicted (least recently pinged first)</p>\
          <nav>{all}{failed}</nav>\
          <table><thead><tr><th></th><th>Display name</th><th>User ID</th><th>Pings</th>\
          <th>Pull attempts</th><th>Last sync</th><th>Signature</th><th>Last pull</th>\
          <th>Latest failure</th></tr></thead><tbody>",
         network = escape(network),
         total = selection.total,
+        max_users = selection.max_users,
+        evicted = selection.evicted,
     );
 }
 
@@ -251,8 +260,8 @@ mod tests {
 
     #[test]
     fn escapes_what_users_control() {
-        let mut state = State::default();
-        let user = state.user("u1");
+        let mut state = State::new(10);
+        let user = state.users.pinged("u1");
         user.profile = Some(
             Profile::builder("u1", "<script>alert(1)</script>")
                 .image_url("https://x.example/a.png\"onerror=\"x")
@@ -273,7 +282,7 @@ mod tests {
 
     #[test]
     fn keeps_the_latest_failure_apart_from_the_last_sync() {
-        let mut state = State::default();
+        let mut state = State::new(10);
         state.record_pull("u1", failed_pull(1_700_000_000.0, "gone"), None);
         let ok = PullRecord {
             ok: true,
@@ -284,7 +293,7 @@ mod tests {
             attempts: 2,
         };
         state.record_pull("u1", ok, Some(Profile::builder("u1", "Ada").build()));
-        let user = &state.users["u1"];
+        let user = state.users.get("u1").unwrap();
         assert!(!user.failing());
         assert_eq!(user.pull_attempts, 3);
         let page = page_of(&state, "");

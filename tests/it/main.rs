@@ -8,12 +8,16 @@ mod cli;
 mod cli_ping;
 #[cfg(feature = "cli")]
 mod cli_register;
+#[cfg(feature = "cli")]
+mod cli_volume;
 #[cfg(feature = "pull")]
 mod compat;
 #[cfg(feature = "emulator")]
 mod emulator;
 #[cfg(all(unix, feature = "cli", feature = "postgres", feature = "metrics"))]
 mod examples_serve;
+#[cfg(feature = "emulator")]
+mod emulator_bounds;
 #[cfg(all(feature = "emulator", feature = "metrics"))]
 mod health_example;
 #[cfg(feature = "rustls")]

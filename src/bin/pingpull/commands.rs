@@ -50,6 +50,7 @@ async fn emulator(network: Network, args: EmulatorArgs) -> Result<(), Failure> {
         .seed(args.seed);
     let mut builder = Emulator::builder(network)
         .listen(args.listen)
+        .max_users(args.max_users)
         .faults(faults);
     if let Some(template) = &args.pull_url {
         builder = builder

@@ -97,7 +97,7 @@ enum Command {
     Token(TokenCommand),
     /// Ping users through the Pinger (coalescing, retries) and wait for delivery
     #[command(
-        after_help = "Examples:\n  pingpull ping --base-url http://127.0.0.1:8080 u1 u2\n  cut -d, -f1 changed.csv | pingpull ping --from-file - --deadline 60 --json\n\nOn a terminal, progress shows on stderr and per-user lines need -v; piped, stdout has one line per user.\nExit status: 0 all delivered, 1 some not (each named with the reason, or the deadline), 2 usage error."
+        after_help = "Examples:\n  pingpull ping --base-url http://127.0.0.1:8080 u1 u2\n  cut -d, -f1 changed.csv | pingpull ping --from-file - --deadline 60 --json\n\nOn a terminal, progress shows on stderr and per-user lines need -v; piped, stdout has one line per delivery and stderr a progress line every 5 s (retry lines with -v). Each user is pinged once; the counts come from the Pinger.\nExit status: 0 all delivered, 1 some not (each named with the reason, or the deadline), 2 usage error."
     )]
     Ping(PingArgs),
     /// Register the Pull URL template with the network
@@ -132,6 +132,10 @@ struct EmulatorArgs {
     /// Seed for the choice of failing pings
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Users kept at most; a ping for a new user beyond it evicts the least recently pinged
+    #[arg(long, default_value_t = pingpull::emulator::DEFAULT_MAX_USERS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_users: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use pingpull::ping::{
-    Failure as PingFailure, PingEvent, Pinger, RequestError, RetrySchedule, ShutdownReport,
+    Failure as PingFailure, PingEvent, PingStats, Pinger, RequestError, RetrySchedule,
+    ShutdownReport,
 };
 use pingpull::{Network, user_id};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
@@ -30,22 +31,34 @@ const LONGEST_WAIT_SHARE: u32 = 10;
 /// delivery and a few retries each, however slowly the terminal prints.
 const EVENTS_PER_USER: usize = 4;
 
-/// Pings `args`' users, prints an event line per user (or progress on a terminal) and a
-/// summary; `verbose` (the global `-v` count) asks for per-user lines on a terminal.
+/// How often progress is written when stderr is not a terminal (a terminal's line is
+/// redrawn as it goes).
+const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(5);
+
+/// Pings `args`' users, prints a line per delivery when piped (or progress on a
+/// terminal) and a summary whose counts come from the Pinger's own record; `verbose`
+/// (the global `-v` count) asks for per-user lines on a terminal and retry lines.
 pub(crate) async fn ping(network: Network, args: PingArgs, verbose: u8) -> Result<(), Failure> {
     let users = users_to_ping(&args.users, args.from_file.as_deref())?;
     let deadline = Duration::try_from_secs_f64(args.deadline)
         // clap took only positive finite numbers: this one is too large.
         .map_err(|_| Failure::Usage("--deadline is too far in the future".into()))?;
-    let distinct: HashSet<&str> = users.iter().map(String::as_str).collect();
-    let pinger = spawn_pinger(&network, &args, deadline, users.len())?;
+    // Each user once: a user pending once is counted once by the Pinger's record.
+    let mut seen = HashSet::new();
+    let distinct: Vec<&str> = users
+        .iter()
+        .map(String::as_str)
+        .filter(|user| seen.insert(*user))
+        .collect();
+    drop(seen);
+    let pinger = spawn_pinger(&network, &args, deadline, distinct.len())?;
     let mut events = pinger.events();
     let started = Instant::now();
     let until = started
         .checked_add(deadline)
         .ok_or_else(|| Failure::Usage("--deadline is too far in the future".into()))?;
     let mut tally = Tally::new(Output::detect(verbose, distinct.len(), until));
-    for user in &users {
+    for user in &distinct {
         pinger
             .ping(user)
             .map_err(|e| Failure::Usage(e.to_string()))?;
@@ -56,10 +69,11 @@ pub(crate) async fn ping(network: Network, args: PingArgs, verbose: u8) -> Resul
     // Events sent after the loop stopped (the last delivery can settle the pending
     // set before its event is read): shutdown has returned, so all are in the channel.
     drain(&mut events, &mut tally);
-    let summary = Summary::new(&args, distinct.len(), &tally, stopped, &report, started);
+    let record = Record::from(&report);
+    let summary = Summary::new(args.deadline, &distinct, &tally, stopped, &record, started);
     tally
         .output
-        .finish_progress(summary.delivered(), summary.failed.len());
+        .finish_progress(summary.delivered, summary.failed_count);
     if let Some(status) = tally.wrong_server_status() {
         // The same words as a one-shot call's error for that status.
         let error = RequestError::Status(status);
@@ -98,15 +112,16 @@ fn spawn_pinger(
 
 /// The library's schedule with every wait capped at a share of `deadline` (a server's
 /// `Retry-After` too: the command would rather retry early than not before it stops).
-/// The maximum age lies past the deadline: a user still failing then is reported once,
-/// as stopped by the deadline, rather than given up one by one (a warning each) in its
-/// last moments while others are still being tried.
+/// The maximum age lies well past the deadline (twice it): a user still failing then is
+/// reported once, as stopped by the deadline, rather than given up one by one (a warning
+/// each) in its last moments while others are still being tried, even when a loaded
+/// machine wakes the command late.
 fn retry_schedule(deadline: Duration) -> RetrySchedule {
     let longest = deadline / LONGEST_WAIT_SHARE;
     RetrySchedule::default()
         .max_delay(longest)
         .max_retry_after(longest)
-        .max_age(deadline.saturating_add(longest))
+        .max_age(deadline.saturating_mul(2).saturating_add(longest))
 }
 
 /// The user ids given, then those of `from_file`; at least one, each valid.
@@ -164,16 +179,21 @@ async fn watch(
     until: Instant,
 ) -> Stopped {
     let until = tokio::time::Instant::from_std(until);
+    let every = tally.output.progress_every();
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     while pinger.stats().pending > 0 {
-        match tokio::time::timeout_at(until, events.recv()).await {
-            Ok(Ok(event)) => {
-                if tally.record(event).is_break() {
-                    return Stopped::Unauthorized;
+        tokio::select! {
+            received = events.recv() => match received {
+                Ok(event) => {
+                    if tally.record(event).is_break() {
+                        return Stopped::Unauthorized;
+                    }
                 }
-            }
-            Ok(Err(RecvError::Lagged(missed))) => tally.missed += missed,
-            Ok(Err(RecvError::Closed)) => break,
-            Err(_) => return Stopped::Deadline,
+                Err(RecvError::Lagged(missed)) => tally.missed += missed,
+                Err(RecvError::Closed) => break,
+            },
+            _ = ticks.tick() => tally.show_progress(&pinger.stats()),
+            () = tokio::time::sleep_until(until) => return Stopped::Deadline,
         }
     }
     Stopped::Settled
@@ -196,14 +216,18 @@ fn drain(events: &mut broadcast::Receiver<PingEvent>, tally: &mut Tally) {
 struct Output {
     /// A "delivered" line on stdout per delivery.
     delivered_lines: bool,
-    /// A "retrying" line on stderr per failed attempt.
+    /// A "retrying" line on stderr per failed attempt (`-v` only: there may be many
+    /// per user).
     retry_lines: bool,
+    /// The line redrawn on a terminal; otherwise a progress line now and then.
     progress: Option<Progress>,
+    users: usize,
 }
 
 impl Output {
-    /// Progress when stderr is a terminal; per-user lines when stdout is not one (for
-    /// scripts) or with `-v`; retry lines as well, unless they would tear the progress.
+    /// Progress redrawn when stderr is a terminal, else a line every few seconds;
+    /// per-user lines when stdout is not a terminal (for scripts) or with `-v`; retry
+    /// lines with `-v`.
     fn detect(verbose: u8, users: usize, until: Instant) -> Self {
         let progress = std::io::stderr()
             .is_terminal()
@@ -211,12 +235,18 @@ impl Output {
         let delivered_lines = !std::io::stdout().is_terminal() || verbose > 0;
         Self {
             delivered_lines,
-            retry_lines: if progress.is_some() {
-                verbose > 0
-            } else {
-                delivered_lines
-            },
+            retry_lines: verbose > 0,
             progress,
+            users,
+        }
+    }
+
+    /// How often [`Tally::show_progress`] runs.
+    fn progress_every(&self) -> Duration {
+        if self.progress.is_some() {
+            progress::TICK
+        } else {
+            PROGRESS_LINE_EVERY
         }
     }
 
@@ -314,26 +344,126 @@ impl Tally {
             }
             _ => {}
         }
-        self.show_progress();
         ControlFlow::Continue(())
     }
 
-    fn show_progress(&self) {
-        if let Some(progress) = &self.output.progress {
-            progress.update(
-                self.delivered.len(),
-                self.retrying.len(),
-                self.gave_up.len(),
-            );
+    /// Shows how far delivery is, from the Pinger's counters (exact, unlike the
+    /// events); how many wait to retry comes from the events.
+    fn show_progress(&self, stats: &PingStats) {
+        let failed = usize::try_from(stats.given_up).unwrap_or(usize::MAX);
+        let pending = usize::try_from(stats.pending).unwrap_or(usize::MAX);
+        let delivered = self
+            .output
+            .users
+            .saturating_sub(failed)
+            .saturating_sub(pending);
+        let retrying = self
+            .retrying
+            .keys()
+            .filter(|user| !self.gave_up.contains_key(*user))
+            .count();
+        match &self.output.progress {
+            Some(progress) => progress.update(delivered, retrying, failed),
+            None => eprintln!(
+                "pingpull: delivered {delivered} of {}, {pending} pending, {failed} failed",
+                self.output.users
+            ),
         }
     }
 }
 
-/// The totals, and each user not delivered with why.
+/// What the Pinger itself recorded (exact, unlike the event stream): the parts of its
+/// shutdown report the summary needs.
+struct Record {
+    /// Users still pending at the end.
+    undelivered: Vec<String>,
+    /// Users given up.
+    given_up: u64,
+    sent: u64,
+    succeeded: u64,
+}
+
+impl From<&ShutdownReport> for Record {
+    fn from(report: &ShutdownReport) -> Self {
+        Self {
+            undelivered: report.undelivered.clone(),
+            given_up: report.stats.given_up,
+            sent: report.stats.sent,
+            succeeded: report.stats.succeeded,
+        }
+    }
+}
+
+/// Each user known not delivered, with why: those the events said were given up and
+/// those the shutdown report names; and whether the deadline stopped some.
+fn named_failures(
+    deadline: f64,
+    tally: &Tally,
+    stopped: Stopped,
+    record: &Record,
+) -> (BTreeMap<String, String>, bool) {
+    let deadline_reason = format!("not delivered: deadline of {deadline} s reached");
+    let with_last = |reason: &str, user: &str| match tally.retrying.get(user) {
+        Some(last) => format!("{reason}; last attempt: {last}"),
+        None => reason.to_owned(),
+    };
+    let mut failed = BTreeMap::new();
+    let mut deadline_reached = stopped == Stopped::Deadline;
+    for (user, failure) in &tally.gave_up {
+        // Given up because the next retry would come after the deadline.
+        let reason = if *failure == PingFailure::TooOld {
+            deadline_reached = true;
+            with_last(&deadline_reason, user)
+        } else {
+            format!("refused: {failure}")
+        };
+        failed.insert(user.clone(), reason);
+    }
+    let undelivered_reason = match stopped {
+        Stopped::Deadline => deadline_reason.as_str(),
+        Stopped::Unauthorized => "not delivered: Livefyre answered 403",
+        Stopped::Settled => "not delivered",
+    };
+    for user in &record.undelivered {
+        failed.insert(user.clone(), with_last(undelivered_reason, user));
+    }
+    (failed, deadline_reached)
+}
+
+/// Users neither seen delivered nor known failed, when the Pinger gave up more users
+/// than the events named: their events were dropped.
+fn lost_users(
+    users: &[&str],
+    tally: &Tally,
+    failed: &BTreeMap<String, String>,
+    given_up: usize,
+) -> Vec<String> {
+    if given_up <= tally.gave_up.len() {
+        return Vec::new();
+    }
+    users
+        .iter()
+        .filter(|user| !tally.delivered.contains(**user) && !failed.contains_key(**user))
+        .map(|user| (*user).to_owned())
+        .collect()
+}
+
+/// The totals, from the Pinger's record, and each user not delivered with why.
 struct Summary {
     users: usize,
+    /// Users delivered: those pinged less those given up and those still pending.
+    delivered: usize,
+    /// Users given up, as the Pinger counted them.
+    given_up: u64,
+    /// Users still pending when the command stopped (the shutdown report's).
+    undelivered: usize,
+    /// `given_up` and `undelivered` together.
+    failed_count: usize,
     /// User and reason, sorted by user.
     failed: BTreeMap<String, String>,
+    /// Users whose fate the lagged event stream lost: delivered or given up (the counts
+    /// say how many of each), not which.
+    unknown: Vec<String>,
     requests_sent: u64,
     requests_succeeded: u64,
     deadline: f64,
@@ -345,71 +475,65 @@ struct Summary {
 
 impl Summary {
     fn new(
-        args: &PingArgs,
-        users: usize,
+        deadline: f64,
+        users: &[&str],
         tally: &Tally,
         stopped: Stopped,
-        report: &ShutdownReport,
+        record: &Record,
         started: Instant,
     ) -> Self {
-        let deadline_reason = format!("not delivered: deadline of {} s reached", args.deadline);
-        let with_last = |reason: &str, user: &str| match tally.retrying.get(user) {
-            Some(last) => format!("{reason}; last attempt: {last}"),
-            None => reason.to_owned(),
-        };
-        let mut failed = BTreeMap::new();
-        let mut deadline_reached = stopped == Stopped::Deadline;
-        for (user, failure) in &tally.gave_up {
-            // Given up because the next retry would come after the deadline.
-            let reason = if *failure == PingFailure::TooOld {
-                deadline_reached = true;
-                with_last(&deadline_reason, user)
-            } else {
-                format!("refused: {failure}")
-            };
-            failed.insert(user.clone(), reason);
-        }
-        let undelivered_reason = match stopped {
-            Stopped::Deadline => deadline_reason.as_str(),
-            Stopped::Unauthorized => "not delivered: Livefyre answered 403",
-            Stopped::Settled => "not delivered",
-        };
-        for user in &report.undelivered {
-            failed.insert(user.clone(), with_last(undelivered_reason, user));
+        let (mut failed, deadline_reached) = named_failures(deadline, tally, stopped, record);
+        let given_up = record.given_up;
+        let undelivered = record.undelivered.len();
+        let given_up_users = usize::try_from(given_up).unwrap_or(usize::MAX);
+        let mut unknown = lost_users(users, tally, &failed, given_up_users);
+        if unknown.len() == given_up_users.saturating_sub(tally.gave_up.len()) {
+            // All of them were given up: named, though why is lost.
+            for user in unknown.drain(..) {
+                let reason = "given up; why was lost with the events read too late";
+                failed.insert(user, reason.to_owned());
+            }
         }
         Self {
-            users,
+            users: users.len(),
+            delivered: users
+                .len()
+                .saturating_sub(given_up_users)
+                .saturating_sub(undelivered),
+            given_up,
+            undelivered,
+            failed_count: given_up_users.saturating_add(undelivered),
             failed,
-            requests_sent: report.stats.sent,
-            requests_succeeded: report.stats.succeeded,
-            deadline: args.deadline,
+            unknown,
+            requests_sent: record.sent,
+            requests_succeeded: record.succeeded,
+            deadline,
             deadline_reached,
             elapsed: started.elapsed(),
             missed_events: tally.missed,
         }
     }
 
-    /// Users delivered: those pinged less those not delivered (a user pinged twice may
-    /// have needed two requests, so requests do not count users).
-    fn delivered(&self) -> usize {
-        self.users.saturating_sub(self.failed.len())
-    }
-
     /// Prints the summary (as JSON with `json`) on stdout; fails if a user was not
     /// delivered.
     fn print(&self, json: bool) -> Result<(), Failure> {
         if json {
-            println!("{}", self.to_json());
+            // Plain data: serializing it cannot fail.
+            println!(
+                "{}",
+                serde_json::to_string(&self.to_json()).unwrap_or_default()
+            );
         } else {
             self.print_text();
         }
         if self.missed_events > 0 {
             eprintln!(
-                "pingpull: {} event(s) were read too late and missed: some per-user lines are absent (the totals are exact)",
-                self.missed_events
+                "pingpull: {} event(s) were read too late and missed: some per-user lines are absent, {} user(s) could not be told delivered or given up (the totals are exact)",
+                self.missed_events,
+                self.unknown.len()
             );
         }
-        if self.failed.is_empty() {
+        if self.failed_count == 0 {
             Ok(())
         } else {
             Err(Failure::Failed(String::new()))
@@ -423,34 +547,68 @@ impl Summary {
             String::new()
         };
         println!(
-            "delivered {}, failed {} ({} request(s) answered 2xx){stopped_by}",
-            self.delivered(),
-            self.failed.len(),
+            "delivered {}, failed {} ({} given up, {} still pending; {} request(s) answered 2xx){stopped_by}",
+            self.delivered,
+            self.failed_count,
+            self.given_up,
+            self.undelivered,
             self.requests_succeeded
         );
         for (user, reason) in &self.failed {
             println!("failed {user} ({reason})");
         }
+        for user in &self.unknown {
+            println!("unknown {user} (delivered or given up: its event was read too late)");
+        }
     }
 
-    fn to_json(&self) -> serde_json::Value {
-        let failed: Vec<_> = self
-            .failed
-            .iter()
-            .map(|(user, reason)| serde_json::json!({ "user": user, "reason": reason }))
-            .collect();
-        serde_json::json!({
-            "users": self.users,
-            "delivered": self.delivered(),
-            "failed": failed,
-            "requests_sent": self.requests_sent,
-            "requests_succeeded": self.requests_succeeded,
-            "deadline_s": self.deadline,
-            "deadline_reached": self.deadline_reached,
-            "elapsed_s": self.elapsed.as_secs_f64(),
-            "missed_events": self.missed_events,
-        })
+    /// The summary as `--json` prints it, borrowing the names and reasons rather than
+    /// copying them into a `serde_json::Value` (hundreds of MB for 150,000 users).
+    fn to_json(&self) -> JsonSummary<'_> {
+        JsonSummary {
+            users: self.users,
+            delivered: self.delivered,
+            given_up: self.given_up,
+            undelivered: self.undelivered,
+            failed_count: self.failed_count,
+            failed: self
+                .failed
+                .iter()
+                .map(|(user, reason)| FailedUser { user, reason })
+                .collect(),
+            unknown: &self.unknown,
+            requests_sent: self.requests_sent,
+            requests_succeeded: self.requests_succeeded,
+            deadline_s: self.deadline,
+            deadline_reached: self.deadline_reached,
+            elapsed_s: self.elapsed.as_secs_f64(),
+            missed_events: self.missed_events,
+        }
     }
+}
+
+/// The `--json` summary (its fields are documented in the README).
+#[derive(serde::Serialize)]
+struct JsonSummary<'a> {
+    users: usize,
+    delivered: usize,
+    given_up: u64,
+    undelivered: usize,
+    failed_count: usize,
+    failed: Vec<FailedUser<'a>>,
+    unknown: &'a [String],
+    requests_sent: u64,
+    requests_succeeded: u64,
+    deadline_s: f64,
+    deadline_reached: bool,
+    elapsed_s: f64,
+    missed_events: u64,
+}
+
+#[derive(serde::Serialize)]
+struct FailedUser<'a> {
+    user: &'a str,
+    reason: &'a str,
 }
 
 #[cfg(test)]
@@ -469,6 +627,81 @@ mod tests {
             assert!(waits.iter().sum::<Duration>() <= deadline, "{waits:?}");
             assert!(schedule.max_age_duration() > deadline);
         }
+    }
+
+    fn tally(delivered: &[&str], gave_up: &[&str], missed: u64) -> Tally {
+        let output = Output {
+            delivered_lines: false,
+            retry_lines: false,
+            progress: None,
+            users: 0,
+        };
+        let mut tally = Tally::new(output);
+        tally.delivered = delivered.iter().map(|u| (*u).to_owned()).collect();
+        tally.gave_up = gave_up
+            .iter()
+            .map(|u| ((*u).to_owned(), PingFailure::Status(404)))
+            .collect();
+        tally.missed = missed;
+        tally
+    }
+
+    fn record(undelivered: &[&str], given_up: u64) -> Record {
+        Record {
+            undelivered: undelivered.iter().map(|u| (*u).to_owned()).collect(),
+            given_up,
+            sent: 0,
+            succeeded: 0,
+        }
+    }
+
+    const USERS: [&str; 6] = ["u1", "u2", "u3", "u4", "u5", "u6"];
+
+    #[test]
+    fn counts_come_from_the_record_when_events_were_lost() {
+        // u1 delivered, u2 given up and u6 pending as the events and report say; u3,
+        // u4 and u5 lost with the events. The record gave up 3 users: u2 and two of
+        // u3..u5, so one of those was delivered, which one is unknown.
+        let tally = tally(&["u1"], &["u2"], 7);
+        let summary = Summary::new(
+            5.0,
+            &USERS,
+            &tally,
+            Stopped::Deadline,
+            &record(&["u6"], 3),
+            Instant::now(),
+        );
+        assert_eq!(
+            (summary.delivered, summary.failed_count, summary.undelivered),
+            (2, 4, 1)
+        );
+        assert_eq!(summary.failed.keys().collect::<Vec<_>>(), ["u2", "u6"]);
+        assert_eq!(summary.unknown, ["u3", "u4", "u5"]);
+        let json = serde_json::to_value(summary.to_json()).unwrap();
+        assert_eq!(json["missed_events"], 7);
+        assert_eq!(json["unknown"], serde_json::json!(["u3", "u4", "u5"]));
+    }
+
+    #[test]
+    fn users_lost_with_the_events_are_named_when_all_were_given_up() {
+        // The record gave up 4: u2 and every user the events lost.
+        let tally = tally(&["u1"], &["u2"], 3);
+        let summary = Summary::new(
+            5.0,
+            &USERS,
+            &tally,
+            Stopped::Deadline,
+            &record(&["u6"], 4),
+            Instant::now(),
+        );
+        assert_eq!((summary.delivered, summary.failed_count), (1, 5));
+        assert!(summary.unknown.is_empty());
+        assert_eq!(summary.failed.len(), 5);
+        assert!(summary.failed["u4"].starts_with("given up"));
+        assert_eq!(
+            summary.failed["u6"],
+            "not delivered: deadline of 5 s reached"
+        );
     }
 
     #[test]
