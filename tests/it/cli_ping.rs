@@ -228,15 +228,18 @@ async fn concurrency_and_rate_limit_are_obeyed() {
 
     let limited = FakeLivefyre::start().await;
     let output = ping(
-        &["--base-url", &limited.base_url(), "--rate-limit", "20"],
+        &["--base-url", &limited.base_url(), "--rate-limit", "10"],
         &users(5),
     )
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    // Five starts at 20 per second span at least four intervals of 50 ms.
+    // Five starts at 10 per second span four intervals of 100 ms; arrival times may
+    // drift by scheduling on a busy machine, so a margin of one interval is left (an
+    // unlimited run spans a few milliseconds). The exact spacing is checked in virtual
+    // time by the Pinger's own tests.
     let at: Vec<_> = limited.received().iter().map(|r| r.at).collect();
     let span = *at.iter().max().unwrap() - *at.iter().min().unwrap();
-    assert!(span >= Duration::from_millis(190), "{span:?}");
+    assert!(span >= Duration::from_millis(300), "{span:?}");
 }
 
 #[test]

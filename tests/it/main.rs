@@ -14,10 +14,10 @@ mod cli_volume;
 mod compat;
 #[cfg(feature = "emulator")]
 mod emulator;
-#[cfg(all(unix, feature = "cli", feature = "postgres", feature = "metrics"))]
-mod examples_serve;
 #[cfg(feature = "emulator")]
 mod emulator_bounds;
+#[cfg(all(unix, feature = "cli", feature = "postgres", feature = "metrics"))]
+mod examples_serve;
 #[cfg(all(feature = "emulator", feature = "metrics"))]
 mod health_example;
 #[cfg(feature = "rustls")]
