@@ -33,7 +33,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let network = Network::new("example.fyre.co", "testkeytest")?;
 //! let users = InMemorySource::new();
-//! users.insert(Profile::builder("u1", "Ada").build());
+//! users.insert(Profile::builder("u1", "Ada").build())?;
 //!
 //! let pull = PullLayer::new("https://site.example/users/{id}/livefyre", network.clone(), users)?;
 //! let app = ServiceBuilder::new().layer(pull.clone()).service(service_fn(|_req| async {
@@ -57,6 +57,7 @@ mod endpoint;
 mod future;
 mod layer;
 mod misconfiguration;
+mod prepared;
 mod query;
 mod rejection;
 mod source;
@@ -65,5 +66,6 @@ pub use crate::percent::DecodeError;
 pub use body::PullBody;
 pub use future::ResponseFuture;
 pub use layer::{DEFAULT_MAX_URI_LEN, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, Pull, PullLayer};
+pub use prepared::{Loaded, PreparedProfile, ProfileRefused};
 pub use rejection::Rejection;
 pub use source::{InMemorySource, ProfileSource, SourceFn, source_fn};

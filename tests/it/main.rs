@@ -40,6 +40,8 @@ mod pull;
 #[cfg(all(feature = "pull", feature = "ping", feature = "metrics"))]
 mod pull_metrics;
 #[cfg(feature = "pull")]
+mod pull_prepared;
+#[cfg(feature = "pull")]
 mod robust_queries;
 #[cfg(feature = "pull")]
 mod robust_tokens;
