@@ -22,6 +22,11 @@
 //! response extensions as a [`Rejection`]. Events go to `tracing` under the target
 //! `pingpull::pull` (outcome, status, user id, latency), never with the token.
 //!
+//! A source that keeps its profiles between pulls hands out [`PreparedProfile`]s (see
+//! [`ProfileSource::load_for_pull`]): validated and rendered once per change, signed once
+//! per network key, so a pull copies a pointer. [`InMemorySource`] does this, and refuses
+//! an invalid profile when it is inserted ([`ProfileRefused`]).
+//!
 //! The endpoint needs a Tokio runtime with the timer (as axum, tonic and hyper servers have).
 //!
 //! ```
