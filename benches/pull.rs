@@ -8,10 +8,9 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use pingpull::pull::ProfileSource;
-use pingpull::pull::{InMemorySource, PullLayer};
+use pingpull::pull::{InMemorySource, ProfileSource, PullLayer, source_fn};
 use pingpull::token::{self, SystemTokenValidator, TokenCache};
-use pingpull::{Network, Profile};
+use pingpull::{BoxError, Network, Profile};
 use tower::{Layer, ServiceExt, service_fn};
 
 #[allow(dead_code, unused_imports)] // the examples' listening helpers are not needed here
@@ -59,11 +58,31 @@ fn inner_service_alone(bencher: divan::Bencher<'_, '_>) {
     });
 }
 
-/// One valid pull through the layer (in-memory source), by token cache and signing.
-#[divan::bench(args = [(true, true), (false, true), (true, false)])]
-fn pull_through_layer(bencher: divan::Bencher<'_, '_>, (cache, sign): (bool, bool)) {
-    let users: InMemorySource = [full_profile()].into_iter().collect();
-    let layer = PullLayer::new("/livefyre/pull?id={id}", network(), users)
+/// One valid pull through the layer, by source, token cache and signing. `memory` is an
+/// [`InMemorySource`] (profile prepared once per change); `per_pull` builds the profile
+/// anew on every pull, as a database-backed source does, so the layer validates,
+/// renders and signs it each time.
+#[divan::bench(args = [
+    ("memory", true, true),
+    ("memory", false, true),
+    ("memory", true, false),
+    ("per_pull", true, true),
+    ("per_pull", true, false),
+])]
+fn pull_through_layer(bencher: divan::Bencher<'_, '_>, (source, cache, sign): (&str, bool, bool)) {
+    let template = "/livefyre/pull?id={id}";
+    let layer = if source == "memory" {
+        let users: InMemorySource = [full_profile()].into_iter().collect();
+        PullLayer::new(template, network(), users)
+    } else {
+        let profile = full_profile();
+        let per_pull = source_fn(move |user_id: String| {
+            let profile = profile.clone();
+            async move { Ok::<_, BoxError>((user_id == profile.id).then_some(profile)) }
+        });
+        PullLayer::new(template, network(), per_pull)
+    };
+    let layer = layer
         .unwrap()
         .token_cache(if cache { 64 } else { 0 })
         .sign_responses(sign);
@@ -125,16 +144,25 @@ fn validate_system_token(bencher: divan::Bencher<'_, '_>, case: &str) {
     }
 }
 
-/// What the in-memory source costs per pull: a lookup and a clone of the profile.
-#[divan::bench]
-fn in_memory_source_load(bencher: divan::Bencher<'_, '_>) {
+/// What the in-memory source costs per pull: a lookup and a shared pointer to the
+/// prepared profile (`load_for_pull`, what the layer calls), or a deep copy (`load`).
+#[divan::bench(args = ["load_for_pull", "load"])]
+fn in_memory_source_load(bencher: divan::Bencher<'_, '_>, method: &str) {
     let users: InMemorySource = [full_profile()].into_iter().collect();
     let runtime = runtime();
-    bencher.bench_local(|| {
-        runtime
-            .block_on(users.load(divan::black_box("u1")))
-            .unwrap()
-    });
+    if method == "load" {
+        bencher.bench_local(|| {
+            runtime
+                .block_on(users.load(divan::black_box("u1")))
+                .unwrap()
+        });
+    } else {
+        bencher.bench_local(|| {
+            runtime
+                .block_on(users.load_for_pull(divan::black_box("u1")))
+                .unwrap()
+        });
+    }
 }
 
 /// The check the layer makes before sending a profile.

@@ -69,7 +69,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .email("ada@example.com")
             .image_url("https://cdn.example.com/avatars/u1.png?v=1")
             .build(),
-    );
+    )?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let app_url = format!("http://{}", listener.local_addr()?);
     let template = format!("{app_url}/livefyre/pull?id={{id}}");
@@ -146,9 +146,10 @@ async fn update_display_name(
     Path(id): Path<String>,
     name: String,
 ) -> StatusCode {
-    if users.update(&id, |profile| profile.display_name = name) {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::NOT_FOUND
+    match users.update(&id, |profile| profile.display_name = name) {
+        Ok(true) => StatusCode::NO_CONTENT,
+        Ok(false) => StatusCode::NOT_FOUND,
+        // An empty name, say: the profile kept is unchanged.
+        Err(_refused) => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }

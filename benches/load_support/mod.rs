@@ -1,6 +1,8 @@
 //! What the load benchmarks share: a hyper server on 127.0.0.1, the app's 404 route,
 //! summary statistics and settings from the environment.
 
+pub(crate) mod hand_written;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 

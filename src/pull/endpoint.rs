@@ -16,6 +16,7 @@ use tracing::{Instrument, Level};
 
 use super::Rejection;
 use super::layer::Config;
+use super::prepared::{BODY_CAPACITY, Loaded};
 use super::query::QueryPairs;
 use crate::percent;
 use crate::profile::{SIGNATURE_HEADER, sign_body};
@@ -24,9 +25,6 @@ use crate::user_id;
 
 /// The query parameter carrying Livefyre's token.
 use crate::template::LFTOKEN;
-
-/// Initial capacity of a response body: a full profile is under 1 KiB of JSON.
-const BODY_CAPACITY: usize = 1024;
 
 /// Which requests are ours and where their id stands.
 #[derive(Debug, Clone)]
@@ -234,35 +232,71 @@ impl Load {
             span: _,
         } = self;
         let loading = CatchPanic {
-            future: config.source.load(&user_id),
+            future: config.source.load_for_pull(&user_id),
         };
         let rejection = match tokio::time::timeout(config.timeout, loading).await {
             Err(_elapsed) => Rejection::SourceTimedOut,
             Ok(Err(Panicked)) => Rejection::SourcePanicked,
             Ok(Ok(Err(error))) => Rejection::SourceFailed(error.to_string()),
             Ok(Ok(Ok(None))) => Rejection::UnknownUser,
-            Ok(Ok(Ok(Some(profile)))) => {
-                if let Err(violations) = profile.validate() {
-                    Rejection::InvalidProfile(violations)
-                } else if profile.id != user_id {
-                    Rejection::IdMismatch
-                } else {
-                    // One allocation of a size that fits most profiles, instead of
-                    // growing from small.
-                    let mut body = Vec::with_capacity(BODY_CAPACITY);
-                    profile.write_json(&mut body);
-                    let body = Bytes::from(body);
-                    return profile_response(&config, body, head, &user_id, started);
+            Ok(Ok(Ok(Some(loaded)))) => match Rendered::of(loaded, &user_id, &config) {
+                Ok(rendered) => {
+                    return profile_response(&config, rendered, head, &user_id, started);
                 }
-            }
+                Err(rejection) => rejection,
+            },
         };
         rejection_response(&config, rejection, Some(&user_id), started)
     }
 }
 
+/// A profile's body and signature, ready to send.
+struct Rendered {
+    body: Bytes,
+    signature: Option<HeaderValue>,
+}
+
+impl Rendered {
+    /// Checks what the source loaded for `user_id`; renders and signs a plain profile,
+    /// takes a prepared one's kept bytes and signature.
+    fn of(loaded: Loaded, user_id: &str, config: &Config) -> Result<Self, Rejection> {
+        let network = config.validator.network();
+        match loaded {
+            Loaded::Prepared(prepared) => {
+                // Validated when it was prepared.
+                if prepared.profile().id != user_id {
+                    return Err(Rejection::IdMismatch);
+                }
+                Ok(Self {
+                    body: prepared.body().clone(),
+                    signature: config.sign.then(|| prepared.signature(network)).flatten(),
+                })
+            }
+            Loaded::Profile(profile) => {
+                profile.validate().map_err(Rejection::InvalidProfile)?;
+                if profile.id != user_id {
+                    return Err(Rejection::IdMismatch);
+                }
+                // One allocation of a size that fits most profiles, instead of growing
+                // from small.
+                let mut body = Vec::with_capacity(BODY_CAPACITY);
+                profile.write_json(&mut body);
+                let signature = config
+                    .sign
+                    .then(|| HeaderValue::try_from(sign_body(network, &body)).ok())
+                    .flatten();
+                Ok(Self {
+                    body: Bytes::from(body),
+                    signature,
+                })
+            }
+        }
+    }
+}
+
 fn profile_response(
     config: &Config,
-    body: Bytes,
+    Rendered { body, signature }: Rendered,
     head: bool,
     user_id: &str,
     started: Instant,
@@ -272,11 +306,8 @@ fn profile_response(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    if config.sign {
-        let signature = sign_body(config.validator.network(), &body);
-        if let Ok(value) = HeaderValue::try_from(signature) {
-            headers.insert(HeaderName::from_static(SIGNATURE_HEADER), value);
-        }
+    if let Some(signature) = signature {
+        headers.insert(HeaderName::from_static(SIGNATURE_HEADER), signature);
     }
     let body = if head { Bytes::new() } else { body };
     config.metrics.request("ok", started);

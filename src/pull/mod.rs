@@ -22,6 +22,11 @@
 //! response extensions as a [`Rejection`]. Events go to `tracing` under the target
 //! `pingpull::pull` (outcome, status, user id, latency), never with the token.
 //!
+//! A source that keeps its profiles between pulls hands out [`PreparedProfile`]s (see
+//! [`ProfileSource::load_for_pull`]): validated and rendered once per change, signed once
+//! per network key, so a pull copies a pointer. [`InMemorySource`] does this, and refuses
+//! an invalid profile when it is inserted ([`ProfileRefused`]).
+//!
 //! The endpoint needs a Tokio runtime with the timer (as axum, tonic and hyper servers have).
 //!
 //! ```
@@ -33,7 +38,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let network = Network::new("example.fyre.co", "testkeytest")?;
 //! let users = InMemorySource::new();
-//! users.insert(Profile::builder("u1", "Ada").build());
+//! users.insert(Profile::builder("u1", "Ada").build())?;
 //!
 //! let pull = PullLayer::new("https://site.example/users/{id}/livefyre", network.clone(), users)?;
 //! let app = ServiceBuilder::new().layer(pull.clone()).service(service_fn(|_req| async {
@@ -57,6 +62,7 @@ mod endpoint;
 mod future;
 mod layer;
 mod misconfiguration;
+mod prepared;
 mod query;
 mod rejection;
 mod source;
@@ -65,5 +71,6 @@ pub use crate::percent::DecodeError;
 pub use body::PullBody;
 pub use future::ResponseFuture;
 pub use layer::{DEFAULT_MAX_URI_LEN, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, Pull, PullLayer};
+pub use prepared::{Loaded, PreparedProfile, ProfileRefused};
 pub use rejection::Rejection;
 pub use source::{InMemorySource, ProfileSource, SourceFn, source_fn};

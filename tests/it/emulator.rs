@@ -251,7 +251,9 @@ async fn a_ping_makes_it_pull_and_store_the_remote_profile() {
     assert!(user.updated_at.is_some());
 
     // A change, a ping, and the remote profile follows.
-    users.update("u2", |p| p.display_name = "Grace Hopper".into());
+    users
+        .update("u2", |p| p.display_name = "Grace Hopper".into())
+        .unwrap();
     client.sync_user("u2").await.unwrap();
     emulator
         .wait_for_profile("u2", Duration::from_secs(5), |p| {
@@ -558,9 +560,11 @@ async fn the_pinger_gets_every_user_through_a_faulty_emulator() {
         .spawn()
         .unwrap();
     for i in 0..50 {
-        users.update(&format!("u{i}"), |p| {
-            p.display_name = format!("Renamed {i}")
-        });
+        users
+            .update(&format!("u{i}"), |p| {
+                p.display_name = format!("Renamed {i}")
+            })
+            .unwrap();
         pinger.ping(&format!("u{i}")).unwrap();
     }
     for i in 0..50 {
@@ -599,7 +603,7 @@ async fn quickstart_flow_end_to_end() {
         .route(
             "/users/{id}/display_name",
             put(|State(users): State<InMemorySource>, Path(id): Path<String>, name: String| async move {
-                users.update(&id, |p| p.display_name = name);
+                users.update(&id, |p| p.display_name = name).unwrap();
                 StatusCode::NO_CONTENT
             }),
         )
@@ -730,8 +734,12 @@ async fn shutdown_answers_the_request_in_progress_closes_idle_ones_and_stops_lis
 /// u001 (whose display name is markup): 103 failed pulls, two pages of users.
 async fn emulator_with_105_users() -> Emulator {
     let users = InMemorySource::new();
-    users.insert(Profile::builder("u000", "Ada").build());
-    users.insert(Profile::builder("u001", "<script>alert(1)</script>").build());
+    users
+        .insert(Profile::builder("u000", "Ada").build())
+        .unwrap();
+    users
+        .insert(Profile::builder("u001", "<script>alert(1)</script>").build())
+        .unwrap();
     let ids: Vec<String> = (0..105).map(|i| format!("u{i:03}")).collect();
     emulator_that_pulled(&good_endpoint(users).await, &ids).await
 }

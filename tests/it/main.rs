@@ -58,6 +58,8 @@ mod readme_claims_ping;
 #[cfg(feature = "pull")]
 mod readme_claims_pull;
 #[cfg(feature = "pull")]
+mod pull_prepared;
+#[cfg(feature = "pull")]
 mod robust_queries;
 #[cfg(feature = "pull")]
 mod robust_tokens;

@@ -186,7 +186,9 @@ async fn an_end_to_end_flow_logs_no_secret_at_trace() {
     let pull = emulator.user("u1").unwrap().last_pull.unwrap();
     assert_eq!(pull.signature_verified, Some(true));
     // An update, pinged and pulled again.
-    users.insert(Profile::builder("u1", "Ada L").build());
+    users
+        .insert(Profile::builder("u1", "Ada L").build())
+        .unwrap();
     pinger.ping("u1").unwrap();
     emulator
         .wait_for_profile("u1", Duration::from_secs(10), |p| p.display_name == "Ada L")

@@ -21,7 +21,7 @@ fn network(key: &str) -> Network {
 
 fn layer(network: Network, clock: &ManualClock) -> PullLayer {
     let users = InMemorySource::new();
-    users.insert(Profile::builder("u1", "Ada").build());
+    users.insert(Profile::builder("u1", "Ada").build()).unwrap();
     PullLayer::new(TEMPLATE, network, users)
         .unwrap()
         .clock(clock.clone())

@@ -542,7 +542,7 @@ async fn other_paths_pass_through_untouched() {
 #[tokio::test]
 async fn the_in_memory_source_serves_updates() {
     let users = InMemorySource::new();
-    users.insert(u1());
+    users.insert(u1()).unwrap();
     let layer = PullLayer::new(PATH_TEMPLATE, network(), users.clone())
         .unwrap()
         .clock(ManualClock::at_unix(NOW));
@@ -550,7 +550,9 @@ async fn the_in_memory_source_serves_updates() {
         .layer(layer.clone())
         .service(service_fn(echo));
     let uri = layer.template().url_for("u1", &valid_token());
-    users.update("u1", |p| p.display_name = "Ada L.".into());
+    users
+        .update("u1", |p| p.display_name = "Ada L.".into())
+        .unwrap();
     let answer = send(service, Request::get(uri).body(String::new()).unwrap()).await;
     assert_eq!(
         profile::read_tolerant(&answer.body, Some("u1"))

@@ -32,7 +32,7 @@ async fn counts_pulls_by_outcome_and_tokens_by_key() {
         .with_previous_keys(["old-key-secret"])
         .unwrap();
     let users = InMemorySource::new();
-    users.insert(Profile::builder("u1", "Ada").build());
+    users.insert(Profile::builder("u1", "Ada").build()).unwrap();
     let layer = recorded.install(|| PullLayer::new(TEMPLATE, rotating, users).unwrap());
 
     let lifetime = Duration::from_secs(3600);

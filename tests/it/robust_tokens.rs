@@ -450,7 +450,7 @@ type App = pingpull::pull::Pull<
 
 fn app() -> App {
     let users = InMemorySource::new();
-    users.insert(Profile::builder("u1", "Ada").build());
+    users.insert(Profile::builder("u1", "Ada").build()).unwrap();
     let layer = PullLayer::new(TEMPLATE, network(), users)
         .unwrap()
         .clock(ManualClock::at_unix(NOW));
