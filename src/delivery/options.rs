@@ -53,7 +53,8 @@ pub(crate) struct Checked {
     pub(crate) min_interval: Option<Duration>,
     pub(crate) events_capacity: usize,
     pub(crate) runtime: tokio::runtime::Handle,
-    /// The configured clock, else the system's: for the throttled 403 log and health.
+    /// The configured clock, else the system's: for the throttled 403 and outage logs,
+    /// and health.
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -202,7 +203,7 @@ macro_rules! delivery_setters {
         }
 
         /// Reads "now" from `clock` (default: the system clock): for the system token, the
-        /// once-a-minute limit on the 403 log, and the health's last delivery.
+        /// once-a-minute limits on the 403 and outage logs, and the health's last delivery.
         pub fn clock(mut self, clock: impl crate::clock::Clock) -> Self {
             self.options.clock = Some(std::sync::Arc::new(clock));
             self
