@@ -64,10 +64,10 @@ pub enum PingEvent {
         /// Interval between probes.
         probe_every: Duration,
     },
-    /// Livefyre cannot be reached (connection errors, timeouts or 5xx answers, many in a
-    /// row): the circuit opened. No user's request is sent but one probe at a time, the
-    /// first after `probe_in`; failed attempts during the outage are still reported as
-    /// [`Retrying`](Self::Retrying). Sent once per outage.
+    /// Livefyre cannot be reached (connection errors, timeouts or 5xx answers for many
+    /// different users in a row): the circuit opened. No user's request is sent but one
+    /// probe at a time, the first after `probe_in`; failed attempts during the outage are
+    /// still reported as [`Retrying`](Self::Retrying). Sent once per outage.
     Unreachable {
         /// The last failure before the circuit opened.
         failure: Failure,

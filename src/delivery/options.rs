@@ -15,9 +15,10 @@ use crate::clock::{Clock, SystemClock};
 pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
 /// After a 403, one probe this often unless configured.
 pub(crate) const DEFAULT_PROBE_EVERY: Duration = Duration::from_secs(60);
-/// Failed attempts in a row (connection errors, timeouts, 5xx; at least two users among
-/// them, no answer from Livefyre in between) after which Livefyre counts as unreachable
-/// and the circuit opens. High enough that a share of passing faults does not open it.
+/// Different users whose attempts failed in a row (connection errors, timeouts, 5xx; no
+/// answer from Livefyre in between) after which Livefyre counts as unreachable and the
+/// circuit opens. High enough that a share of passing faults does not open it, and that a
+/// few users failing again and again keep their own schedules.
 pub(crate) const DEFAULT_OUTAGE_THRESHOLD: u32 = 10;
 /// While Livefyre is unreachable, the first probe follows this long after the circuit
 /// opened unless configured.

@@ -70,29 +70,25 @@ struct Paused {
     probe_in_flight: bool,
 }
 
-/// Failed attempts in a row with no answer from Livefyre between them. One user failing
-/// again and again does not open the circuit: its own schedule is gentler than probing.
+/// The users whose attempts failed in a row, with no answer from Livefyre between them.
+/// Only different users count: a few users failing again and again keep their own
+/// schedules, which are gentler than probing.
 #[derive(Debug, Default)]
 struct FailureStreak {
-    count: u32,
-    first_user: Option<String>,
-    several_users: bool,
+    users: Vec<String>,
 }
 
 impl FailureStreak {
-    /// Counts a failure for `user`; `true` once it makes `threshold`.
+    /// Counts a failure for `user`; `true` once `threshold` different users failed.
     fn failed(&mut self, user: &str, threshold: u32) -> bool {
-        self.count = self.count.saturating_add(1);
-        match &self.first_user {
-            None => self.first_user = Some(user.to_owned()),
-            Some(first) if first != user => self.several_users = true,
-            Some(_) => {}
+        if !self.users.iter().any(|u| u == user) {
+            self.users.push(user.to_owned());
         }
-        self.several_users && self.count >= threshold
+        self.users.len() >= threshold as usize
     }
 
     fn reset(&mut self) {
-        *self = Self::default();
+        self.users.clear();
     }
 }
 
@@ -244,7 +240,7 @@ mod tests {
         assert_eq!(fail_users(&mut pause, 2, now), Change::None);
         assert_eq!(pause.gate(now, 0), Gate::Deliver);
         assert_eq!(
-            fail_users(&mut pause, 1, now),
+            pause.observe("u2", HostSignal::Unreachable, false, now),
             Change::Opened { probe_in: SECOND }
         );
         assert_eq!(pause.reason(), Some(PauseReason::Unreachable));
@@ -267,21 +263,23 @@ mod tests {
         // A 429 neither counts nor breaks it.
         pause.observe("x", HostSignal::Busy, false, now);
         assert!(matches!(
-            fail_users(&mut pause, 1, now),
+            pause.observe("u9", HostSignal::Unreachable, false, now),
             Change::Opened { .. }
         ));
     }
 
     #[test]
-    fn one_user_failing_again_and_again_does_not_open_it() {
+    fn fewer_users_than_the_threshold_failing_again_and_again_do_not_open_it() {
         let now = Instant::now();
         let mut pause = rules(3, 1, 30);
         for _ in 0..20 {
-            pause.observe("alone", HostSignal::Unreachable, false, now);
+            for user in ["a", "b"] {
+                pause.observe(user, HostSignal::Unreachable, false, now);
+            }
         }
         assert_eq!(pause.reason(), None);
         assert!(matches!(
-            pause.observe("other", HostSignal::Unreachable, false, now),
+            pause.observe("c", HostSignal::Unreachable, false, now),
             Change::Opened { .. }
         ));
     }

@@ -22,8 +22,8 @@ pub(crate) struct Policy {
 /// and how it finds out that Livefyre is back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OutageRules {
-    /// Failed attempts in a row (no answer from Livefyre in between, at least two users
-    /// among them) that open the circuit.
+    /// Different users whose attempts failed in a row (no answer from Livefyre in
+    /// between) that open the circuit.
     pub(crate) threshold: u32,
     /// The first probe follows this long after the circuit opened.
     pub(crate) first_probe: Duration,

@@ -165,15 +165,15 @@ impl Reporter {
         self.emit(PingEvent::Unauthorized { probe_every });
     }
 
-    /// The circuit opened after `threshold` failures in a row, the last with `failure`:
-    /// a WARN at most once a minute, and the event.
+    /// The circuit opened after `threshold` different users failed in a row, the last with
+    /// `failure`: a WARN at most once a minute, and the event.
     pub(crate) fn unreachable(&self, failure: &Failure, threshold: u32, probe_in: Duration) {
         if let Some(suppressed) = self.unreachable_log.allow(self.clock.now()) {
             tracing::event!(
                 target: "pingpull::ping",
                 Level::WARN,
                 %failure,
-                failures_in_a_row = threshold,
+                users_failing_in_a_row = threshold,
                 probe_in_ms = probe_in.as_millis() as u64,
                 suppressed,
                 "Livefyre is unreachable: pausing delivery, one probe at a time until it answers (logged at most once a minute, `suppressed` since the previous line)"

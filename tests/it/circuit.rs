@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::support::LogCapture;
 use crate::support::scripted_livefyre::{ScriptedLivefyre, status};
 
-/// The engine's default: failed attempts in a row that open the circuit.
+/// The engine's default: different users failing in a row that open the circuit.
 const THRESHOLD: usize = 10;
 /// The engine's default concurrency: requests that may be out when it opens.
 const CONCURRENCY: usize = 8;
