@@ -1,6 +1,7 @@
 //! The engine: claims due users from a [`PendingStore`], sends one request for each within
 //! the concurrency and rate limits, classifies the answer by the [`Policy`], settles the
-//! claim, and reports. After a 403 it pauses: no deliveries but one probe per interval.
+//! claim, and reports. While Livefyre refuses our key (a 403) or cannot be reached, it
+//! pauses: no deliveries but one probe per interval (see [`HostPause`]).
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -15,7 +16,8 @@ use tracing::{Instrument, Level, Span, field};
 use super::XorShift;
 use super::later;
 use super::options::Checked;
-use super::policy::Policy;
+use super::pause::{Change, Gate, HostPause, PauseReason};
+use super::policy::{HostSignal, Policy};
 use super::report::Reporter;
 use super::store::{Outcome, PendingStore, Settled};
 use crate::client::{LivefyreClient, Reply};
@@ -37,7 +39,7 @@ pub(crate) struct Engine<S> {
     closing: AtomicBool,
     deadline: Mutex<Option<Instant>>,
     in_flight: AtomicUsize,
-    pause: Mutex<Pause>,
+    pause: Mutex<HostPause>,
 }
 
 struct Limits {
@@ -45,13 +47,6 @@ struct Limits {
     min_interval: Option<Duration>,
     /// Look at the store at least this often (others may add to it unseen).
     poll_every: Option<Duration>,
-}
-
-/// After a 403: no deliveries but one probe every `probe_every`.
-#[derive(Debug, Default)]
-struct Pause {
-    until: Option<Instant>,
-    probe_in_flight: bool,
 }
 
 /// What a claim found.
@@ -72,6 +67,7 @@ enum Step {
 
 impl<S: PendingStore> Engine<S> {
     pub(crate) fn new(store: S, checked: Checked, poll_every: Option<Duration>) -> Self {
+        let pause = HostPause::new(checked.policy.probe_every, checked.policy.outage);
         Self {
             store,
             client: checked.client,
@@ -87,13 +83,13 @@ impl<S: PendingStore> Engine<S> {
             closing: AtomicBool::new(false),
             deadline: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
-            pause: Mutex::new(Pause::default()),
+            pause: Mutex::new(pause),
         }
     }
 
-    /// Whether a 403 pause is active.
-    pub(crate) fn paused(&self) -> bool {
-        lock(&self.pause).until.is_some()
+    /// Why delivery is paused (a 403, or Livefyre unreachable), if it is.
+    pub(crate) fn paused(&self) -> Option<PauseReason> {
+        lock(&self.pause).reason()
     }
 
     /// Wakes the loop: a user may be due now.
@@ -119,13 +115,13 @@ impl<S: PendingStore> Engine<S> {
                 Step::Idle
             };
         }
-        let pause = lock(&self.pause);
-        let (mut limit, probe) = match pause.until {
-            Some(_) if pause.probe_in_flight || in_flight > 0 => return Step::Idle,
-            Some(until) if now < until => return Step::Wait(until),
-            Some(_) => (1, true),
-            None if in_flight >= self.limits.concurrency => return Step::Idle,
-            None => (self.limits.concurrency - in_flight, false),
+        let gate = lock(&self.pause).gate(now, in_flight);
+        let (mut limit, probe) = match gate {
+            Gate::Idle => return Step::Idle,
+            Gate::WaitUntil(at) => return Step::Wait(at),
+            Gate::Probe => (1, true),
+            Gate::Deliver if in_flight >= self.limits.concurrency => return Step::Idle,
+            Gate::Deliver => (self.limits.concurrency - in_flight, false),
         };
         if self.limits.min_interval.is_some() {
             if now < next_slot {
@@ -164,6 +160,7 @@ impl<S: PendingStore> Engine<S> {
         let user_id = S::user_id(claim);
         let reply = self.client.ping_once(user_id).await;
         record_reply(span, &reply);
+        let signal = HostSignal::of(&reply);
         let jitter = lock(&self.jitter).next_unit();
         let outcome = self.policy.classify(reply, attempt_no, jitter);
         let settled = match self.store.settle(claim, &outcome).await {
@@ -175,39 +172,45 @@ impl<S: PendingStore> Engine<S> {
                 Settled::LeaseLost
             }
         };
-        let pause_ended = self.update_pause(&outcome, probe);
+        let (change, paused) = {
+            let mut pause = lock(&self.pause);
+            let change = pause.observe(user_id, signal, probe, Instant::now());
+            (change, pause.reason().is_some())
+        };
         let since = S::pending_since(claim);
+        // While paused, each user's failure is detail: the pause is told once.
         self.reporter
-            .settled(user_id, attempt_no, &outcome, settled, since);
-        if pause_ended {
-            tracing::event!(target: "pingpull::ping", Level::INFO, "Livefyre accepts pings again; resuming delivery");
-            if let Err(error) = self.store.release_held().await {
-                tracing::event!(target: "pingpull::ping", Level::WARN, %error, "could not release the users held by the 403 pause; they wait out their delay");
-            }
-        }
+            .settled(user_id, attempt_no, &outcome, settled, since, paused);
+        self.host_changed(change, &outcome, probe).await;
     }
 
-    /// Starts, extends or ends the 403 pause by `outcome`; `true` when a 2xx ended one.
-    fn update_pause(&self, outcome: &Outcome, probe: bool) -> bool {
-        let mut pause = lock(&self.pause);
-        if probe {
-            pause.probe_in_flight = false;
-        }
-        match outcome {
-            Outcome::Delivered => pause.until.take().is_some(),
-            Outcome::Hold(_) => {
-                // Told once per pause (and after each failed probe), not per held user.
-                let entering = pause.until.is_none() || probe;
-                pause.until = Some(later(Instant::now(), self.policy.probe_every));
-                drop(pause);
+    /// Tells of a pause starting or ending (once, not per user), and releases the waiting
+    /// users when one ends.
+    async fn host_changed(&self, change: Change, outcome: &Outcome, probe: bool) {
+        match change {
+            Change::None if probe => {
+                tracing::event!(target: "pingpull::ping", Level::DEBUG, ?outcome, "probe answered; still paused");
+            }
+            Change::None => {}
+            Change::Unauthorized { entering } => {
                 if entering {
                     self.client.renew_token();
-                    self.reporter
-                        .unauthorized(self.client.network(), self.policy.probe_every);
                 }
-                false
+                self.reporter
+                    .unauthorized(self.client.network(), self.policy.probe_every);
             }
-            _ => false,
+            Change::Opened { probe_in } => {
+                if let Outcome::RetryAfter(_, failure) = outcome {
+                    self.reporter
+                        .unreachable(failure, self.policy.outage.threshold, probe_in);
+                }
+            }
+            Change::Resumed { reason, paused_for } => {
+                self.reporter.resumed(reason, paused_for);
+                if let Err(error) = self.store.release_held().await {
+                    tracing::event!(target: "pingpull::ping", Level::WARN, %error, "could not release the users held by the pause; they wait out their own delays");
+                }
+            }
         }
     }
 
@@ -220,7 +223,7 @@ impl<S: PendingStore> Engine<S> {
         next_slot: &mut Instant,
         tasks: &mut JoinSet<()>,
     ) -> Claimed {
-        let claims = match self.store.claim_due(limit).await {
+        let claims = match self.claim_due(limit, probe).await {
             Ok(claims) if !claims.is_empty() => claims,
             Ok(_) => {
                 return Claimed::NoneDue(match self.store.next_due().await {
@@ -231,7 +234,7 @@ impl<S: PendingStore> Engine<S> {
             Err(error) => return Claimed::NoneDue(Some(self.store_failed(&error, now))),
         };
         if probe {
-            lock(&self.pause).probe_in_flight = true;
+            lock(&self.pause).probe_sent();
         }
         for claim in claims {
             if let Some(interval) = self.limits.min_interval {
@@ -246,6 +249,17 @@ impl<S: PendingStore> Engine<S> {
             });
         }
         Claimed::Spawned
+    }
+
+    /// Claims up to `limit` due users. A probe takes a waiting user early when none is due:
+    /// every user may be waiting out its own delay, and the probe must not wait for them.
+    async fn claim_due(&self, limit: usize, probe: bool) -> Result<Vec<S::Claim>, S::Error> {
+        let claims = self.store.claim_due(limit).await?;
+        if !probe || !claims.is_empty() {
+            return Ok(claims);
+        }
+        self.store.release_held().await?;
+        self.store.claim_due(limit).await
     }
 
     fn store_failed(&self, error: &S::Error, now: Instant) -> Instant {

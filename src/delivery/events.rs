@@ -64,6 +64,22 @@ pub enum PingEvent {
         /// Interval between probes.
         probe_every: Duration,
     },
+    /// Livefyre cannot be reached (connection errors, timeouts or 5xx answers for many
+    /// different users in a row): the circuit opened. No user's request is sent but one
+    /// probe at a time, the first after `probe_in`; failed attempts during the outage are
+    /// still reported as [`Retrying`](Self::Retrying). Sent once per outage.
+    Unreachable {
+        /// The last failure before the circuit opened.
+        failure: Failure,
+        /// Until the first probe.
+        probe_in: Duration,
+    },
+    /// A pause ended (Livefyre answered a probe again after an outage, or accepted a ping
+    /// after a 403): every waiting user is due now, within the concurrency and rate limits.
+    Resumed {
+        /// How long delivery was paused.
+        paused_for: Duration,
+    },
 }
 
 /// Counters since the Pinger (or outbox worker) started, and the current pending set.

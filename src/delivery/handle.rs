@@ -11,6 +11,7 @@ use super::engine::{Engine, Running};
 use super::events::{PingEvent, PingStats, ShutdownReport};
 use super::health::Health;
 use super::options::Checked;
+use super::pause::PauseReason;
 use super::store::PendingStore;
 use crate::client::LivefyreClient;
 
@@ -71,10 +72,12 @@ impl<S: PendingStore> Delivery<S> {
     pub(crate) fn health(&self, pending: u64, oldest_pending: Option<Duration>) -> Health {
         let engine = &self.running.engine;
         let (last_delivered, consecutive_failures) = engine.reporter.health.read();
+        let paused = engine.paused();
         Health {
             last_delivered,
             consecutive_failures,
-            unauthorized: engine.paused(),
+            unauthorized: paused == Some(PauseReason::Unauthorized),
+            unreachable: paused == Some(PauseReason::Unreachable),
             pending,
             oldest_pending,
             checked_at: engine.reporter.now(),

@@ -31,6 +31,11 @@ pub struct Health {
     /// A 403 pause is active: Livefyre refuses the network key or name, and only one
     /// probe per interval is sent until it accepts one.
     pub unauthorized: bool,
+    /// Livefyre is unreachable (the circuit is open): after many connection errors,
+    /// timeouts or 5xx answers in a row, only one probe at a time is sent until Livefyre
+    /// answers again. Not unhealthy by itself (an outage of a few seconds opens it); the
+    /// failed probes count in `consecutive_failures`, so a long outage becomes `"failing"`.
+    pub unreachable: bool,
     /// Users not yet delivered, in flight included (the outbox: the table's rows).
     pub pending: u64,
     /// How long the user pending longest has waited since its first ping (the outbox:
@@ -121,6 +126,7 @@ mod tests {
             last_delivered: since_2xx.map(|s| now - Duration::from_secs(s)),
             consecutive_failures: failures,
             unauthorized: false,
+            unreachable: false,
             pending: 3,
             oldest_pending: Some(Duration::from_secs(3600)),
             checked_at: now,

@@ -4,7 +4,9 @@
 //! - [`store`]: where pending users live, as the engine sees them (claim due users, settle
 //!   each claim); each front-end brings its own.
 //! - [`engine`]: the loop that claims within the concurrency and rate limits, sends, and
-//!   settles; the 403 pause.
+//!   settles.
+//! - [`pause`]: the host pause: after a 403, or while Livefyre is unreachable (the
+//!   circuit), one probe at a time instead of users' requests.
 //! - [`policy`]: what an answer means (delivered, retry after, give up, hold); pure.
 //! - [`retry`]: the retry schedule and `Retry-After`.
 //! - [`report`] and [`events`]: counters, the event stream, logs.
@@ -17,6 +19,7 @@ pub(crate) mod events;
 mod handle;
 mod health;
 pub(crate) mod options;
+mod pause;
 mod policy;
 mod report;
 pub(crate) mod retry;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::policy::Policy;
+use super::policy::{OutageRules, Policy};
 use super::retry::RetrySchedule;
 use crate::Network;
 use crate::client::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, Transport};
@@ -15,6 +15,18 @@ use crate::clock::{Clock, SystemClock};
 pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
 /// After a 403, one probe this often unless configured.
 pub(crate) const DEFAULT_PROBE_EVERY: Duration = Duration::from_secs(60);
+/// Different users whose attempts failed in a row (connection errors, timeouts, 5xx; no
+/// answer from Livefyre in between) after which Livefyre counts as unreachable and the
+/// circuit opens. High enough that a share of passing faults does not open it, and that a
+/// few users failing again and again keep their own schedules.
+pub(crate) const DEFAULT_OUTAGE_THRESHOLD: u32 = 10;
+/// While Livefyre is unreachable, the first probe follows this long after the circuit
+/// opened unless configured.
+pub(crate) const DEFAULT_OUTAGE_FIRST_PROBE: Duration = Duration::from_secs(1);
+/// While Livefyre is unreachable, failed probes double the wait up to this unless
+/// configured. Equal to the first: one probe a second, so delivery resumes within about a
+/// second of Livefyre answering again, however long the outage.
+pub(crate) const DEFAULT_OUTAGE_LONGEST_PROBE: Duration = Duration::from_secs(1);
 /// Events a slow subscriber may lag behind unless configured.
 pub(crate) const DEFAULT_EVENTS_CAPACITY: usize = 1024;
 
@@ -29,6 +41,7 @@ pub(crate) struct DeliveryOptions {
     pub(crate) rate_limit: Option<f64>,
     pub(crate) schedule: RetrySchedule,
     pub(crate) probe_every: Duration,
+    pub(crate) outage_probe: (Duration, Duration),
     pub(crate) events_capacity: usize,
 }
 
@@ -41,7 +54,8 @@ pub(crate) struct Checked {
     pub(crate) min_interval: Option<Duration>,
     pub(crate) events_capacity: usize,
     pub(crate) runtime: tokio::runtime::Handle,
-    /// The configured clock, else the system's: for the throttled 403 log and health.
+    /// The configured clock, else the system's: for the throttled 403 and outage logs,
+    /// and health.
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -57,6 +71,7 @@ impl DeliveryOptions {
             rate_limit: None,
             schedule: RetrySchedule::default(),
             probe_every: DEFAULT_PROBE_EVERY,
+            outage_probe: (DEFAULT_OUTAGE_FIRST_PROBE, DEFAULT_OUTAGE_LONGEST_PROBE),
             events_capacity: DEFAULT_EVENTS_CAPACITY,
         }
     }
@@ -66,7 +81,8 @@ impl DeliveryOptions {
     /// # Errors
     ///
     /// [`ConfigError`] for a bad base URL, a zero limit, a rate that is not a positive
-    /// number, or when called outside a Tokio runtime.
+    /// number, outage probe intervals that are zero or out of order, or when called
+    /// outside a Tokio runtime.
     pub(crate) fn check(self) -> Result<Checked, ConfigError> {
         let mut client = LivefyreClient::for_worker(
             self.network,
@@ -93,6 +109,12 @@ impl DeliveryOptions {
             }
             Some(_) => return Err(ConfigError::Invalid("rate_limit must be a positive number")),
         };
+        let (first_probe, longest_probe) = self.outage_probe;
+        if first_probe.is_zero() || longest_probe < first_probe {
+            return Err(ConfigError::Invalid(
+                "outage_probe needs a first interval above zero and a longest one at least as long",
+            ));
+        }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| ConfigError::Invalid("spawn must be called inside a Tokio runtime"))?;
         Ok(Checked {
@@ -100,6 +122,11 @@ impl DeliveryOptions {
             policy: Policy {
                 schedule: self.schedule,
                 probe_every: self.probe_every,
+                outage: OutageRules {
+                    threshold: DEFAULT_OUTAGE_THRESHOLD,
+                    first_probe,
+                    longest_probe,
+                },
             },
             concurrency: self.concurrency,
             min_interval,
@@ -162,8 +189,22 @@ macro_rules! delivery_setters {
             self
         }
 
+        /// While Livefyre is unreachable (the circuit is open: many connection errors,
+        /// timeouts or 5xx answers in a row), sends one probe `first` after the circuit
+        /// opened, then doubles the wait after each failed probe up to `longest` (default
+        /// 1 s and 1 s: one probe a second). A longer `longest` sends fewer requests during
+        /// a long outage, but delivery may then resume up to `longest` after Livefyre is back.
+        pub fn outage_probe(
+            mut self,
+            first: std::time::Duration,
+            longest: std::time::Duration,
+        ) -> Self {
+            self.options.outage_probe = (first, longest);
+            self
+        }
+
         /// Reads "now" from `clock` (default: the system clock): for the system token, the
-        /// once-a-minute limit on the 403 log, and the health's last delivery.
+        /// once-a-minute limits on the 403 and outage logs, and the health's last delivery.
         pub fn clock(mut self, clock: impl crate::clock::Clock) -> Self {
             self.options.clock = Some(std::sync::Arc::new(clock));
             self

@@ -14,6 +14,53 @@ pub(crate) struct Policy {
     pub(crate) schedule: RetrySchedule,
     /// After a 403, one probe this often until a ping is accepted.
     pub(crate) probe_every: Duration,
+    /// When Livefyre counts as unreachable, and how often it is probed then.
+    pub(crate) outage: OutageRules,
+}
+
+/// When the engine stops sending users' requests because Livefyre cannot be reached,
+/// and how it finds out that Livefyre is back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutageRules {
+    /// Different users whose attempts failed in a row (no answer from Livefyre in
+    /// between) that open the circuit.
+    pub(crate) threshold: u32,
+    /// The first probe follows this long after the circuit opened.
+    pub(crate) first_probe: Duration,
+    /// Each failed probe doubles the wait for the next, up to this.
+    pub(crate) longest_probe: Duration,
+}
+
+/// What one answer says about Livefyre as a whole, whichever user it concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostSignal {
+    /// 2xx: Livefyre is there and accepts pings.
+    Accepted,
+    /// 403: Livefyre is there and refuses our network key or name.
+    Refused,
+    /// Another 4xx (but 408 and 429): Livefyre is there; the answer concerns the user.
+    Answered,
+    /// 408 or 429: Livefyre is there but asks us to slow down; it neither proves nor
+    /// disproves that delivery works.
+    Busy,
+    /// A 5xx, a timeout or a connection error: Livefyre, or the way to it, is down.
+    Unreachable,
+}
+
+impl HostSignal {
+    /// Reads `reply` for what it says about the host.
+    pub(crate) fn of(reply: &Reply) -> Self {
+        match reply {
+            Reply::Status(status, _) if status.is_success() => Self::Accepted,
+            Reply::Status(status, _) => match status.as_u16() {
+                403 => Self::Refused,
+                408 | 429 => Self::Busy,
+                500.. => Self::Unreachable,
+                _ => Self::Answered,
+            },
+            Reply::TimedOut | Reply::Failed(_) => Self::Unreachable,
+        }
+    }
 }
 
 impl Policy {
@@ -57,6 +104,11 @@ mod tests {
                 .jitter(0.2)
                 .max_retry_after(Duration::from_secs(60)),
             probe_every: Duration::from_secs(30),
+            outage: OutageRules {
+                threshold: 10,
+                first_probe: Duration::from_secs(1),
+                longest_probe: Duration::from_secs(1),
+            },
         }
     }
 
@@ -129,5 +181,24 @@ mod tests {
                 Outcome::GiveUp(Failure::Status(code))
             );
         }
+    }
+
+    #[test]
+    fn what_an_answer_says_about_the_host() {
+        let signal = |code| HostSignal::of(&status(code));
+        assert_eq!(signal(200), HostSignal::Accepted);
+        assert_eq!(signal(204), HostSignal::Accepted);
+        assert_eq!(signal(403), HostSignal::Refused);
+        for code in [400, 401, 404, 410] {
+            assert_eq!(signal(code), HostSignal::Answered, "{code}");
+        }
+        assert_eq!(signal(408), HostSignal::Busy);
+        assert_eq!(signal(429), HostSignal::Busy);
+        for code in [500, 502, 503, 504] {
+            assert_eq!(signal(code), HostSignal::Unreachable, "{code}");
+        }
+        assert_eq!(HostSignal::of(&Reply::TimedOut), HostSignal::Unreachable);
+        let refused = Reply::Failed("connection refused".into());
+        assert_eq!(HostSignal::of(&refused), HostSignal::Unreachable);
     }
 }

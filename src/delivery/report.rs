@@ -10,6 +10,7 @@ use tracing::Level;
 
 use super::events::{Counters, Failure, PingEvent, PingStats};
 use super::health::HealthTracker;
+use super::pause::PauseReason;
 use super::store::{Outcome, Settled, StoreCounts};
 use crate::Network;
 use crate::clock::Clock;
@@ -26,6 +27,10 @@ pub(crate) struct Reporter {
     /// The 403 ERROR at most once a minute: with a short `probe_every`, every failed
     /// probe would otherwise write one.
     unauthorized_log: LogThrottle,
+    /// The circuit's opening WARN and closing INFO, each at most once a minute: an
+    /// unsteady Livefyre may open and close it often.
+    unreachable_log: LogThrottle,
+    resumed_log: LogThrottle,
     /// The last 2xx and the failures since, for `health()`.
     pub(crate) health: HealthTracker,
 }
@@ -40,6 +45,8 @@ impl Reporter {
             metrics: DeliveryMetrics::register(),
             clock,
             unauthorized_log: LogThrottle::new(ONCE_A_MINUTE),
+            unreachable_log: LogThrottle::new(ONCE_A_MINUTE),
+            resumed_log: LogThrottle::new(ONCE_A_MINUTE),
             health: HealthTracker::default(),
         }
     }
@@ -68,7 +75,8 @@ impl Reporter {
 
     /// Tells what became of `user_id` after attempt `attempt_no`, pending since
     /// `pending_since`. A 403 is told once per pause, by
-    /// [`unauthorized`](Self::unauthorized), not here; it is counted here.
+    /// [`unauthorized`](Self::unauthorized), not here; it is counted here. While delivery
+    /// is `paused`, a retry is logged at DEBUG: the pause itself is told once.
     pub(crate) fn settled(
         &self,
         user_id: &str,
@@ -76,6 +84,7 @@ impl Reporter {
         outcome: &Outcome,
         settled: Settled,
         pending_since: Instant,
+        paused: bool,
     ) {
         self.count_attempt(outcome, settled, pending_since);
         match (outcome, settled) {
@@ -91,7 +100,12 @@ impl Reporter {
             (Outcome::Hold(_), _) | (_, Settled::LeaseLost) => {}
             (Outcome::RetryAfter(delay, failure), Settled::Waiting) => {
                 Counters::add(&self.counters.retried);
-                tracing::event!(target: "pingpull::ping", Level::INFO, user_id, attempt = attempt_no, delay_ms = delay.as_millis() as u64, %failure, "retrying");
+                let delay_ms = delay.as_millis() as u64;
+                if paused {
+                    tracing::event!(target: "pingpull::ping", Level::DEBUG, user_id, attempt = attempt_no, delay_ms, %failure, "retrying");
+                } else {
+                    tracing::event!(target: "pingpull::ping", Level::INFO, user_id, attempt = attempt_no, delay_ms, %failure, "retrying");
+                }
                 self.emit(PingEvent::Retrying {
                     user_id: user_id.to_owned(),
                     attempt: attempt_no,
@@ -149,6 +163,42 @@ impl Reporter {
             );
         }
         self.emit(PingEvent::Unauthorized { probe_every });
+    }
+
+    /// The circuit opened after `threshold` different users failed in a row, the last with
+    /// `failure`: a WARN at most once a minute, and the event.
+    pub(crate) fn unreachable(&self, failure: &Failure, threshold: u32, probe_in: Duration) {
+        if let Some(suppressed) = self.unreachable_log.allow(self.clock.now()) {
+            tracing::event!(
+                target: "pingpull::ping",
+                Level::WARN,
+                %failure,
+                users_failing_in_a_row = threshold,
+                probe_in_ms = probe_in.as_millis() as u64,
+                suppressed,
+                "Livefyre is unreachable: pausing delivery, one probe at a time until it answers (logged at most once a minute, `suppressed` since the previous line)"
+            );
+        }
+        self.emit(PingEvent::Unreachable {
+            failure: failure.clone(),
+            probe_in,
+        });
+    }
+
+    /// A pause ended after `paused_for`: an INFO (for an outage at most once a minute),
+    /// and the event.
+    pub(crate) fn resumed(&self, reason: PauseReason, paused_for: Duration) {
+        match reason {
+            PauseReason::Unauthorized => {
+                tracing::event!(target: "pingpull::ping", Level::INFO, paused_for_ms = paused_for.as_millis() as u64, "Livefyre accepts pings again; resuming delivery");
+            }
+            PauseReason::Unreachable => {
+                if let Some(suppressed) = self.resumed_log.allow(self.clock.now()) {
+                    tracing::event!(target: "pingpull::ping", Level::INFO, paused_for_ms = paused_for.as_millis() as u64, suppressed, "Livefyre answers again; resuming delivery of the waiting users (logged at most once a minute, `suppressed` since the previous line)");
+                }
+            }
+        }
+        self.emit(PingEvent::Resumed { paused_for });
     }
 
     /// The time by the builder's clock (else the system's).

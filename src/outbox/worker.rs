@@ -145,8 +145,8 @@ impl OutboxWorker {
     }
 
     /// Whether delivery works, for a health probe, as the Pinger's
-    /// [`health`](crate::ping::Pinger::health): this worker's last 2xx, failures and 403
-    /// pause, and the table as it is now (one query: `pending` is its rows,
+    /// [`health`](crate::ping::Pinger::health): this worker's last 2xx, failures, 403
+    /// pause and outage, and the table as it is now (one query: `pending` is its rows,
     /// `oldest_pending` the age of the oldest first change).
     ///
     /// # Errors

@@ -132,8 +132,8 @@ impl Pinger {
     }
 
     /// Whether delivery works, for a health probe: the last 2xx, the failures since, a
-    /// 403 pause, the pending users and how long the oldest has waited (see
-    /// [`Health::healthy`] for the rule).
+    /// 403 pause, an outage (Livefyre unreachable), the pending users and how long the
+    /// oldest has waited (see [`Health::healthy`] for the rule).
     ///
     /// It scans the pending set under the lock `ping` takes (about a millisecond per
     /// 100 000 pending users): call it from a probe every few seconds, not per request.

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "emulator")]
 mod check;
+#[cfg(feature = "ping")]
+mod circuit;
 #[cfg(feature = "cli")]
 mod cli;
 #[cfg(feature = "cli")]

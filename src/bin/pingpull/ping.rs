@@ -288,6 +288,8 @@ struct Tally {
     gave_up: BTreeMap<String, PingFailure>,
     /// Events the stream dropped because we read too slowly.
     missed: u64,
+    /// Livefyre is unreachable: one line says so, not one per failed attempt.
+    unreachable: bool,
 }
 
 impl Tally {
@@ -298,6 +300,7 @@ impl Tally {
             retrying: BTreeMap::new(),
             gave_up: BTreeMap::new(),
             missed: 0,
+            unreachable: false,
         }
     }
 
@@ -326,7 +329,7 @@ impl Tally {
                 delay,
                 ..
             } => {
-                if self.output.retry_lines {
+                if self.output.retry_lines && !self.unreachable {
                     let line = format!("retrying {user_id} in {} ms: {failure}", delay.as_millis());
                     self.output.line(true, &line);
                 }
@@ -341,6 +344,21 @@ impl Tally {
                     "Livefyre answered 403: the network key or name is wrong",
                 );
                 return ControlFlow::Break(());
+            }
+            PingEvent::Unreachable { failure, .. } => {
+                self.unreachable = true;
+                let line = format!(
+                    "Livefyre is unreachable ({failure}): waiting for it, one probe a second"
+                );
+                self.output.line(true, &line);
+            }
+            PingEvent::Resumed { paused_for } if self.unreachable => {
+                self.unreachable = false;
+                let line = format!(
+                    "Livefyre answers again after {} s: resuming",
+                    paused_for.as_secs()
+                );
+                self.output.line(true, &line);
             }
             _ => {}
         }
