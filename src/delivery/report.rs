@@ -31,6 +31,11 @@ pub(crate) struct Reporter {
     /// unsteady Livefyre may open and close it often.
     unreachable_log: LogThrottle,
     resumed_log: LogThrottle,
+    /// Giving a user up is a WARN at most once a minute per reason (the rest at DEBUG):
+    /// a mass give-up, such as a long outage past the maximum age, must not flood the
+    /// log. Every user given up is still counted and sent as an event.
+    too_old_log: LogThrottle,
+    refused_log: LogThrottle,
     /// The last 2xx and the failures since, for `health()`.
     pub(crate) health: HealthTracker,
 }
@@ -47,6 +52,8 @@ impl Reporter {
             unauthorized_log: LogThrottle::new(ONCE_A_MINUTE),
             unreachable_log: LogThrottle::new(ONCE_A_MINUTE),
             resumed_log: LogThrottle::new(ONCE_A_MINUTE),
+            too_old_log: LogThrottle::new(ONCE_A_MINUTE),
+            refused_log: LogThrottle::new(ONCE_A_MINUTE),
             health: HealthTracker::default(),
         }
     }
@@ -115,12 +122,26 @@ impl Reporter {
             }
             (Outcome::RetryAfter(_, last), _) => {
                 Counters::add(&self.counters.given_up);
-                tracing::event!(target: "pingpull::ping", Level::WARN, user_id, attempts = attempt_no, last = %last, "giving up: latest ping older than the maximum age");
+                match self.too_old_log.allow(self.clock.now()) {
+                    Some(suppressed) => {
+                        tracing::event!(target: "pingpull::ping", Level::WARN, user_id, attempts = attempt_no, last = %last, suppressed, "giving up: latest ping older than the maximum age (logged at most once a minute, `suppressed` since the previous line; every user given up is in the stats and events)")
+                    }
+                    None => {
+                        tracing::event!(target: "pingpull::ping", Level::DEBUG, user_id, attempts = attempt_no, last = %last, "giving up: latest ping older than the maximum age")
+                    }
+                }
                 self.gave_up(user_id, Failure::TooOld);
             }
             (Outcome::GiveUp(failure), Settled::GivenUp) => {
                 Counters::add(&self.counters.given_up);
-                tracing::event!(target: "pingpull::ping", Level::WARN, user_id, %failure, "giving up: Livefyre refused the ping");
+                match self.refused_log.allow(self.clock.now()) {
+                    Some(suppressed) => {
+                        tracing::event!(target: "pingpull::ping", Level::WARN, user_id, %failure, suppressed, "giving up: Livefyre refused the ping (logged at most once a minute, `suppressed` since the previous line; every user given up is in the stats and events)")
+                    }
+                    None => {
+                        tracing::event!(target: "pingpull::ping", Level::DEBUG, user_id, %failure, "giving up: Livefyre refused the ping")
+                    }
+                }
                 self.gave_up(user_id, failure.clone());
             }
             // Refused, but changed again meanwhile: a fresh request follows.

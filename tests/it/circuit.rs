@@ -277,6 +277,32 @@ async fn outage_probe_intervals_are_checked_at_spawn() {
 }
 
 #[cfg(feature = "postgres")]
+/// Users given up en masse (here every one refused with a 404) are one WARN a minute, not
+/// one per user; each of them is still counted and sent as an event.
+#[tokio::test(start_paused = true)]
+async fn a_mass_give_up_is_one_warning_not_one_per_user() {
+    let logs = LogCapture::default();
+    let _guard = logs.install(tracing::Level::INFO);
+    let livefyre = ScriptedLivefyre::new(|_, _| status(404));
+    let pinger = pinger(&livefyre, RetrySchedule::default());
+    let mut events = pinger.events();
+    ping_users(&pinger, 50);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    assert_eq!(pinger.stats().given_up, 50, "{:?}", pinger.stats());
+    let given_up = received(&mut events)
+        .into_iter()
+        .filter(|e| matches!(e, PingEvent::GaveUp { .. }))
+        .count();
+    assert_eq!(given_up, 50);
+    let text = logs.text();
+    assert_eq!(
+        text.matches("giving up: Livefyre refused the ping").count(),
+        1,
+        "{text}"
+    );
+}
+
 mod outbox {
     use std::sync::atomic::AtomicU64;
 

@@ -49,6 +49,8 @@ mod ping_virtual;
 mod pull;
 #[cfg(all(feature = "pull", feature = "ping", feature = "metrics"))]
 mod pull_metrics;
+#[cfg(feature = "pull")]
+mod pull_prepared;
 #[cfg(feature = "cli")]
 mod readme_claims_cli;
 #[cfg(feature = "ping")]
@@ -59,8 +61,6 @@ mod readme_claims_outbox;
 mod readme_claims_ping;
 #[cfg(feature = "pull")]
 mod readme_claims_pull;
-#[cfg(feature = "pull")]
-mod pull_prepared;
 #[cfg(feature = "pull")]
 mod robust_queries;
 #[cfg(feature = "pull")]
