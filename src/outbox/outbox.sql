@@ -38,7 +38,10 @@ SELECT pg_notify('{channel}', '') FROM changed
 -- name: claim
 -- Each claim takes a fresh number from the sequence: a lease token that is never
 -- reused, even after the row is deleted and inserted again. The age of the first change,
--- by the database's clock, times the delivery (pingpull_ping_delivery_seconds).
+-- by the database's clock, times the delivery (pingpull_ping_delivery_seconds). The
+-- claimed rows are found again through the primary key as an array, whatever the
+-- planner guesses of `LIMIT $3` (a prepared statement's generic plan would otherwise
+-- hash the whole table).
 WITH due AS (
     SELECT user_id FROM {table}
     WHERE due_at <= now() AND (lease_until IS NULL OR lease_until <= now())
@@ -49,7 +52,7 @@ WITH due AS (
 UPDATE {table} AS o
 SET lease = nextval('{lease_seq}'), lease_owner = $1,
     lease_until = now() + make_interval(secs => $2)
-FROM due WHERE o.user_id = due.user_id
+WHERE o.user_id = ANY (ARRAY(SELECT user_id FROM due))
 RETURNING o.user_id, o.changes, o.lease, o.attempts,
     extract(epoch FROM now() - o.first_changed_at)::float8
 
