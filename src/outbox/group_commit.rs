@@ -16,7 +16,7 @@ use crate::delivery::{Outcome, Settled};
 const MAX_BATCH: usize = 1024;
 /// Flushes in flight at once, each on a connection of its own: a flush waits for the
 /// database's commit, and the next batch need not wait for it too.
-const FLUSHES_AT_ONCE: usize = 2;
+const FLUSHES_AT_ONCE: usize = 4;
 
 /// The store's error as the engine sees it: a settling error is shared by every claim
 /// of the flush it failed.
