@@ -5,9 +5,11 @@
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench outbox
 //! ```
 //!
-//! Prints the median users delivered per second over a few rounds of each. Without
-//! DATABASE_URL it says so and measures only the Pinger. It works in a schema of its
-//! own and drops it.
+//! Prints the median users delivered per second over a few rounds of each (rounds
+//! alternate, so a busy machine slows both alike), with their range, and the outbox's
+//! ratio to the Pinger. Without DATABASE_URL it says so and measures only the Pinger. It
+//! works in a schema of its own and drops it. For the statements' latency with a million
+//! rows waiting, see `benches/outbox_million.rs`.
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
@@ -48,9 +50,20 @@ async fn fast_server() -> String {
     format!("http://{addr}")
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+fn median(values: &[f64]) -> f64 {
+    let mut values = values.to_vec();
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// The median and the range of a run's rounds, in users per second.
+fn summary(name: &str, rounds: &[f64]) -> String {
+    let min = rounds.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = rounds.iter().copied().fold(0.0, f64::max);
+    format!(
+        "{name}: median {:.0} users/s (min {min:.0}, max {max:.0}; {USERS} users, concurrency {CONCURRENCY}, {ROUNDS} rounds)",
+        median(rounds)
+    )
 }
 
 async fn pinger_round(base_url: &str, round: usize) -> f64 {
@@ -105,35 +118,39 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let base_url = fast_server().await;
-        let mut pinger = Vec::new();
+        let outbox = match std::env::var("DATABASE_URL") {
+            Ok(url) => {
+                let pool = PgPool::connect(&url).await.unwrap();
+                let schema = format!("pingpull_bench_{}", std::process::id());
+                let table = OutboxTable::new(&schema, "outbox").unwrap();
+                table.create(&pool).await.unwrap();
+                Some((pool, schema, table))
+            }
+            Err(_) => None,
+        };
+        let (mut pinger, mut queued) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
             pinger.push(pinger_round(&base_url, round).await);
+            if let Some((pool, _, table)) = &outbox {
+                queued.push(outbox_round(pool, table, &base_url, round).await);
+            }
         }
-        println!(
-            "in-memory Pinger: median {:.0} users/s ({USERS} users, concurrency {CONCURRENCY}, {ROUNDS} rounds: {:.0?})",
-            median(pinger.clone()),
-            pinger
-        );
-        let Ok(url) = std::env::var("DATABASE_URL") else {
+        println!("{}", summary("in-memory Pinger", &pinger));
+        let Some((pool, schema, _)) = outbox else {
             println!("outbox: skipped (set DATABASE_URL to measure it)");
             return;
         };
-        let pool = PgPool::connect(&url).await.unwrap();
-        let schema = format!("pingpull_bench_{}", std::process::id());
-        let table = OutboxTable::new(&schema, "outbox").unwrap();
-        table.create(&pool).await.unwrap();
-        let mut outbox = Vec::new();
-        for round in 0..ROUNDS {
-            outbox.push(outbox_round(&pool, &table, &base_url, round).await);
-        }
         sqlx::raw_sql(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
             .execute(&pool)
             .await
             .unwrap();
+        println!("{}", summary("PostgreSQL outbox", &queued));
+        let ratios: Vec<f64> = queued.iter().zip(&pinger).map(|(o, p)| o / p).collect();
+        let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = ratios.iter().copied().fold(0.0, f64::max);
         println!(
-            "PostgreSQL outbox: median {:.0} users/s ({USERS} users, concurrency {CONCURRENCY}, {ROUNDS} rounds: {:.0?})",
-            median(outbox.clone()),
-            outbox
+            "outbox / Pinger: {:.2}x of the medians (round by round {min:.2}x to {max:.2}x)",
+            median(&queued) / median(&pinger)
         );
     });
 }

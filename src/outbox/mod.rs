@@ -15,7 +15,9 @@
 //!   recorded during delivery (else the user is pinged once more). A worker that dies
 //!   loses nothing: its leases run out and another worker takes the rows. A worker that
 //!   stalls past its lease cannot settle a row another has claimed since: every claim has
-//!   a fresh lease token, and settling statements match on it.
+//!   a fresh lease token, and settling statements match on it. Both sides work in
+//!   batches: one statement claims rows for several deliveries ahead, and the outcomes
+//!   that finish together are written together, one statement per kind of outcome.
 //!
 //! Backoff state (attempts, next attempt, first and latest change) is in the row, so it
 //! survives restarts. A user given up (a permanent 4xx, or a latest change older than the
@@ -53,6 +55,8 @@
 //! # }
 //! ```
 
+mod group_commit;
+mod settle;
 mod store;
 mod table;
 mod worker;

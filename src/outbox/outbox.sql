@@ -1,7 +1,8 @@
 -- The outbox's SQL, one statement per section. Placeholders, filled in once per table:
--- {schema} the quoted schema, {table} the quoted, schema-qualified table, {due_index} the
--- quoted index name, {lease_seq} the qualified lease sequence, {channel} the LISTEN/NOTIFY
--- channel. Names are checked identifiers (see OutboxTable::new), never user input.
+-- {schema} the quoted schema, {table} the quoted, schema-qualified table, {due_index} and
+-- {leased_index} the quoted index names, {lease_seq} the qualified lease sequence,
+-- {channel} the LISTEN/NOTIFY channel. Names are checked identifiers (see
+-- OutboxTable::new), never user input.
 
 -- name: create
 CREATE SCHEMA IF NOT EXISTS {schema};
@@ -17,6 +18,10 @@ CREATE TABLE IF NOT EXISTS {table} (
     lease_until timestamptz
 );
 CREATE INDEX IF NOT EXISTS {due_index} ON {table} (due_at);
+-- The claimed rows only (a few per worker): when their leases run out, without a scan.
+-- Created here too on tables made by earlier versions.
+CREATE INDEX IF NOT EXISTS {leased_index} ON {table} (lease_until)
+    WHERE lease_until IS NOT NULL;
 CREATE SEQUENCE IF NOT EXISTS {lease_seq};
 
 -- name: enqueue
@@ -33,7 +38,10 @@ SELECT pg_notify('{channel}', '') FROM changed
 -- name: claim
 -- Each claim takes a fresh number from the sequence: a lease token that is never
 -- reused, even after the row is deleted and inserted again. The age of the first change,
--- by the database's clock, times the delivery (pingpull_ping_delivery_seconds).
+-- by the database's clock, times the delivery (pingpull_ping_delivery_seconds). The
+-- claimed rows are found again through the primary key as an array, whatever the
+-- planner guesses of `LIMIT $3` (a prepared statement's generic plan would otherwise
+-- hash the whole table).
 WITH due AS (
     SELECT user_id FROM {table}
     WHERE due_at <= now() AND (lease_until IS NULL OR lease_until <= now())
@@ -44,43 +52,98 @@ WITH due AS (
 UPDATE {table} AS o
 SET lease = nextval('{lease_seq}'), lease_owner = $1,
     lease_until = now() + make_interval(secs => $2)
-FROM due WHERE o.user_id = due.user_id
+WHERE o.user_id = ANY (ARRAY(SELECT user_id FROM due))
 RETURNING o.user_id, o.changes, o.lease, o.attempts,
     extract(epoch FROM now() - o.first_changed_at)::float8
 
 -- name: delete_if_unchanged
-DELETE FROM {table} WHERE user_id = $1 AND lease = $2 AND changes = $3
+-- The settling statements take arrays, one element per claim, so one round trip settles
+-- many claims. Each changes a row only while it still carries the claim's lease, and
+-- returns the leases of the rows it changed. They skip rows locked by a transaction in
+-- progress (an `enqueue`): waiting for one while holding the batch's other rows could
+-- deadlock with a transaction that changes several users. A claim skipped so is
+-- settled again alone, after `lock_claimed`.
+WITH settled AS (
+    SELECT o.user_id, s.lease FROM {table} AS o
+    JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) AS s(user_id, lease, changes)
+        ON o.user_id = s.user_id AND o.lease = s.lease AND o.changes = s.changes
+    FOR UPDATE OF o SKIP LOCKED
+)
+DELETE FROM {table} AS o USING settled
+WHERE o.user_id = settled.user_id
+RETURNING settled.lease
 
 -- name: requeue_now
-UPDATE {table} SET attempts = 0, due_at = now(),
+WITH settled AS (
+    SELECT o.user_id, s.lease FROM {table} AS o
+    JOIN unnest($1::text[], $2::bigint[]) AS s(user_id, lease)
+        ON o.user_id = s.user_id AND o.lease = s.lease
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE {table} AS o SET attempts = 0, due_at = now(),
     lease = NULL, lease_owner = NULL, lease_until = NULL
-WHERE user_id = $1 AND lease = $2
+FROM settled WHERE o.user_id = settled.user_id
+RETURNING settled.lease
 
 -- name: retry_later
--- Only while the latest change is young enough for the next attempt.
-UPDATE {table} SET attempts = attempts + 1,
-    due_at = now() + make_interval(secs => $3),
+-- Only while the latest change is young enough for the next attempt (each claim's delay
+-- in $3, in seconds; the maximum age in $4).
+WITH settled AS (
+    SELECT o.user_id, s.lease, s.delay FROM {table} AS o
+    JOIN unnest($1::text[], $2::bigint[], $3::float8[]) AS s(user_id, lease, delay)
+        ON o.user_id = s.user_id AND o.lease = s.lease
+    WHERE now() + make_interval(secs => s.delay) - o.last_changed_at
+        <= make_interval(secs => $4)
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE {table} AS o SET attempts = o.attempts + 1,
+    due_at = now() + make_interval(secs => settled.delay),
     lease = NULL, lease_owner = NULL, lease_until = NULL
-WHERE user_id = $1 AND lease = $2
-  AND now() + make_interval(secs => $3) - last_changed_at <= make_interval(secs => $4)
+FROM settled WHERE o.user_id = settled.user_id
+RETURNING settled.lease
 
 -- name: hold
-UPDATE {table} SET due_at = now() + make_interval(secs => $3),
+WITH settled AS (
+    SELECT o.user_id, s.lease, s.delay FROM {table} AS o
+    JOIN unnest($1::text[], $2::bigint[], $3::float8[]) AS s(user_id, lease, delay)
+        ON o.user_id = s.user_id AND o.lease = s.lease
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE {table} AS o SET due_at = now() + make_interval(secs => settled.delay),
     lease = NULL, lease_owner = NULL, lease_until = NULL
-WHERE user_id = $1 AND lease = $2
+FROM settled WHERE o.user_id = settled.user_id
+RETURNING settled.lease
+
+-- name: lock_claimed
+-- Inside a transaction, for a claim a settling statement skipped: waits for the
+-- transaction holding the row (holding no other), then says whether the claim's lease
+-- is still the row's.
+SELECT 1 FROM {table} WHERE user_id = $1 AND lease = $2 FOR UPDATE
 
 -- name: release_held
 UPDATE {table} SET due_at = now() WHERE due_at > now() AND lease_until IS NULL
 
 -- name: release_leases
 UPDATE {table} SET lease = NULL, lease_owner = NULL, lease_until = NULL
-WHERE lease = ANY($1)
+WHERE lease_until IS NOT NULL AND lease = ANY($1)
 
 -- name: next_due
--- Rows; seconds until the next claimable row; how long the oldest due row has been due
--- (claimed ones included: a stuck lease shows); the age of the oldest first change.
+-- Seconds until the next claimable row (not positive: one is due now; NULL: the table is
+-- empty). Each part is one index probe, however many rows wait: the first unleased or
+-- lapsed row by due_at, and the claimed rows by lease_until.
+SELECT extract(epoch FROM least(
+    (SELECT due_at FROM {table}
+     WHERE lease_until IS NULL OR lease_until <= now()
+     ORDER BY due_at LIMIT 1),
+    (SELECT min(greatest(due_at, lease_until)) FROM {table}
+     WHERE lease_until > now())
+) - now())::float8
+
+-- name: look
+-- Rows; how long the oldest due row has been due (claimed ones included: a stuck lease
+-- shows); the age of the oldest first change. One scan of the table: for the gauges and
+-- the health, at most once per poll interval, not for every wake-up.
 SELECT count(*),
-       extract(epoch FROM min(greatest(due_at, coalesce(lease_until, due_at))) - now())::float8,
        extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now()))::float8,
        extract(epoch FROM now() - min(first_changed_at))::float8
 FROM {table}

@@ -1,7 +1,8 @@
 //! The outbox table as the delivery engine sees it: claim due rows under a lease, settle
-//! each claim, fenced by its lease token.
+//! each claim, fenced by its lease token. Both in batches: a claim statement takes rows
+//! ahead for the engine's next few asks, and settles are written as a group commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::time::Instant;
 
+use super::group_commit::{GroupCommit, StoreError};
 use super::table::{OutboxClaim, OutboxError, OutboxTable, TableLook};
 use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts};
 use crate::metrics::OutboxMetrics;
@@ -17,6 +19,24 @@ use crate::sync::lock;
 /// How long to wait before claiming again when due rows are all locked by others.
 const LOCKED_ROW_PAUSE: Duration = Duration::from_millis(50);
 
+/// How many rows a claim statement takes per delivery slot: the rows beyond what the
+/// engine asked for wait here for its next asks, which then need no round trip.
+const CLAIMS_PER_SLOT: usize = 4;
+
+/// How a worker's store claims and settles.
+pub(crate) struct StoreConfig {
+    /// This worker's name in `lease_owner`.
+    pub(crate) owner: String,
+    pub(crate) lease: Duration,
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) max_age: Duration,
+    /// Look at the table at least this often while claiming.
+    pub(crate) look_every: Duration,
+    /// The engine's concurrency; `None` when it is rate-limited (it then asks for one
+    /// user at a time, and rows taken ahead would only age their leases).
+    pub(crate) claim_slots: Option<usize>,
+}
+
 /// The outbox as one worker's pending store.
 pub(crate) struct PgStore {
     pool: PgPool,
@@ -24,7 +44,14 @@ pub(crate) struct PgStore {
     /// This worker's name in `lease_owner`.
     owner: String,
     lease: Duration,
-    max_age: Duration,
+    /// Rows a claim statement takes when the engine asks for more than one.
+    claim_batch: usize,
+    /// A claim taken ahead older than this is released rather than delivered: its lease
+    /// must outlast the attempt.
+    fresh_for: Duration,
+    /// Claims taken ahead, oldest first, with when they were taken.
+    ahead: Mutex<VecDeque<(OutboxClaim, Instant)>>,
+    settles: GroupCommit,
     /// Claims being delivered now: user id to lease token.
     in_flight: Mutex<HashMap<String, i64>>,
     /// Rows in the table at the last look.
@@ -36,33 +63,81 @@ pub(crate) struct PgStore {
 }
 
 impl PgStore {
-    /// Registers the store's metrics with the current recorder. While claiming, the
-    /// table is looked at (rows, oldest due) at least every `look_every`.
+    /// Registers the store's metrics with the current recorder, and spawns the task that
+    /// writes settles on `runtime`.
     pub(crate) fn new(
+        runtime: &tokio::runtime::Handle,
         pool: PgPool,
         table: OutboxTable,
-        owner: String,
-        [lease, max_age, look_every]: [Duration; 3],
+        config: StoreConfig,
     ) -> Self {
+        let settles = GroupCommit::spawn(runtime, pool.clone(), table.clone(), config.max_age);
+        let claim_batch = config
+            .claim_slots
+            .map_or(1, |slots| slots * CLAIMS_PER_SLOT);
         Self {
             pool,
             table,
-            owner,
-            lease,
-            max_age,
+            owner: config.owner,
+            lease: config.lease,
+            claim_batch,
+            fresh_for: config.lease.saturating_sub(config.attempt_timeout) / 2,
+            ahead: Mutex::new(VecDeque::new()),
+            settles,
             in_flight: Mutex::new(HashMap::new()),
             pending: AtomicU64::new(0),
             last_look: Mutex::new(None),
-            look_every,
+            look_every: config.look_every,
             metrics: OutboxMetrics::register(),
         }
     }
 
-    /// Looks at the whole table, for the stats, the metrics, the health and the next
-    /// wake-up.
+    /// Up to `limit` claims taken ahead and still fresh; the stale ones' leases are
+    /// released.
+    fn take_ahead(&self, limit: usize) -> Vec<OutboxClaim> {
+        let mut claims = Vec::new();
+        let mut stale = Vec::new();
+        {
+            let mut ahead = lock(&self.ahead);
+            while claims.len() < limit
+                && let Some((claim, taken)) = ahead.pop_front()
+            {
+                if taken.elapsed() <= self.fresh_for {
+                    claims.push(claim);
+                } else {
+                    stale.push(claim.lease());
+                }
+            }
+        }
+        if !stale.is_empty() {
+            self.settles.release_later(stale);
+        }
+        claims
+    }
+
+    /// Claims from the table: `limit` for the engine now, and (when it asks for more
+    /// than one) more for its next asks.
+    async fn claim_from_table(&self, limit: usize) -> Result<Vec<OutboxClaim>, OutboxError> {
+        let batch = if limit > 1 {
+            limit.max(self.claim_batch)
+        } else {
+            limit
+        };
+        let mut claims = self
+            .table
+            .claim_due(&self.pool, &self.owner, self.lease, batch)
+            .await?;
+        if claims.len() > limit {
+            let taken = Instant::now();
+            let rest = claims.split_off(limit);
+            lock(&self.ahead).extend(rest.into_iter().map(|claim| (claim, taken)));
+        }
+        Ok(claims)
+    }
+
+    /// Looks at the whole table (one scan), for the stats, the metrics and the health.
     pub(crate) async fn look(&self) -> Result<TableLook, OutboxError> {
-        let mut connection = self.pool.acquire().await?;
-        let look = self.table.look(&mut connection).await?;
+        let look = self.table.look(&self.pool).await?;
         *lock(&self.last_look) = Some(Instant::now());
         self.pending.store(look.rows, Ordering::Relaxed);
         self.metrics.looked(look.rows, look.oldest_due);
@@ -90,12 +165,17 @@ impl PgStore {
 
     /// Gives up the leases of claims still in flight (abandoned at a shutdown deadline),
     /// so other workers take those users at once; returns their ids, sorted.
+    /// Claims taken ahead are released too, but not reported: no request was sent.
     async fn abandon_in_flight(&self) -> Vec<String> {
         let abandoned: Vec<(String, i64)> = lock(&self.in_flight).drain().collect();
-        if abandoned.is_empty() {
+        let mut leases: Vec<i64> = lock(&self.ahead)
+            .drain(..)
+            .map(|(c, _)| c.lease())
+            .collect();
+        if abandoned.is_empty() && leases.is_empty() {
             return Vec::new();
         }
-        let leases: Vec<i64> = abandoned.iter().map(|(_, lease)| *lease).collect();
+        leases.extend(abandoned.iter().map(|(_, lease)| *lease));
         let released = match self.pool.acquire().await {
             Ok(mut connection) => self.table.release_leases(&mut connection, &leases).await,
             Err(error) => Err(error.into()),
@@ -111,7 +191,7 @@ impl PgStore {
 
 impl PendingStore for PgStore {
     type Claim = OutboxClaim;
-    type Error = OutboxError;
+    type Error = StoreError;
 
     const UNDELIVERED_WARNING: &'static str =
         "shut down with requests in flight; their users are left to other workers";
@@ -128,11 +208,11 @@ impl PendingStore for PgStore {
         claim.pending_since()
     }
 
-    async fn claim_due(&self, limit: usize) -> Result<Vec<OutboxClaim>, OutboxError> {
-        let claims = self
-            .table
-            .claim_due(&self.pool, &self.owner, self.lease, limit)
-            .await?;
+    async fn claim_due(&self, limit: usize) -> Result<Vec<OutboxClaim>, StoreError> {
+        let mut claims = self.take_ahead(limit);
+        if claims.is_empty() {
+            claims = self.claim_from_table(limit).await?;
+        }
         {
             let mut in_flight = lock(&self.in_flight);
             for claim in &claims {
@@ -145,14 +225,8 @@ impl PendingStore for PgStore {
         Ok(claims)
     }
 
-    async fn settle(&self, claim: &OutboxClaim, outcome: &Outcome) -> Result<Settled, OutboxError> {
-        let settled = async {
-            let mut connection = self.pool.acquire().await?;
-            self.table
-                .settle(&mut connection, claim, outcome, self.max_age)
-                .await
-        }
-        .await;
+    async fn settle(&self, claim: &OutboxClaim, outcome: &Outcome) -> Result<Settled, StoreError> {
+        let settled = self.settles.settle(claim, outcome).await;
         {
             let mut in_flight = lock(&self.in_flight);
             if in_flight.get(claim.user_id()) == Some(&claim.lease()) {
@@ -166,9 +240,10 @@ impl PendingStore for PgStore {
         settled
     }
 
-    async fn next_due(&self) -> Result<Option<Instant>, OutboxError> {
-        let look = self.look().await?;
-        Ok(look.next_due_in.map(|secs| {
+    async fn next_due(&self) -> Result<Option<Instant>, StoreError> {
+        let next_due_in = self.table.next_due_in(&self.pool).await?;
+        self.look_if_stale().await;
+        Ok(next_due_in.map(|secs| {
             let wait = if secs.is_finite() && secs > 0.0 {
                 Duration::from_secs_f64(secs.min(86_400.0))
             } else {
@@ -181,9 +256,9 @@ impl PendingStore for PgStore {
         }))
     }
 
-    async fn release_held(&self) -> Result<(), OutboxError> {
-        let mut connection = self.pool.acquire().await?;
-        self.table.release_held(&mut connection).await
+    async fn release_held(&self) -> Result<(), StoreError> {
+        let mut connection = self.pool.acquire().await.map_err(OutboxError::from)?;
+        Ok(self.table.release_held(&mut connection).await?)
     }
 
     /// The rows belong to every instance: one that stops owes nothing but its claims.
@@ -202,5 +277,18 @@ impl PendingStore for PgStore {
         // Stopped: this worker no longer reports the table.
         self.metrics.looked(0, Duration::ZERO);
         self.abandon_in_flight().await
+    }
+}
+
+impl Drop for PgStore {
+    /// A worker dropped without a shutdown gives up the claims it took ahead.
+    fn drop(&mut self) {
+        let leases: Vec<i64> = lock(&self.ahead)
+            .drain(..)
+            .map(|(c, _)| c.lease())
+            .collect();
+        if !leases.is_empty() {
+            self.settles.release_later(leases);
+        }
     }
 }

@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use crate::delivery::{Outcome, Settled};
 use crate::user_id::{self, UserIdError};
 
-/// The longest table name: room for the `_lease` and `_due` suffixes within PostgreSQL's
-/// 63-byte identifiers.
+/// The longest table name: room for the `_lease`, `_leased` and `_due` suffixes within
+/// PostgreSQL's 63-byte identifiers.
 const MAX_TABLE_NAME: usize = 56;
 const MAX_SCHEMA_NAME: usize = 63;
 
@@ -34,7 +34,7 @@ pub struct OutboxTable {
     qualified: String,
     /// The LISTEN/NOTIFY channel on which committed changes wake the workers.
     channel: String,
-    sql: std::sync::Arc<Statements>,
+    pub(super) sql: std::sync::Arc<Statements>,
 }
 
 /// A stable name for the table's channel: FNV-1a of the qualified name (the same in every
@@ -49,17 +49,19 @@ fn channel_for(qualified: &str) -> String {
 }
 
 /// The statements, rendered for one table from `outbox.sql`.
-struct Statements {
+pub(super) struct Statements {
     create: String,
     enqueue: String,
     claim: String,
-    delete_if_unchanged: String,
-    requeue_now: String,
-    retry_later: String,
-    hold: String,
+    pub(super) delete_if_unchanged: String,
+    pub(super) requeue_now: String,
+    pub(super) retry_later: String,
+    pub(super) hold: String,
+    pub(super) lock_claimed: String,
     release_held: String,
     release_leases: String,
     next_due: String,
+    look: String,
     pending: String,
 }
 
@@ -72,6 +74,7 @@ impl Statements {
             ("{schema}", format!("\"{schema}\"")),
             ("{table}", format!("\"{schema}\".\"{table}\"")),
             ("{due_index}", format!("\"{table}_due\"")),
+            ("{leased_index}", format!("\"{table}_leased\"")),
             ("{lease_seq}", format!("\"{schema}\".\"{table}_lease\"")),
             ("{channel}", channel.to_owned()),
         ];
@@ -91,9 +94,11 @@ impl Statements {
             requeue_now: statement("requeue_now"),
             retry_later: statement("retry_later"),
             hold: statement("hold"),
+            lock_claimed: statement("lock_claimed"),
             release_held: statement("release_held"),
             release_leases: statement("release_leases"),
             next_due: statement("next_due"),
+            look: statement("look"),
             pending: statement("pending"),
         }
     }
@@ -240,8 +245,9 @@ impl OutboxTable {
     /// row's (else [`Settled::LeaseLost`] and nothing changes). A delivered user's row is
     /// deleted only if no change was recorded since the claim; otherwise it is due again
     /// at once. `max_age` bounds how long after its latest change a user keeps being
-    /// retried; a user given up is deleted (a later change starts it afresh). Workers call
-    /// this; it is public for tests of the outbox's guarantees.
+    /// retried; a user given up is deleted (a later change starts it afresh). Workers
+    /// settle many claims at once ([`settle_batch`](Self::settle_batch)); this is one
+    /// claim's batch, public for tests of the outbox's guarantees.
     ///
     /// # Errors
     ///
@@ -255,31 +261,10 @@ impl OutboxTable {
         outcome: &Outcome,
         max_age: Duration,
     ) -> Result<Settled, OutboxError> {
-        let mut row = ClaimedRow {
-            sql: &self.sql,
-            connection,
-            claim,
-        };
-        match outcome {
-            Outcome::Delivered => row.finish(Settled::Done).await,
-            Outcome::GiveUp(_) => row.finish(Settled::GivenUp).await,
-            Outcome::RetryAfter(delay, _) => {
-                let seconds = [delay.as_secs_f64(), max_age.as_secs_f64()];
-                if row.update(&self.sql.retry_later, &seconds).await? {
-                    Ok(Settled::Waiting)
-                } else {
-                    // Too old, unless a change was committed meanwhile.
-                    row.finish(Settled::GivenUp).await
-                }
-            }
-            Outcome::Hold(delay) => Ok(
-                if row.update(&self.sql.hold, &[delay.as_secs_f64()]).await? {
-                    Settled::Waiting
-                } else {
-                    Settled::LeaseLost
-                },
-            ),
-        }
+        let settled = self
+            .settle_batch(connection, &[(claim, outcome)], max_age)
+            .await?;
+        Ok(settled.first().copied().unwrap_or(Settled::LeaseLost))
     }
 
     /// Makes every unclaimed waiting user due now (after a 403 pause ends).
@@ -306,23 +291,60 @@ impl OutboxTable {
         Ok(())
     }
 
-    /// A look at the whole table: its rows, when the next is due, and how old the
-    /// oldest are.
-    pub(crate) async fn look(
-        &self,
-        connection: &mut sqlx::PgConnection,
-    ) -> Result<TableLook, OutboxError> {
-        let row = sqlx::query(&self.sql.next_due)
-            .fetch_one(connection)
+    /// Seconds until the next row may be claimed (`None`: the table is empty; not
+    /// positive: one is due now), from the indexes alone, however many rows wait. Workers
+    /// call this when a claim found nothing; it is public for benchmarks.
+    ///
+    /// # Errors
+    ///
+    /// [`OutboxError::Database`] if the query fails.
+    #[doc(hidden)]
+    pub async fn next_due_in<'e, E>(&self, executor: E) -> Result<Option<f64>, OutboxError>
+    where
+        E: Executor<'e, Database = Postgres>,
+    {
+        let next: Option<f64> = sqlx::query_scalar(&self.sql.next_due)
+            .fetch_one(executor)
             .await?;
+        Ok(next)
+    }
+
+    /// A look at the whole table (one scan): its rows and how old the oldest are.
+    pub(crate) async fn look<'e, E>(&self, executor: E) -> Result<TableLook, OutboxError>
+    where
+        E: Executor<'e, Database = Postgres>,
+    {
+        let row = sqlx::query(&self.sql.look).fetch_one(executor).await?;
         let count: i64 = row.try_get(0)?;
-        let oldest_change: Option<f64> = row.try_get(3)?;
+        let oldest_change: Option<f64> = row.try_get(2)?;
         Ok(TableLook {
             rows: u64::try_from(count).unwrap_or(0),
-            next_due_in: row.try_get(1)?,
-            oldest_due: seconds(row.try_get(2)?),
+            oldest_due: seconds(row.try_get(1)?),
             oldest_change: oldest_change.map(|age| seconds(Some(age))),
         })
+    }
+
+    /// The rendered text of the statement named `name` in the outbox's SQL (`claim`,
+    /// `next_due`, `look`, ...), for benchmarks that explain it; `None` for an unknown
+    /// name.
+    #[doc(hidden)]
+    pub fn statement(&self, name: &str) -> Option<&str> {
+        let sql = &self.sql;
+        let statement = match name {
+            "claim" => &sql.claim,
+            "next_due" => &sql.next_due,
+            "look" => &sql.look,
+            "delete_if_unchanged" => &sql.delete_if_unchanged,
+            "requeue_now" => &sql.requeue_now,
+            "retry_later" => &sql.retry_later,
+            "hold" => &sql.hold,
+            "lock_claimed" => &sql.lock_claimed,
+            "release_held" => &sql.release_held,
+            "release_leases" => &sql.release_leases,
+            "pending" => &sql.pending,
+            _ => return None,
+        };
+        Some(statement)
     }
 
     /// The number of users waiting for a ping (claimed ones included).
@@ -345,57 +367,10 @@ impl OutboxTable {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TableLook {
     pub(crate) rows: u64,
-    /// Seconds until the next row may be claimed (`None`: the table is empty; not
-    /// positive: one is due now).
-    pub(crate) next_due_in: Option<f64>,
     /// How long the oldest due row has been due (zero when none is).
     pub(crate) oldest_due: Duration,
     /// The age of the oldest first change (`None`: the table is empty).
     pub(crate) oldest_change: Option<Duration>,
-}
-
-/// A claimed row being settled: every statement matches the claim's user and lease, so a
-/// claim whose lease ran out changes nothing.
-struct ClaimedRow<'a> {
-    sql: &'a Statements,
-    connection: &'a mut sqlx::PgConnection,
-    claim: &'a OutboxClaim,
-}
-
-impl ClaimedRow<'_> {
-    /// Runs `sql`, whose `$1` and `$2` are the claim's user and lease and whose further
-    /// parameters are `seconds`; whether it changed the row.
-    async fn update(&mut self, sql: &str, seconds: &[f64]) -> Result<bool, OutboxError> {
-        let mut query = sqlx::query(sql)
-            .bind(self.claim.user_id.as_str())
-            .bind(self.claim.lease);
-        for value in seconds {
-            query = query.bind(*value);
-        }
-        Ok(query.execute(&mut *self.connection).await?.rows_affected() == 1)
-    }
-
-    /// Deletes the row if no change was recorded since the claim (the user is then
-    /// `done`); else makes it due at once, for one more request after a change
-    /// committed during delivery; else the lease was lost.
-    async fn finish(&mut self, done: Settled) -> Result<Settled, OutboxError> {
-        let deleted = sqlx::query(&self.sql.delete_if_unchanged)
-            .bind(self.claim.user_id.as_str())
-            .bind(self.claim.lease)
-            .bind(self.claim.changes)
-            .execute(&mut *self.connection)
-            .await?
-            .rows_affected();
-        if deleted == 1 {
-            return Ok(done);
-        }
-        let requeued = self.update(&self.sql.requeue_now, &[]).await?;
-        Ok(if requeued {
-            Settled::Waiting
-        } else {
-            Settled::LeaseLost
-        })
-    }
 }
 
 impl fmt::Debug for OutboxTable {
@@ -512,7 +487,7 @@ fn check_identifier(what: &'static str, name: &str, max: usize) -> Result<(), Ou
 
 #[cfg(test)]
 impl Statements {
-    fn all(&self) -> [&str; 11] {
+    fn all(&self) -> [&str; 13] {
         [
             &self.create,
             &self.enqueue,
@@ -521,9 +496,11 @@ impl Statements {
             &self.requeue_now,
             &self.retry_later,
             &self.hold,
+            &self.lock_claimed,
             &self.release_held,
             &self.release_leases,
             &self.next_due,
+            &self.look,
             &self.pending,
         ]
     }
@@ -546,6 +523,9 @@ mod tests {
             sql.create
                 .contains(r#"CREATE INDEX IF NOT EXISTS "outbox_due" ON "app"."outbox""#)
         );
+        assert!(sql.create.contains(
+            r#"CREATE INDEX IF NOT EXISTS "outbox_leased" ON "app"."outbox" (lease_until)"#
+        ));
         assert!(sql.claim.contains(r#"nextval('"app"."outbox_lease"')"#));
         assert!(
             sql.enqueue

@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tracing::Level;
 
-use super::store::PgStore;
+use super::store::{PgStore, StoreConfig};
 use super::table::{OutboxError, OutboxTable};
 use crate::Network;
 use crate::delivery::{
@@ -81,12 +81,22 @@ impl OutboxWorkerBuilder {
             return Err(ConfigError::Invalid("poll_every must be more than zero"));
         }
         let max_age = self.options.schedule.max_age_duration();
+        let attempt_timeout = self.options.attempt_timeout;
         let checked = self.options.check()?;
         let runtime = checked.runtime.clone();
-        let owner = self.owner.unwrap_or_else(default_owner);
         let channel = self.table.channel().to_owned();
-        let timings = [self.lease, max_age, self.poll_every];
-        let store = PgStore::new(self.pool.clone(), self.table, owner, timings);
+        let config = StoreConfig {
+            owner: self.owner.unwrap_or_else(default_owner),
+            lease: self.lease,
+            attempt_timeout,
+            max_age,
+            look_every: self.poll_every,
+            claim_slots: checked
+                .min_interval
+                .is_none()
+                .then_some(checked.concurrency),
+        };
+        let store = PgStore::new(&runtime, self.pool.clone(), self.table, config);
         let delivery = Delivery::spawn(store, checked, Some(self.poll_every));
         let listener = runtime.spawn(listen_for_changes(
             self.pool,

@@ -35,6 +35,8 @@ mod no_leaks;
 mod operator_log;
 #[cfg(feature = "postgres")]
 mod outbox;
+#[cfg(feature = "postgres")]
+mod outbox_batch;
 #[cfg(feature = "ping")]
 mod ping;
 #[cfg(feature = "ping")]

@@ -1,0 +1,490 @@
+//! The outbox's batch paths against a real database: many claims settled in one batch,
+//! fencing inside a batch, claims taken ahead by a worker, the indexed wake-up query,
+//! and the index an older table gains at start-up. Each test works in its own schema,
+//! dropped afterwards; the database is `DATABASE_URL`, else the local test database, and
+//! `PINGPULL_SKIP_DB_TESTS=1` skips them.
+
+use std::time::Duration;
+
+use pingpull::Network;
+use pingpull::outbox::{OutboxClaim, OutboxTable, OutboxWorker};
+use pingpull::ping::{Failure, Outcome, PingEvent, RetrySchedule, Settled};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::time::Instant;
+
+use crate::support::fake_livefyre::{FakeLivefyre, Reply};
+
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const SKIP_ENV: &str = "PINGPULL_SKIP_DB_TESTS";
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A fresh schema with an outbox table, dropped when this goes out of scope.
+struct BatchDb {
+    url: String,
+    pool: PgPool,
+    schema: String,
+    table: OutboxTable,
+}
+
+impl BatchDb {
+    /// A fresh schema, or `None` (with a notice) when `PINGPULL_SKIP_DB_TESTS=1`.
+    async fn new() -> Option<Self> {
+        if std::env::var(SKIP_ENV).as_deref() == Ok("1") {
+            eprintln!("skipping: {SKIP_ENV}=1 (the outbox tests need PostgreSQL)");
+            return None;
+        }
+        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&url)
+            .await
+            .unwrap_or_else(|error| {
+                panic!("the outbox tests need PostgreSQL ({SKIP_ENV}=1 skips them): {error}")
+            });
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let schema = format!("pp_batch_{}_{nanos}", std::process::id());
+        let table = OutboxTable::new(&schema, "outbox").unwrap();
+        table.create(&pool).await.unwrap();
+        Some(Self {
+            url,
+            pool,
+            schema,
+            table,
+        })
+    }
+
+    async fn commit_changes(&self, users: &[&str]) {
+        let mut tx = self.pool.begin().await.unwrap();
+        for user in users {
+            self.table.enqueue(&mut *tx, user).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
+    async fn claim(&self, owner: &str, lease: Duration) -> Vec<OutboxClaim> {
+        let mut claims = self
+            .table
+            .claim_due(&self.pool, owner, lease, 1000)
+            .await
+            .unwrap();
+        claims.sort_by(|a, b| a.user_id().cmp(b.user_id()));
+        claims
+    }
+
+    /// The user's row: (changes, attempts, lease, due in seconds from now), if any.
+    async fn row(&self, user: &str) -> Option<(i64, i32, Option<i64>, f64)> {
+        let sql = format!(
+            "SELECT changes, attempts, lease, extract(epoch FROM due_at - now())::float8
+             FROM {} WHERE user_id = $1",
+            self.table.qualified_name()
+        );
+        sqlx::query_as(&sql)
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn leased_rows(&self) -> i64 {
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE lease IS NOT NULL",
+            self.table.qualified_name()
+        );
+        sqlx::query_scalar(&sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    async fn settle_all(&self, settles: &[(&OutboxClaim, &Outcome)]) -> Vec<Settled> {
+        let mut conn = self.pool.acquire().await.unwrap();
+        self.table
+            .settle_batch(&mut conn, settles, HOUR)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for BatchDb {
+    /// Drops the schema on a runtime and pool of their own (Drop may run while the
+    /// test's runtime unwinds).
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let schema = self.schema.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let pool = PgPool::connect(&url).await?;
+                let dropped = sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+                    .execute(&pool)
+                    .await
+                    .map(drop);
+                pool.close().await;
+                dropped
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
+            panic!("could not drop schema {}: {dropped:?}", self.schema);
+        }
+    }
+}
+
+fn claim_of<'a>(claims: &'a [OutboxClaim], user: &str) -> &'a OutboxClaim {
+    claims.iter().find(|c| c.user_id() == user).unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_of_mixed_outcomes_settles_each_row_as_alone() {
+    let Some(db) = BatchDb::new().await else {
+        return;
+    };
+    let users = [
+        "d1",
+        "d2",
+        "d3",
+        "gave",
+        "retry",
+        "old",
+        "held",
+        "changed",
+        "changed_gave",
+    ];
+    db.commit_changes(&users).await;
+    // "old" changed two hours ago: too old for a retry within the one-hour maximum age.
+    let age = format!(
+        "UPDATE {} SET last_changed_at = now() - interval '2 hours' WHERE user_id = 'old'",
+        db.table.qualified_name()
+    );
+    sqlx::query(&age).execute(&db.pool).await.unwrap();
+    let claims = db.claim("A", Duration::from_secs(60)).await;
+    assert_eq!(claims.len(), users.len());
+    // Two users change while their requests are in flight.
+    db.commit_changes(&["changed", "changed_gave"]).await;
+
+    let retry = Outcome::RetryAfter(Duration::from_secs(30), Failure::Timeout);
+    let gave = Outcome::GiveUp(Failure::Status(404));
+    let hold = Outcome::Hold(Duration::from_secs(60));
+    let outcomes = [
+        ("d1", &Outcome::Delivered),
+        ("retry", &retry),
+        ("d2", &Outcome::Delivered),
+        ("gave", &gave),
+        ("held", &hold),
+        ("old", &retry),
+        ("changed", &Outcome::Delivered),
+        ("d3", &Outcome::Delivered),
+        ("changed_gave", &gave),
+    ];
+    let settles: Vec<(&OutboxClaim, &Outcome)> = outcomes
+        .iter()
+        .map(|(user, outcome)| (claim_of(&claims, user), *outcome))
+        .collect();
+    let settled = db.settle_all(&settles).await;
+
+    use Settled::{Done, GivenUp, Waiting};
+    assert_eq!(
+        settled,
+        [
+            Done, Waiting, Done, GivenUp, Waiting, GivenUp, Waiting, Done, Waiting
+        ],
+        "each in the order given"
+    );
+    for user in ["d1", "d2", "d3", "gave", "old"] {
+        assert_eq!(db.row(user).await, None, "{user}'s row is deleted");
+    }
+    let (_, attempts, lease, due_in) = db.row("retry").await.unwrap();
+    assert_eq!((attempts, lease), (1, None));
+    assert!((25.0..=30.0).contains(&due_in), "retry due in {due_in}");
+    let (_, attempts, lease, due_in) = db.row("held").await.unwrap();
+    assert_eq!(
+        (attempts, lease),
+        (0, None),
+        "a hold is not a failed attempt"
+    );
+    assert!((55.0..=60.0).contains(&due_in), "held due in {due_in}");
+    for user in ["changed", "changed_gave"] {
+        let (changes, attempts, lease, due_in) = db.row(user).await.unwrap();
+        assert_eq!((changes, attempts, lease), (2, 0, None), "{user}");
+        assert!(due_in <= 0.0, "{user} is due again at once");
+    }
+}
+
+#[tokio::test]
+async fn a_stale_lease_in_a_batch_leaves_the_newer_claim_alone() {
+    let Some(db) = BatchDb::new().await else {
+        return;
+    };
+    let stale_users = ["s_delivered", "s_gave", "s_retry", "s_held"];
+    db.commit_changes(&stale_users).await;
+    let stalled = db.claim("A", Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // A's leases ran out; B claims those users, and A claims a fresh one.
+    let current = db.claim("B", Duration::from_secs(60)).await;
+    assert_eq!(current.len(), stale_users.len());
+    db.commit_changes(&["fresh"]).await;
+    let fresh = db.claim("A", Duration::from_secs(60)).await;
+
+    let retry = Outcome::RetryAfter(Duration::ZERO, Failure::Timeout);
+    let gave = Outcome::GiveUp(Failure::Status(410));
+    let hold = Outcome::Hold(Duration::from_secs(60));
+    let settles = [
+        (claim_of(&stalled, "s_delivered"), &Outcome::Delivered),
+        (claim_of(&stalled, "s_gave"), &gave),
+        (&fresh[0], &Outcome::Delivered),
+        (claim_of(&stalled, "s_retry"), &retry),
+        (claim_of(&stalled, "s_held"), &hold),
+    ];
+    let settled = db.settle_all(&settles).await;
+    use Settled::{Done, LeaseLost};
+    assert_eq!(settled, [LeaseLost, LeaseLost, Done, LeaseLost, LeaseLost]);
+    assert_eq!(db.row("fresh").await, None);
+    for claim in &current {
+        let (changes, attempts, lease, due_in) = db.row(claim.user_id()).await.unwrap();
+        assert_eq!(
+            (changes, attempts, lease),
+            (1, 0, Some(claim.lease())),
+            "{} still carries B's lease, untouched",
+            claim.user_id()
+        );
+        assert!(due_in <= 0.0);
+    }
+    // B, the current owner, settles them all in one batch.
+    let settles: Vec<_> = current.iter().map(|c| (c, &Outcome::Delivered)).collect();
+    assert!(db.settle_all(&settles).await.iter().all(|s| *s == Done));
+    assert_eq!(db.table.pending(&db.pool).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_wake_up_time_counts_held_rows_and_leases_that_run_out() {
+    let Some(db) = BatchDb::new().await else {
+        return;
+    };
+    assert_eq!(db.table.next_due_in(&db.pool).await.unwrap(), None, "empty");
+    db.commit_changes(&["held", "leased"]).await;
+    let due_now = db.table.next_due_in(&db.pool).await.unwrap().unwrap();
+    assert!(due_now <= 0.0, "{due_now}");
+    let claims = db.claim("A", Duration::from_secs(20)).await;
+    let hold = Outcome::Hold(Duration::from_secs(40));
+    db.settle_all(&[(claim_of(&claims, "held"), &hold)]).await;
+    // "leased" may be claimed when its lease runs out, before "held" is due.
+    let next = db.table.next_due_in(&db.pool).await.unwrap().unwrap();
+    assert!((15.0..=20.0).contains(&next), "{next}");
+    let released = Outcome::RetryAfter(Duration::from_secs(5), Failure::Timeout);
+    db.settle_all(&[(claim_of(&claims, "leased"), &released)])
+        .await;
+    let next = db.table.next_due_in(&db.pool).await.unwrap().unwrap();
+    assert!((0.0..=5.0).contains(&next), "{next}");
+}
+
+#[tokio::test]
+async fn an_older_table_gains_the_lease_index_at_start_up() {
+    let Some(db) = BatchDb::new().await else {
+        return;
+    };
+    let index_exists = || async {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'outbox_leased'",
+        )
+        .bind(&db.schema)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        found == 1
+    };
+    assert!(index_exists().await);
+    // A table made before the index existed, with a row waiting.
+    db.commit_changes(&["u1"]).await;
+    let drop_index = format!("DROP INDEX \"{}\".\"outbox_leased\"", db.schema);
+    sqlx::query(&drop_index).execute(&db.pool).await.unwrap();
+    assert!(!index_exists().await);
+    db.table.create(&db.pool).await.unwrap();
+    assert!(index_exists().await);
+    assert_eq!(
+        db.table.pending(&db.pool).await.unwrap(),
+        1,
+        "rows are kept"
+    );
+}
+
+fn network() -> Network {
+    Network::new("example.fyre.co", "testkeytest").unwrap()
+}
+
+fn worker(db: &BatchDb, server: &FakeLivefyre) -> pingpull::outbox::OutboxWorkerBuilder {
+    OutboxWorker::builder(network(), db.pool.clone(), db.table.clone())
+        .base_url(server.base_url())
+        .poll_every(Duration::from_millis(20))
+        .attempt_timeout(Duration::from_millis(500))
+        .lease(Duration::from_secs(5))
+        .retry_schedule(RetrySchedule::new([Duration::from_millis(10)]).jitter(0.0))
+}
+
+/// Polls `done` every 10 ms until it holds, failing after `within`.
+async fn wait_until<F: Future<Output = bool>>(within: Duration, what: &str, done: impl Fn() -> F) {
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what} not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_settles_a_backlog_of_mixed_outcomes_in_batches() {
+    let Some(db) = BatchDb::new().await else {
+        return;
+    };
+    // Users ending in 7 fail once then succeed; in 9 are refused for good.
+    let server = FakeLivefyre::with_script(|r| {
+        let user = r.user.as_deref().unwrap_or_default();
+        match (user.chars().last(), r.nth_for_user) {
+            (Some('7'), 1) => Reply::status(503),
+            (Some('9'), _) => Reply::status(404),
+            _ => Reply::status(200),
+        }
+    })
+    .await;
+    let users: Vec<String> = (0..400).map(|i| format!("u{i}")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    db.commit_changes(&names).await;
+    let outbox = worker(&db, &server).concurrency(16).spawn().unwrap();
+    let mut events = outbox.events();
+    let pending = || async { db.table.pending(&db.pool).await.unwrap() == 0 };
+    wait_until(Duration::from_secs(30), "the backlog delivered", pending).await;
+    let report = outbox.shutdown(Duration::from_secs(5)).await;
+    assert!(report.undelivered.is_empty());
+    for user in &users {
+        let expected = if user.ends_with('7') { 2 } else { 1 };
+        assert_eq!(server.pings_for(user).len(), expected, "{user}");
+    }
+    let mut given_up = 0;
+    while let Ok(event) = events.try_recv() {
+        if let PingEvent::GaveUp { user_id, .. } = event {
+            assert!(user_id.ends_with('9'), "{user_id}");
+            given_up += 1;
+        }
+    }
+    assert_eq!(given_up, 40);
+    assert_eq!(report.stats.succeeded, 360);
+    assert_eq!(report.stats.sent, 440);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_releases_the_claims_taken_ahead_and_reports_only_requests_sent() {
+    let Some(db) = BatchDb::new().await else {
+        return;
+    };
+    // Requests never answered in time: two stay in flight until the deadline.
+    let server =
+        FakeLivefyre::with_script(|_| Reply::status(200).after(Duration::from_secs(30))).await;
+    let users: Vec<String> = (0..20).map(|i| format!("u{i:02}")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    db.commit_changes(&names).await;
+    let outbox = worker(&db, &server)
+        .concurrency(2)
+        .attempt_timeout(Duration::from_secs(60))
+        .lease(Duration::from_secs(120))
+        .spawn()
+        .unwrap();
+    let two_sent = || async { server.received().len() == 2 };
+    wait_until(Duration::from_secs(10), "two requests sent", two_sent).await;
+    // Rows were taken ahead for the next slots: more leased than in flight.
+    assert!(db.leased_rows().await > 2);
+    let report = outbox.shutdown(Duration::from_millis(100)).await;
+    let mut sent: Vec<String> = server
+        .received()
+        .into_iter()
+        .filter_map(|r| r.user)
+        .collect();
+    sent.sort();
+    assert_eq!(report.undelivered, sent, "only the requests sent");
+    assert_eq!(db.leased_rows().await, 0, "every lease given back");
+    assert_eq!(db.table.pending(&db.pool).await.unwrap(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_worker_gives_back_the_claims_taken_ahead() {
+    let Some(db) = BatchDb::new().await else {
+        return;
+    };
+    // The first request is slow, so rows wait ahead of it when the worker is dropped.
+    let server = FakeLivefyre::with_script(|r| match r.nth_for_user {
+        1 if r.user.as_deref() == Some("u00") => {
+            Reply::status(200).after(Duration::from_millis(300))
+        }
+        _ => Reply::status(200),
+    })
+    .await;
+    let users: Vec<String> = (0..20).map(|i| format!("u{i:02}")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    db.commit_changes(&names).await;
+    let outbox = worker(&db, &server)
+        .concurrency(2)
+        .lease(Duration::from_secs(120))
+        .spawn()
+        .unwrap();
+    let first_sent = || async { !server.pings_for("u00").is_empty() };
+    wait_until(Duration::from_secs(10), "u00 sent", first_sent).await;
+    drop(outbox);
+    // The requests in flight finish; the rows taken ahead are released, not left
+    // to their two-minute leases.
+    let released = || async { db.leased_rows().await == 0 };
+    wait_until(Duration::from_secs(10), "leases given back", released).await;
+    let pending = db.table.pending(&db.pool).await.unwrap();
+    let delivered = server.received().len() as u64;
+    assert_eq!(
+        pending + delivered,
+        20,
+        "delivered rows are gone, the rest wait"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_never_blocks_a_transaction_recording_changes() {
+    let Some(db) = BatchDb::new().await else {
+        return;
+    };
+    db.commit_changes(&["u1", "u2"]).await;
+    let claims = db.claim("A", Duration::from_secs(60)).await;
+    // An application transaction records a change for u1 and holds its row...
+    let mut app = db.pool.begin().await.unwrap();
+    db.table.enqueue(&mut *app, "u1").await.unwrap();
+    // ...while the worker settles u2 then u1 in one batch.
+    let settling = {
+        let (pool, table) = (db.pool.clone(), db.table.clone());
+        let claims = claims.clone();
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let settles = [
+                (claim_of(&claims, "u2"), &Outcome::Delivered),
+                (claim_of(&claims, "u1"), &Outcome::Delivered),
+            ];
+            table.settle_batch(&mut conn, &settles, HOUR).await.unwrap()
+        })
+    };
+    let u2_gone = || async { db.row("u2").await.is_none() };
+    wait_until(Duration::from_secs(10), "u2 settled", u2_gone).await;
+    // The same transaction then records a change for u2: it must not wait on the batch
+    // (which waits on it for u1), or one of the two would be aborted as a deadlock.
+    let recorded = tokio::time::timeout(Duration::from_secs(5), db.table.enqueue(&mut *app, "u2"));
+    recorded.await.expect("not blocked by the batch").unwrap();
+    app.commit().await.unwrap();
+    let settled = settling.await.unwrap();
+    assert_eq!(
+        settled,
+        [Settled::Done, Settled::Waiting],
+        "u1 changed meanwhile"
+    );
+    let (changes, _, lease, due_in) = db.row("u1").await.unwrap();
+    assert_eq!((changes, lease), (2, None));
+    assert!(due_in <= 0.0);
+    assert_eq!(db.row("u2").await.map(|row| row.0), Some(1), "a new change");
+}
