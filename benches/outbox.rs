@@ -23,7 +23,7 @@ use pingpull::outbox::{OutboxTable, OutboxWorker};
 use pingpull::ping::Pinger;
 use sqlx::PgPool;
 
-const USERS: usize = 2_000;
+const USERS: usize = 10_000;
 const ROUNDS: usize = 5;
 const CONCURRENCY: usize = 16;
 

@@ -26,6 +26,11 @@ use crate::sync::lock;
 /// How long to wait after the store failed to answer, when no poll interval is set.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
+/// Answered attempts whose outcome the store is still recording, per delivery slot: the
+/// slot is free once Livefyre has answered, so a store that records slowly (a database
+/// commit) does not hold requests back, but only this many may wait on it.
+const SETTLING_PER_SLOT: usize = 4;
+
 /// One engine: the store, what it delivers with, and the limits it delivers under.
 pub(crate) struct Engine<S> {
     pub(crate) store: S,
@@ -38,7 +43,10 @@ pub(crate) struct Engine<S> {
     /// Deliver what must be delivered, then stop.
     closing: AtomicBool,
     deadline: Mutex<Option<Instant>>,
+    /// Requests sent and not yet answered: what the concurrency limit counts.
     in_flight: AtomicUsize,
+    /// Answered attempts whose outcome the store has not recorded yet.
+    settling: AtomicUsize,
     pause: Mutex<HostPause>,
 }
 
@@ -83,6 +91,7 @@ impl<S: PendingStore> Engine<S> {
             closing: AtomicBool::new(false),
             deadline: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
+            settling: AtomicUsize::new(0),
             pause: Mutex::new(pause),
         }
     }
@@ -108,8 +117,9 @@ impl<S: PendingStore> Engine<S> {
 
     fn next_step(&self, now: Instant, next_slot: Instant) -> Step {
         let in_flight = self.in_flight.load(Ordering::Acquire);
+        let settling = self.settling.load(Ordering::Acquire);
         if self.closing.load(Ordering::Acquire) && self.store.is_drained() {
-            return if in_flight == 0 {
+            return if in_flight == 0 && settling == 0 {
                 Step::Exit
             } else {
                 Step::Idle
@@ -120,7 +130,12 @@ impl<S: PendingStore> Engine<S> {
             Gate::Idle => return Step::Idle,
             Gate::WaitUntil(at) => return Step::Wait(at),
             Gate::Probe => (1, true),
-            Gate::Deliver if in_flight >= self.limits.concurrency => return Step::Idle,
+            Gate::Deliver
+                if in_flight >= self.limits.concurrency
+                    || settling >= self.limits.concurrency * SETTLING_PER_SLOT =>
+            {
+                return Step::Idle;
+            }
             Gate::Deliver => (self.limits.concurrency - in_flight, false),
         };
         if self.limits.min_interval.is_some() {
@@ -152,7 +167,7 @@ impl<S: PendingStore> Engine<S> {
         self.attempt(&claim, attempt_no, probe, &span)
             .instrument(span.clone())
             .await;
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.settling.fetch_sub(1, Ordering::AcqRel);
         self.wake.notify_one();
     }
 
@@ -163,6 +178,15 @@ impl<S: PendingStore> Engine<S> {
         let signal = HostSignal::of(&reply);
         let jitter = lock(&self.jitter).next_unit();
         let outcome = self.policy.classify(reply, attempt_no, jitter);
+        let (change, paused) = {
+            let mut pause = lock(&self.pause);
+            let change = pause.observe(user_id, signal, probe, Instant::now());
+            (change, pause.reason().is_some())
+        };
+        // Answered: the slot is free for the next request while the store records this one.
+        self.settling.fetch_add(1, Ordering::AcqRel);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.wake.notify_one();
         let settled = match self.store.settle(claim, &outcome).await {
             Ok(settled) => settled,
             Err(error) => {
@@ -171,11 +195,6 @@ impl<S: PendingStore> Engine<S> {
                 tracing::event!(target: "pingpull::ping", Level::WARN, user_id, %error, "could not record the attempt; the user will be tried again");
                 Settled::LeaseLost
             }
-        };
-        let (change, paused) = {
-            let mut pause = lock(&self.pause);
-            let change = pause.observe(user_id, signal, probe, Instant::now());
-            (change, pause.reason().is_some())
         };
         let since = S::pending_since(claim);
         // While paused, each user's failure is detail: the pause is told once.
