@@ -303,51 +303,12 @@ async fn a_mass_give_up_is_one_warning_not_one_per_user() {
     );
 }
 
+#[cfg(feature = "postgres")]
 mod outbox {
-    use std::sync::atomic::AtomicU64;
-
-    use pingpull::outbox::{OutboxTable, OutboxWorker};
-    use sqlx::PgPool;
+    use pingpull::outbox::OutboxWorker;
 
     use super::*;
-
-    const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-    /// A schema of its own, dropped at the end (the outbox tests' way, in short).
-    struct Schema {
-        pool: PgPool,
-        name: String,
-        table: OutboxTable,
-    }
-
-    impl Schema {
-        async fn new() -> Option<Self> {
-            if std::env::var("PINGPULL_SKIP_DB_TESTS").as_deref() == Ok("1") {
-                eprintln!("skipping: PINGPULL_SKIP_DB_TESTS=1 (this test needs PostgreSQL)");
-                return None;
-            }
-            let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DATABASE_URL.to_owned());
-            let pool = PgPool::connect(&url).await.unwrap();
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let name = format!(
-                "pp_circuit_{}_{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            );
-            let table = OutboxTable::new(&name, "outbox").unwrap();
-            table.create(&pool).await.unwrap();
-            Some(Self { pool, name, table })
-        }
-
-        async fn pending(&self) -> u64 {
-            self.table.pending(&self.pool).await.unwrap()
-        }
-
-        async fn drop_schema(self) {
-            let drop = format!("DROP SCHEMA \"{}\" CASCADE", self.name);
-            sqlx::query(&drop).execute(&self.pool).await.unwrap();
-        }
-    }
+    use crate::support::database::TestDb;
 
     /// Waits up to `within` for `done`.
     async fn wait_for<F: std::future::Future<Output = bool>>(
@@ -364,9 +325,7 @@ mod outbox {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_outbox_worker_resumes_when_livefyre_answers_again() {
-        let Some(db) = Schema::new().await else {
-            return;
-        };
+        let db = TestDb::new().await;
         let down = Arc::new(AtomicBool::new(true));
         let livefyre = livefyre(&down, |_, _| status(200));
         // Retries an hour apart: only the circuit's release delivers within the test.
@@ -419,6 +378,5 @@ mod outbox {
         );
         let report = worker.shutdown(Duration::from_secs(5)).await;
         assert!(report.undelivered.is_empty());
-        db.drop_schema().await;
     }
 }

@@ -1,23 +1,19 @@
 //! The PostgreSQL outbox against a real database and a fake Livefyre on 127.0.0.1. Each
-//! test works in its own schema, dropped afterwards, so they run in parallel. The database
-//! is `DATABASE_URL`, else [`DEFAULT_DATABASE_URL`]; an unreachable one fails the tests.
-//! A test cannot mark itself skipped at run time (libtest would count it as passed), so
-//! a machine without PostgreSQL skips them with libtest's own filter, which the summary
-//! counts: `cargo test --all-features -- --skip outbox::`.
+//! test works in a schema of its own ([`TestDb`]), dropped afterwards, so they run in
+//! parallel; without PostgreSQL they fail, unless skipped with `-- --skip outbox`.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pingpull::Network;
 use pingpull::outbox::{OutboxError, OutboxTable, OutboxWorker};
 use pingpull::ping::{Failure, Outcome, PingEvent, RetrySchedule, Settled};
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::time::Instant;
 
+use crate::support::database::TestDb;
 use crate::support::fake_livefyre::{Answered, FakeLivefyre, Received, Reply};
 
 /// Set in a re-executed test binary that should act as one outbox worker process.
@@ -27,68 +23,7 @@ fn network() -> Network {
     Network::new("example.fyre.co", "testkeytest").unwrap()
 }
 
-/// A fresh schema in the test database, dropped when this goes out of scope (also when
-/// the test panics).
-struct TestDb {
-    url: String,
-    pool: PgPool,
-    schema: String,
-    table: OutboxTable,
-}
-
-/// Where PostgreSQL runs on a development machine and in CI, when `DATABASE_URL` is unset.
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
 impl TestDb {
-    /// A fresh schema.
-    ///
-    /// # Panics
-    ///
-    /// When the database cannot be reached: a machine without PostgreSQL must not report
-    /// these tests as passed.
-    async fn new() -> Self {
-        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(&url)
-            .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "the outbox tests need PostgreSQL at {} (DATABASE_URL, default \
-                     {DEFAULT_DATABASE_URL}): {error}; without one, skip them visibly \
-                     with `cargo test --all-features -- --skip outbox::`",
-                    redact_password(&url)
-                )
-            });
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let schema = format!(
-            "pp_test_{}_{nanos}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let table = OutboxTable::new(&schema, "outbox").unwrap();
-        table.create(&pool).await.unwrap();
-        // Idempotent: a second creation changes nothing and does not fail.
-        table.create(&pool).await.unwrap();
-        Self {
-            url,
-            pool,
-            schema,
-            table,
-        }
-    }
-
-    async fn commit_change(&self, user: &str) {
-        let mut tx = self.pool.begin().await.unwrap();
-        self.table.enqueue(&mut *tx, user).await.unwrap();
-        tx.commit().await.unwrap();
-    }
-
     /// Whether a session is listening on the table's channel.
     async fn is_listened_to(&self) -> bool {
         let listening: i64 = sqlx::query_scalar(
@@ -100,10 +35,6 @@ impl TestDb {
         .await
         .unwrap();
         listening > 0
-    }
-
-    async fn pending(&self) -> u64 {
-        self.table.pending(&self.pool).await.unwrap()
     }
 
     async fn wait_until_empty(&self, within: Duration) {
@@ -121,52 +52,6 @@ impl TestDb {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Drop for TestDb {
-    /// Drops the schema; a failed drop fails the test (unless it is already failing), so
-    /// schemas never leak silently.
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let schema = self.schema.clone();
-        // A runtime of its own: Drop may run while the test's runtime is unwinding.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|error| error.to_string())?;
-            runtime.block_on(async {
-                let pool = PgPool::connect(&url)
-                    .await
-                    .map_err(|error| format!("connecting: {error}"))?;
-                let dropped = sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-                    .execute(&pool)
-                    .await
-                    .map(drop)
-                    .map_err(|error| error.to_string());
-                pool.close().await;
-                dropped
-            })
-        })
-        .join()
-        .unwrap_or_else(|_| Err("the cleanup thread panicked".to_owned()));
-        if let Err(error) = dropped
-            && !std::thread::panicking()
-        {
-            panic!("could not drop schema {}: {error}", self.schema);
-        }
-    }
-}
-
-/// `url` without its password, for messages.
-fn redact_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
-            let user_end = scheme + 3 + url[scheme + 3..at].find(':').unwrap();
-            format!("{}:***{}", &url[..user_end], &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
 

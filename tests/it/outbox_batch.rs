@@ -1,63 +1,21 @@
 //! The outbox's batch paths against a real database: many claims settled in one batch,
 //! fencing inside a batch, claims taken ahead by a worker, the indexed wake-up query,
 //! and the index an older table gains at start-up. Each test works in its own schema,
-//! dropped afterwards; the database is `DATABASE_URL`, else the local test database, and
-//! `PINGPULL_SKIP_DB_TESTS=1` skips them.
+//! dropped afterwards ([`TestDb`]).
 
 use std::time::Duration;
 
 use pingpull::Network;
-use pingpull::outbox::{OutboxClaim, OutboxTable, OutboxWorker};
+use pingpull::outbox::{OutboxClaim, OutboxWorker};
 use pingpull::ping::{Failure, Outcome, PingEvent, RetrySchedule, Settled};
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::time::Instant;
 
+use crate::support::database::TestDb;
 use crate::support::fake_livefyre::{FakeLivefyre, Reply};
 
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const SKIP_ENV: &str = "PINGPULL_SKIP_DB_TESTS";
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// A fresh schema with an outbox table, dropped when this goes out of scope.
-struct BatchDb {
-    url: String,
-    pool: PgPool,
-    schema: String,
-    table: OutboxTable,
-}
-
-impl BatchDb {
-    /// A fresh schema, or `None` (with a notice) when `PINGPULL_SKIP_DB_TESTS=1`.
-    async fn new() -> Option<Self> {
-        if std::env::var(SKIP_ENV).as_deref() == Ok("1") {
-            eprintln!("skipping: {SKIP_ENV}=1 (the outbox tests need PostgreSQL)");
-            return None;
-        }
-        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.into());
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(&url)
-            .await
-            .unwrap_or_else(|error| {
-                panic!("the outbox tests need PostgreSQL ({SKIP_ENV}=1 skips them): {error}")
-            });
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let schema = format!("pp_batch_{}_{nanos}", std::process::id());
-        let table = OutboxTable::new(&schema, "outbox").unwrap();
-        table.create(&pool).await.unwrap();
-        Some(Self {
-            url,
-            pool,
-            schema,
-            table,
-        })
-    }
-
+impl TestDb {
     async fn commit_changes(&self, users: &[&str]) {
         let mut tx = self.pool.begin().await.unwrap();
         for user in users {
@@ -110,43 +68,13 @@ impl BatchDb {
     }
 }
 
-impl Drop for BatchDb {
-    /// Drops the schema on a runtime and pool of their own (Drop may run while the
-    /// test's runtime unwinds).
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let schema = self.schema.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let pool = PgPool::connect(&url).await?;
-                let dropped = sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-                    .execute(&pool)
-                    .await
-                    .map(drop);
-                pool.close().await;
-                dropped
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
-            panic!("could not drop schema {}: {dropped:?}", self.schema);
-        }
-    }
-}
-
 fn claim_of<'a>(claims: &'a [OutboxClaim], user: &str) -> &'a OutboxClaim {
     claims.iter().find(|c| c.user_id() == user).unwrap()
 }
 
 #[tokio::test]
 async fn a_batch_of_mixed_outcomes_settles_each_row_as_alone() {
-    let Some(db) = BatchDb::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     let users = [
         "d1",
         "d2",
@@ -220,9 +148,7 @@ async fn a_batch_of_mixed_outcomes_settles_each_row_as_alone() {
 
 #[tokio::test]
 async fn a_stale_lease_in_a_batch_leaves_the_newer_claim_alone() {
-    let Some(db) = BatchDb::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     let stale_users = ["s_delivered", "s_gave", "s_retry", "s_held"];
     db.commit_changes(&stale_users).await;
     let stalled = db.claim("A", Duration::from_millis(200)).await;
@@ -265,9 +191,7 @@ async fn a_stale_lease_in_a_batch_leaves_the_newer_claim_alone() {
 
 #[tokio::test]
 async fn the_wake_up_time_counts_held_rows_and_leases_that_run_out() {
-    let Some(db) = BatchDb::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     assert_eq!(db.table.next_due_in(&db.pool).await.unwrap(), None, "empty");
     db.commit_changes(&["held", "leased"]).await;
     let due_now = db.table.next_due_in(&db.pool).await.unwrap().unwrap();
@@ -287,9 +211,7 @@ async fn the_wake_up_time_counts_held_rows_and_leases_that_run_out() {
 
 #[tokio::test]
 async fn an_older_table_gains_the_lease_index_at_start_up() {
-    let Some(db) = BatchDb::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     let index_exists = || async {
         let found: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'outbox_leased'",
@@ -319,7 +241,7 @@ fn network() -> Network {
     Network::new("example.fyre.co", "testkeytest").unwrap()
 }
 
-fn worker(db: &BatchDb, server: &FakeLivefyre) -> pingpull::outbox::OutboxWorkerBuilder {
+fn worker(db: &TestDb, server: &FakeLivefyre) -> pingpull::outbox::OutboxWorkerBuilder {
     OutboxWorker::builder(network(), db.pool.clone(), db.table.clone())
         .base_url(server.base_url())
         .poll_every(Duration::from_millis(20))
@@ -339,9 +261,7 @@ async fn wait_until<F: Future<Output = bool>>(within: Duration, what: &str, done
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_settles_a_backlog_of_mixed_outcomes_in_batches() {
-    let Some(db) = BatchDb::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     // Users ending in 7 fail once then succeed; in 9 are refused for good.
     let server = FakeLivefyre::with_script(|r| {
         let user = r.user.as_deref().unwrap_or_default();
@@ -379,9 +299,7 @@ async fn a_worker_settles_a_backlog_of_mixed_outcomes_in_batches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_releases_the_claims_taken_ahead_and_reports_only_requests_sent() {
-    let Some(db) = BatchDb::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     // Requests never answered in time: two stay in flight until the deadline.
     let server =
         FakeLivefyre::with_script(|_| Reply::status(200).after(Duration::from_secs(30))).await;
@@ -412,9 +330,7 @@ async fn shutdown_releases_the_claims_taken_ahead_and_reports_only_requests_sent
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_worker_gives_back_the_claims_taken_ahead() {
-    let Some(db) = BatchDb::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     // The first request is slow, so rows wait ahead of it when the worker is dropped.
     let server = FakeLivefyre::with_script(|r| match r.nth_for_user {
         1 if r.user.as_deref() == Some("u00") => {
@@ -449,9 +365,7 @@ async fn a_dropped_worker_gives_back_the_claims_taken_ahead() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_never_blocks_a_transaction_recording_changes() {
-    let Some(db) = BatchDb::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     db.commit_changes(&["u1", "u2"]).await;
     let claims = db.claim("A", Duration::from_secs(60)).await;
     // An application transaction records a change for u1 and holds its row...

@@ -4,105 +4,24 @@
 //! works in a fresh schema of the test database, dropped afterwards.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pingpull::Network;
-use pingpull::outbox::{OutboxTable, OutboxWorker, OutboxWorkerBuilder};
+use pingpull::outbox::{OutboxWorker, OutboxWorkerBuilder};
 use pingpull::ping::{Failure, PingEvent, RetrySchedule};
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::support::database::TestDb;
 use crate::support::fake_livefyre::{FakeLivefyre, Reply};
 
-const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A fresh schema with an outbox table, dropped (on a thread of its own, so also while
-/// a failing test unwinds) when this goes out of scope.
-struct Schema {
-    url: String,
-    pool: PgPool,
-    name: String,
-    table: OutboxTable,
-}
-
-impl Schema {
-    /// `None` when `PINGPULL_SKIP_DB_TESTS=1`; panics when the database is unreachable.
-    async fn new() -> Option<Self> {
-        if std::env::var("PINGPULL_SKIP_DB_TESTS").as_deref() == Ok("1") {
-            eprintln!("skipping: PINGPULL_SKIP_DB_TESTS=1 (the outbox tests need PostgreSQL)");
-            return None;
-        }
-        let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(&url)
-            .await
-            .unwrap_or_else(|error| panic!("these tests need PostgreSQL (DATABASE_URL): {error}"));
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "pp_claims_{}_{}_{}",
-            std::process::id(),
-            std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let table = OutboxTable::new(&name, "outbox").unwrap();
-        table.create(&pool).await.unwrap();
-        Some(Self {
-            url,
-            pool,
-            name,
-            table,
-        })
-    }
-
-    async fn commit_change(&self, user: &str) {
-        let mut tx = self.pool.begin().await.unwrap();
-        self.table.enqueue(&mut *tx, user).await.unwrap();
-        tx.commit().await.unwrap();
-    }
-
-    async fn rows(&self) -> u64 {
-        self.table.pending(&self.pool).await.unwrap()
-    }
-
+impl TestDb {
     fn worker(&self, server: &FakeLivefyre) -> OutboxWorkerBuilder {
         OutboxWorker::builder(network(), self.pool.clone(), self.table.clone())
             .base_url(server.base_url())
             .attempt_timeout(Duration::from_secs(5))
             .retry_schedule(RetrySchedule::new([Duration::from_millis(100)]).jitter(0.0))
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (url, name) = (self.url.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let pool = PgPool::connect(&url).await.map_err(|e| e.to_string())?;
-                let result = sqlx::query(&format!("DROP SCHEMA \"{name}\" CASCADE"))
-                    .execute(&pool)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string());
-                pool.close().await;
-                result
-            })
-        })
-        .join()
-        .unwrap_or_else(|_| Err("the cleanup thread panicked".to_owned()));
-        if let Err(error) = dropped
-            && !std::thread::panicking()
-        {
-            panic!("could not drop schema {}: {error}", self.name);
-        }
     }
 }
 
@@ -129,9 +48,7 @@ async fn next_event(events: &mut broadcast::Receiver<PingEvent>) -> PingEvent {
 /// a probe is accepted every held user is delivered and its row deleted.
 #[tokio::test]
 async fn a_403_keeps_the_rows_and_probes_until_accepted() {
-    let Some(db) = Schema::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     let accepted = Arc::new(AtomicBool::new(false));
     let server = FakeLivefyre::with_script({
         let accepted = accepted.clone();
@@ -170,12 +87,12 @@ async fn a_403_keeps_the_rows_and_probes_until_accepted() {
         (2..=elapsed as usize + 2).contains(&refused),
         "{refused} requests in {elapsed} s"
     );
-    assert_eq!(db.rows().await, 3, "rows are kept during a 403 pause");
+    assert_eq!(db.pending().await, 3, "rows are kept during a 403 pause");
     assert_eq!(worker.stats().given_up, 0);
 
     accepted.store(true, Ordering::SeqCst);
     until(Duration::from_secs(10), "every row delivered", async || {
-        db.rows().await == 0
+        db.pending().await == 0
     })
     .await;
     let mut users: Vec<String> = server
@@ -199,9 +116,7 @@ async fn a_403_keeps_the_rows_and_probes_until_accepted() {
 /// deleted; a later change starts afresh.
 #[tokio::test]
 async fn a_permanent_4xx_gives_the_user_up_and_deletes_the_row() {
-    let Some(db) = Schema::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     let server =
         FakeLivefyre::with_script(|r| Reply::status(if r.nth_for_user == 1 { 404 } else { 200 }))
             .await;
@@ -216,7 +131,7 @@ async fn a_permanent_4xx_gives_the_user_up_and_deletes_the_row() {
         }
     );
     until(Duration::from_secs(10), "the row deleted", async || {
-        db.rows().await == 0
+        db.pending().await == 0
     })
     .await;
     assert_eq!(worker.stats().given_up, 1);
@@ -238,9 +153,7 @@ async fn a_permanent_4xx_gives_the_user_up_and_deletes_the_row() {
 /// notification, the poll still finds it.
 #[tokio::test]
 async fn polling_delivers_while_the_notification_connection_is_down() {
-    let Some(db) = Schema::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     let server = FakeLivefyre::start().await;
     let worker = db
         .worker(&server)
@@ -280,7 +193,7 @@ async fn polling_delivers_while_the_notification_connection_is_down() {
     )
     .await;
     until(Duration::from_secs(5), "the row deleted", async || {
-        db.rows().await == 0
+        db.pending().await == 0
     })
     .await;
     worker.shutdown(Duration::from_secs(5)).await;
@@ -290,9 +203,7 @@ async fn polling_delivers_while_the_notification_connection_is_down() {
 /// the poll, not something else.
 #[tokio::test]
 async fn an_unnotified_row_waits_for_the_poll() {
-    let Some(db) = Schema::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     let server = FakeLivefyre::start().await;
     let worker = db
         .worker(&server)
@@ -310,7 +221,7 @@ async fn an_unnotified_row_waits_for_the_poll() {
     .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(server.pings_for("u1").is_empty());
-    assert_eq!(db.rows().await, 1);
+    assert_eq!(db.pending().await, 1);
     worker.shutdown(Duration::from_secs(1)).await;
 }
 
@@ -319,9 +230,7 @@ async fn an_unnotified_row_waits_for_the_poll() {
 /// the next worker delivers them at once.
 #[tokio::test]
 async fn shutdown_reports_the_users_whose_requests_it_abandoned() {
-    let Some(db) = Schema::new().await else {
-        return;
-    };
+    let db = TestDb::new().await;
     // Answers only after 30 s: longer than the shutdown deadline below.
     let server =
         FakeLivefyre::with_script(|_| Reply::status(200).after(Duration::from_secs(30))).await;
@@ -344,7 +253,7 @@ async fn shutdown_reports_the_users_whose_requests_it_abandoned() {
     report.undelivered.sort();
     assert_eq!(report.undelivered, ["u1", "u2"]);
     assert_eq!(report.stats.succeeded, 0);
-    assert_eq!(db.rows().await, 2, "the rows stay for the next worker");
+    assert_eq!(db.pending().await, 2, "the rows stay for the next worker");
 
     // Released: another worker takes them at once, not after the 120 s lease.
     let accepting = FakeLivefyre::start().await;
@@ -352,7 +261,7 @@ async fn shutdown_reports_the_users_whose_requests_it_abandoned() {
     until(
         Duration::from_secs(10),
         "delivered by the next worker",
-        async || db.rows().await == 0,
+        async || db.pending().await == 0,
     )
     .await;
     next.shutdown(Duration::from_secs(5)).await;

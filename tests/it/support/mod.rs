@@ -1,5 +1,7 @@
 //! Test doubles shared by the integration tests.
 
+#[cfg(feature = "postgres")]
+pub(crate) mod database;
 #[cfg(feature = "ping")]
 pub(crate) mod fake_livefyre;
 #[cfg(feature = "ping")]
