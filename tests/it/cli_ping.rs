@@ -14,7 +14,7 @@ use crate::support::fake_livefyre::{FakeLivefyre, Received, Reply};
 const MAX_FAILURES_IN_A_ROW: usize = 5;
 
 /// Runs `pingpull ping` with `args`, the user ids on stdin, off the test's runtime.
-async fn ping(args: &[&str], users: &[String]) -> Output {
+pub(crate) async fn ping(args: &[&str], users: &[String]) -> Output {
     let mut command = pingpull();
     command
         .arg("ping")

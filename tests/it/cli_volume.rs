@@ -3,52 +3,24 @@
 //! attempt.
 
 use std::collections::HashSet;
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use crate::support::refusing_port;
 
 const USERS: usize = 20_000;
 
-/// Runs `pingpull ping` (empty environment but the network) with `args` and `users` on
-/// stdin, off the test's runtime.
-async fn ping(args: Vec<String>, users: Vec<String>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pingpull"));
-    command
-        .env_clear()
-        .env("PINGPULL_NETWORK", "example.fyre.co")
-        .env("PINGPULL_KEY", "testkeytest")
-        .arg("ping")
-        .args(args)
-        .args(["--from-file", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    tokio::task::spawn_blocking(move || {
-        let mut child = command.spawn().unwrap();
-        let input = users.join("\n");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 fn users() -> Vec<String> {
     (0..USERS).map(|n| format!("user-{n}")).collect()
 }
 
-fn args(base_url: &str, extra: &[&str]) -> Vec<String> {
-    ["--base-url", base_url, "--deadline", "3"]
-        .iter()
-        .chain(extra)
-        .map(|s| (*s).to_owned())
-        .collect()
+/// `pingpull ping` (in an empty environment but the network) to `base_url` with a 3 s
+/// deadline and `extra` flags, the users on stdin.
+async fn ping(base_url: &str, extra: &[&str], users: &[String]) -> Output {
+    let args: Vec<&str> = ["--base-url", base_url, "--deadline", "3"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    super::cli_ping::ping(&args, users).await
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -62,7 +34,7 @@ async fn every_user_is_accounted_for_with_a_reason_in_json() {
     // Each user given twice: still 20,000 users, each counted once.
     let mut input = users();
     input.extend(users());
-    let output = ping(args(&base_url, &["--json"]), input).await;
+    let output = ping(&base_url, &["--json"], &input).await;
     let stdout = text(&output.stdout);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -107,7 +79,7 @@ async fn every_user_is_accounted_for_with_a_reason_in_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_text_summary_adds_up_to_the_input() {
     let (_socket, addr) = refusing_port();
-    let output = ping(args(&format!("http://{addr}"), &[]), users()).await;
+    let output = ping(&format!("http://{addr}"), &[], &users()).await;
     let stdout = text(&output.stdout);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
