@@ -86,21 +86,27 @@ FROM settled WHERE o.user_id = settled.user_id
 RETURNING settled.lease
 
 -- name: retry_later
--- Only while the latest change is young enough for the next attempt (each claim's delay
--- in $3, in seconds; the maximum age in $4).
+-- Matches and locks every claim's row first, then retries only those whose latest change
+-- is young enough for the next attempt (each claim's delay in $3, in seconds; the maximum
+-- age in $4). Returns each matched lease with whether it was retried: a matched row not
+-- retried is too old and is finished, an unmatched one (lease lost, or held by a
+-- transaction) is settled again alone. The age filter must not be part of the match, or a
+-- young row that was merely locked would look too old and be deleted.
 WITH settled AS (
-    SELECT o.user_id, s.lease, s.delay FROM {table} AS o
+    SELECT o.user_id, s.lease, s.delay,
+        now() + make_interval(secs => s.delay) - o.last_changed_at
+            <= make_interval(secs => $4) AS young
+    FROM {table} AS o
     JOIN unnest($1::text[], $2::bigint[], $3::float8[]) AS s(user_id, lease, delay)
         ON o.user_id = s.user_id AND o.lease = s.lease
-    WHERE now() + make_interval(secs => s.delay) - o.last_changed_at
-        <= make_interval(secs => $4)
     FOR UPDATE OF o SKIP LOCKED
+), retried AS (
+    UPDATE {table} AS o SET attempts = o.attempts + 1,
+        due_at = now() + make_interval(secs => settled.delay),
+        lease = NULL, lease_owner = NULL, lease_until = NULL
+    FROM settled WHERE o.user_id = settled.user_id AND settled.young
 )
-UPDATE {table} AS o SET attempts = o.attempts + 1,
-    due_at = now() + make_interval(secs => settled.delay),
-    lease = NULL, lease_owner = NULL, lease_until = NULL
-FROM settled WHERE o.user_id = settled.user_id
-RETURNING settled.lease
+SELECT lease, young FROM settled
 
 -- name: hold
 WITH settled AS (

@@ -2,7 +2,7 @@
 //! claims, each row matched by its claim's lease, so a claim whose lease ran out changes
 //! nothing, however many others share its statement.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use sqlx::PgConnection;
@@ -92,13 +92,26 @@ impl<'a> SettleBatch<'a> {
         // Retries first: a user too old to be retried is then finished as given up.
         let retries = self.unsettled(|outcome| matches!(outcome, Outcome::RetryAfter(..)));
         if !retries.is_empty() {
-            let query = sqlx::query_scalar(&sql.retry_later)
+            let query = sqlx::query_as::<_, (i64, bool)>(&sql.retry_later)
                 .bind(self.users(&retries))
                 .bind(self.leases(&retries))
                 .bind(self.delays(&retries))
                 .bind(max_age.as_secs_f64());
-            let kept = matched(query.fetch_all(&mut *connection).await?);
-            self.record(&retries, &kept, |_| Settled::Waiting, None);
+            // Each matched lease, with whether it was young enough to be retried.
+            let answered: HashMap<i64, bool> = query
+                .fetch_all(&mut *connection)
+                .await?
+                .into_iter()
+                .collect();
+            for &i in &retries {
+                self.results[i] = match answered.get(&self.settles[i].0.lease()) {
+                    Some(true) => Some(Settled::Waiting),
+                    // Too old: left for `finish`, which ends it as given up.
+                    Some(false) => None,
+                    // Not ours any more, or held by a transaction: settled again alone.
+                    None => Some(Settled::LeaseLost),
+                };
+            }
         }
         let holds = self.unsettled(|outcome| matches!(outcome, Outcome::Hold(_)));
         if !holds.is_empty() {

@@ -402,3 +402,82 @@ async fn a_batch_never_blocks_a_transaction_recording_changes() {
     assert!(due_in <= 0.0);
     assert_eq!(db.row("u2").await.map(|row| row.0), Some(1), "a new change");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_whose_row_a_rolled_back_change_held_stays_pending() {
+    let db = TestDb::new().await;
+    db.commit_changes(&["u1"]).await;
+    let claims = db.claim("A", Duration::from_secs(60)).await;
+    // A gate in the table (made first: it cannot be while a transaction uses the table):
+    // every statement that counts an attempt waits, once done with its rows, for an
+    // advisory lock this test holds, so the application can roll back exactly between the
+    // batch's retry and whatever the batch does next.
+    let table = db.table.qualified_name();
+    let gate_key = format!("hashtext('{}'), 1", db.schema);
+    let create_gate = [
+        format!(
+            "CREATE FUNCTION {schema}.gate() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_advisory_xact_lock({gate_key}); RETURN NULL; END $$",
+            schema = db.schema
+        ),
+        format!(
+            "CREATE TRIGGER gate AFTER UPDATE OF attempts ON {table}
+             FOR EACH STATEMENT EXECUTE FUNCTION {schema}.gate()",
+            schema = db.schema
+        ),
+    ];
+    for statement in &create_gate {
+        sqlx::query(statement).execute(&db.pool).await.unwrap();
+    }
+    // An application transaction records a change for u1, holding its row, and will roll
+    // back. The batch below finds u1's row held when it retries u1.
+    let mut app = db.pool.begin().await.unwrap();
+    db.table.enqueue(&mut *app, "u1").await.unwrap();
+    let mut gatekeeper = db.pool.acquire().await.unwrap();
+    let lock = format!("SELECT pg_advisory_lock({gate_key})");
+    sqlx::query(&lock).execute(&mut *gatekeeper).await.unwrap();
+
+    let settling = {
+        let (pool, table) = (db.pool.clone(), db.table.clone());
+        let claims = claims.clone();
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let retry = Outcome::RetryAfter(Duration::from_secs(30), Failure::Status(503));
+            let settles = [(claim_of(&claims, "u1"), &retry)];
+            table.settle_batch(&mut conn, &settles, HOUR).await.unwrap()
+        })
+    };
+    let waiting_at_gate = || async {
+        // This gate's key only: other tests take advisory locks of their own.
+        let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                   AND classid = (hashtext($1)::bigint & 4294967295)::oid
+                   AND objid = 1 AND objsubid = 2";
+        let waiting: i64 = sqlx::query_scalar(sql)
+            .bind(&db.schema)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        waiting > 0
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the retry at the gate",
+        waiting_at_gate,
+    )
+    .await;
+    app.rollback().await.unwrap();
+    let unlock = format!("SELECT pg_advisory_unlock({gate_key})");
+    sqlx::query(&unlock)
+        .execute(&mut *gatekeeper)
+        .await
+        .unwrap();
+
+    let settled = settling.await.unwrap();
+    assert_eq!(settled, [Settled::Waiting], "u1 is retried, not finished");
+    let (changes, attempts, lease, due_in) = db
+        .row("u1")
+        .await
+        .expect("u1's committed change is still waiting for a 200");
+    assert_eq!((changes, attempts, lease), (1, 1, None));
+    assert!((25.0..=30.0).contains(&due_in), "retry due in {due_in}");
+}
