@@ -7,7 +7,8 @@
 //!
 //! Prints the median users delivered per second over a few rounds of each (rounds
 //! alternate, so a busy machine slows both alike), with their range, and the outbox's
-//! ratio to the Pinger. Without DATABASE_URL it says so and measures only the Pinger. It
+//! ratio to the Pinger, and the CPU each took per user, in this process and (when it runs
+//! on this machine) in PostgreSQL. Without DATABASE_URL it says so and measures only the Pinger. It
 //! works in a schema of its own and drops it. For the statements' latency with a million
 //! rows waiting, see `benches/outbox_million.rs`.
 
@@ -22,6 +23,11 @@ use pingpull::Network;
 use pingpull::outbox::{OutboxTable, OutboxWorker};
 use pingpull::ping::Pinger;
 use sqlx::PgPool;
+
+#[path = "load_support/cpu.rs"]
+mod cpu;
+
+use cpu::{postgres_cpu_seconds, process_cpu_seconds};
 
 const USERS: usize = 10_000;
 const ROUNDS: usize = 5;
@@ -56,17 +62,44 @@ fn median(values: &[f64]) -> f64 {
     values[values.len() / 2]
 }
 
-/// The median and the range of a run's rounds, in users per second.
-fn summary(name: &str, rounds: &[f64]) -> String {
-    let min = rounds.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = rounds.iter().copied().fold(0.0, f64::max);
+/// One round: users delivered per second, and CPU per user in this process (client and
+/// the fast server) and in PostgreSQL, in microseconds.
+struct Round {
+    users_per_second: f64,
+    process_cpu_us: f64,
+    postgres_cpu_us: f64,
+}
+
+/// Measures one round of `deliver`, which returns how long delivery took.
+async fn measure(deliver: impl Future<Output = Duration>) -> Round {
+    let (process_before, postgres_before) = (process_cpu_seconds(), postgres_cpu_seconds());
+    let elapsed = deliver.await;
+    let per_user = |seconds: f64| seconds * 1e6 / USERS as f64;
+    Round {
+        users_per_second: USERS as f64 / elapsed.as_secs_f64(),
+        process_cpu_us: per_user(process_cpu_seconds() - process_before),
+        postgres_cpu_us: per_user(postgres_cpu_seconds() - postgres_before),
+    }
+}
+
+/// The median and the range of a run's rounds, in users per second, and the median CPU
+/// per user.
+fn summary(name: &str, rounds: &[Round]) -> String {
+    let rates: Vec<f64> = rounds.iter().map(|r| r.users_per_second).collect();
+    let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = rates.iter().copied().fold(0.0, f64::max);
+    let process: Vec<f64> = rounds.iter().map(|r| r.process_cpu_us).collect();
+    let postgres: Vec<f64> = rounds.iter().map(|r| r.postgres_cpu_us).collect();
     format!(
-        "{name}: median {:.0} users/s (min {min:.0}, max {max:.0}; {USERS} users, concurrency {CONCURRENCY}, {ROUNDS} rounds)",
-        median(rounds)
+        "{name}: median {:.0} users/s (min {min:.0}, max {max:.0}; {USERS} users, concurrency {CONCURRENCY}, {ROUNDS} rounds); \
+         CPU per user: {:.1} µs in this process, {:.1} µs in PostgreSQL",
+        median(&rates),
+        median(&process),
+        median(&postgres),
     )
 }
 
-async fn pinger_round(base_url: &str, round: usize) -> f64 {
+async fn pinger_round(base_url: &str, round: usize) -> Duration {
     let pinger = Pinger::builder(network())
         .base_url(base_url)
         .concurrency(CONCURRENCY)
@@ -81,11 +114,12 @@ async fn pinger_round(base_url: &str, round: usize) -> f64 {
     }
     let elapsed = start.elapsed();
     pinger.shutdown(Duration::from_secs(1)).await;
-    USERS as f64 / elapsed.as_secs_f64()
+    elapsed
 }
 
-async fn outbox_round(pool: &PgPool, table: &OutboxTable, base_url: &str, round: usize) -> f64 {
-    // The rows are committed before the worker starts: this measures delivery only.
+/// Commits a change for each of this round's users, before the worker starts: the round
+/// measures delivery only.
+async fn fill_outbox(pool: &PgPool, table: &OutboxTable, round: usize) {
     let mut tx = pool.begin().await.unwrap();
     for i in 0..USERS {
         table
@@ -94,6 +128,9 @@ async fn outbox_round(pool: &PgPool, table: &OutboxTable, base_url: &str, round:
             .unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+async fn outbox_round(pool: &PgPool, table: &OutboxTable, base_url: &str) -> Duration {
     let start = Instant::now();
     let worker = OutboxWorker::builder(network(), pool.clone(), table.clone())
         .base_url(base_url)
@@ -107,7 +144,11 @@ async fn outbox_round(pool: &PgPool, table: &OutboxTable, base_url: &str, round:
     let elapsed = start.elapsed();
     worker.shutdown(Duration::from_secs(1)).await;
     assert_eq!(table.pending(pool).await.unwrap(), 0);
-    USERS as f64 / elapsed.as_secs_f64()
+    elapsed
+}
+
+fn rates(rounds: &[Round]) -> Vec<f64> {
+    rounds.iter().map(|r| r.users_per_second).collect()
 }
 
 fn main() {
@@ -130,9 +171,10 @@ fn main() {
         };
         let (mut pinger, mut queued) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
-            pinger.push(pinger_round(&base_url, round).await);
+            pinger.push(measure(pinger_round(&base_url, round)).await);
             if let Some((pool, _, table)) = &outbox {
-                queued.push(outbox_round(pool, table, &base_url, round).await);
+                fill_outbox(pool, table, round).await;
+                queued.push(measure(outbox_round(pool, table, &base_url)).await);
             }
         }
         println!("{}", summary("in-memory Pinger", &pinger));
@@ -145,12 +187,16 @@ fn main() {
             .await
             .unwrap();
         println!("{}", summary("PostgreSQL outbox", &queued));
-        let ratios: Vec<f64> = queued.iter().zip(&pinger).map(|(o, p)| o / p).collect();
+        let ratios: Vec<f64> = queued
+            .iter()
+            .zip(&pinger)
+            .map(|(o, p)| o.users_per_second / p.users_per_second)
+            .collect();
         let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let max = ratios.iter().copied().fold(0.0, f64::max);
         println!(
             "outbox / Pinger: {:.2}x of the medians (round by round {min:.2}x to {max:.2}x)",
-            median(&queued) / median(&pinger)
+            median(&rates(&queued)) / median(&rates(&pinger))
         );
     });
 }

@@ -47,6 +47,7 @@ mod common;
 #[allow(dead_code)] // each load benchmark uses part of it
 mod load_support;
 
+use load_support::cpu::process_cpu_seconds;
 use load_support::hand_written::{self, HandWritten};
 use load_support::{env_number, max, median, min, not_found, serve};
 
@@ -362,22 +363,6 @@ fn report(cases: &[Case], measured: &[Vec<Measured>]) {
         "  /hand: ratio of medians to the hand-written endpoint with the same tokens \
          (pull, pull-db: hand; pull-fresh: hand-fresh)"
     );
-}
-
-/// User + system CPU time of this process so far, from /proc (Linux; NaN elsewhere).
-fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return f64::NAN;
-    };
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    // The kernel reports in USER_HZ, 100 on Linux.
-    ticks / 100.0
 }
 
 fn tempdir() -> PathBuf {

@@ -1,6 +1,7 @@
 //! What the load benchmarks share: a hyper server on 127.0.0.1, the app's 404 route,
 //! summary statistics and settings from the environment.
 
+pub(crate) mod cpu;
 pub(crate) mod hand_written;
 
 use std::convert::Infallible;
