@@ -6,17 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use super::settle::SettleBatch;
+use super::settle::{self, SettleBatch};
 use super::table::{OutboxClaim, OutboxError, OutboxTable};
 use crate::delivery::{Outcome, Settled};
 
 /// The most claims one flush settles: bounds the statements' arrays.
 const MAX_BATCH: usize = 1024;
-/// Flushes in flight at once, each on a connection of its own: a flush waits for the
-/// database's commit, and the next batch need not wait for it too.
-const FLUSHES_AT_ONCE: usize = 4;
+/// Flushes in flight at once. One: outcomes that arrive while it runs wait and go
+/// together into the next, which is what makes batches large (a few statements per batch
+/// instead of per claim, in the database and here). A flush never waits for a lock: the
+/// claims it skipped are settled afterwards, after its slot is given back.
+const FLUSHES_AT_ONCE: usize = 1;
+/// Claims settled alone at once, each on a connection of its own while it waits for a
+/// row a transaction holds.
+const ALONE_AT_ONCE: usize = 4;
 
 /// The store's error as the engine sees it: a settling error is shared by every claim
 /// of the flush it failed.
@@ -91,6 +96,7 @@ async fn flush_until_closed(
     max_age: Duration,
 ) {
     let slots = Arc::new(Semaphore::new(FLUSHES_AT_ONCE));
+    let alone_slots = Arc::new(Semaphore::new(ALONE_AT_ONCE));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -100,18 +106,27 @@ async fn flush_until_closed(
             return;
         }
         let (pool, table) = (pool.clone(), table.clone());
-        tokio::spawn(async move {
-            flush_requests(&pool, &table, max_age, requests).await;
-            drop(slot);
-        });
+        let alone_slots = alone_slots.clone();
+        tokio::spawn(flush_requests(
+            pool,
+            table,
+            max_age,
+            requests,
+            slot,
+            alone_slots,
+        ));
     }
 }
 
+/// Settles and releases what `requests` ask for; gives back `slot` as soon as the next
+/// flush may start.
 async fn flush_requests(
-    pool: &PgPool,
-    table: &OutboxTable,
+    pool: PgPool,
+    table: OutboxTable,
     max_age: Duration,
     requests: Vec<Request>,
+    slot: OwnedSemaphorePermit,
+    alone_slots: Arc<Semaphore>,
 ) {
     let mut settles = Vec::new();
     let mut releases = Vec::new();
@@ -125,20 +140,26 @@ async fn flush_requests(
             Request::Release(leases) => releases.extend(leases),
         }
     }
-    if !settles.is_empty() {
-        flush(pool, table, max_age, settles).await;
-    }
     if !releases.is_empty() {
-        release(pool, table, &releases).await;
+        release(&pool, &table, &releases).await;
+    }
+    if settles.is_empty() {
+        drop(slot);
+    } else {
+        flush(&pool, &table, max_age, settles, slot, alone_slots).await;
     }
 }
 
-/// Settles the claims in one batch and answers each caller.
+/// Settles the claims in one batch and answers each caller. The slot is given back once
+/// the batch's statements ran; the claims they skipped (a transaction held their rows)
+/// are then settled alone, each waiting for its row, at most [`ALONE_AT_ONCE`] at a time.
 async fn flush(
     pool: &PgPool,
     table: &OutboxTable,
     max_age: Duration,
     settles: Vec<(OutboxClaim, Outcome, Reply)>,
+    slot: OwnedSemaphorePermit,
+    alone_slots: Arc<Semaphore>,
 ) {
     let pairs: Vec<(&OutboxClaim, &Outcome)> = settles
         .iter()
@@ -147,20 +168,59 @@ async fn flush(
     let mut batch = SettleBatch::new(&pairs);
     let ran = async {
         let mut connection = pool.acquire().await?;
-        batch.run(&table.sql, &mut connection, max_age).await
+        batch
+            .run_statements(&table.sql, &mut connection, max_age)
+            .await
     }
     .await;
+    drop(slot);
     let error = ran.err().map(Arc::new);
     let results = batch.into_results();
-    for ((_, _, reply), result) in settles.into_iter().zip(results) {
+    let mut skipped = Vec::new();
+    for ((claim, outcome, reply), result) in settles.into_iter().zip(results) {
         let answer = match (result, &error) {
+            (Some(Settled::LeaseLost), None) => {
+                skipped.push((claim, outcome, reply));
+                continue;
+            }
+            (Some(Settled::LeaseLost) | None, Some(error)) => Err(error.clone()),
             (Some(settled), _) => Ok(settled),
-            (None, Some(error)) => Err(error.clone()),
-            // A batch that ran to its end matched no row for this claim.
+            // Every claim has a result once the statements ran to their end.
             (None, None) => Ok(Settled::LeaseLost),
         };
         // The caller may have stopped waiting (abandoned at a shutdown deadline).
         let _ = reply.send(answer);
+    }
+    if !skipped.is_empty() {
+        settle_alone(pool, table, max_age, skipped, &alone_slots).await;
+    }
+}
+
+/// Settles each claim in a transaction of its own that first waits for its row.
+async fn settle_alone(
+    pool: &PgPool,
+    table: &OutboxTable,
+    max_age: Duration,
+    skipped: Vec<(OutboxClaim, Outcome, Reply)>,
+    alone_slots: &Semaphore,
+) {
+    let Ok(_alone) = alone_slots.acquire().await else {
+        return;
+    };
+    let mut connection = match pool.acquire().await {
+        Ok(connection) => connection,
+        Err(error) => {
+            let error: StoreError = Arc::new(error.into());
+            for (_, _, reply) in skipped {
+                let _ = reply.send(Err(error.clone()));
+            }
+            return;
+        }
+    };
+    for (claim, outcome, reply) in skipped {
+        let settled =
+            settle::settle_alone((&claim, &outcome), &table.sql, &mut connection, max_age);
+        let _ = reply.send(settled.await.map_err(Arc::new));
     }
 }
 

@@ -148,7 +148,8 @@ SELECT extract(epoch FROM least(
 -- name: look
 -- Rows; how long the oldest due row has been due (claimed ones included: a stuck lease
 -- shows); the age of the oldest first change. One scan of the table: for the gauges and
--- the health, at most once per poll interval, not for every wake-up.
+-- the health, at most once a second (or per poll interval if longer), not for every
+-- wake-up.
 SELECT count(*),
        extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now()))::float8,
        extract(epoch FROM now() - min(first_changed_at))::float8

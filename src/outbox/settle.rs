@@ -72,6 +72,18 @@ impl<'a> SettleBatch<'a> {
         max_age: Duration,
     ) -> Result<(), OutboxError> {
         self.run_statements(sql, connection, max_age).await?;
+        self.settle_skipped(sql, connection, max_age).await
+    }
+
+    /// Settles alone, one transaction each, the claims the statements did not match: each
+    /// first waits for its row if a transaction holds it, so this may take as long as
+    /// that transaction.
+    async fn settle_skipped(
+        &mut self,
+        sql: &Statements,
+        connection: &mut PgConnection,
+        max_age: Duration,
+    ) -> Result<(), OutboxError> {
         for i in 0..self.settles.len() {
             if self.results[i] == Some(Settled::LeaseLost) {
                 self.results[i] = None;
@@ -82,8 +94,10 @@ impl<'a> SettleBatch<'a> {
         Ok(())
     }
 
-    /// One statement per kind of outcome present, over all the claims of that kind.
-    async fn run_statements(
+    /// One statement per kind of outcome present, over all the claims of that kind. They
+    /// never wait for a lock: a claim whose row a transaction holds is left as `LeaseLost`
+    /// for [`settle_skipped`](Self::settle_skipped).
+    pub(super) async fn run_statements(
         &mut self,
         sql: &Statements,
         connection: &mut PgConnection,
@@ -220,7 +234,7 @@ impl<'a> SettleBatch<'a> {
 
 /// Settles one claim that the batch's statements skipped, in a transaction that first
 /// waits for its row (a change being recorded holds it) and holds no other row meanwhile.
-async fn settle_alone(
+pub(super) async fn settle_alone(
     settle: (&OutboxClaim, &Outcome),
     sql: &Statements,
     connection: &mut PgConnection,

@@ -115,14 +115,11 @@ impl PgStore {
         claims
     }
 
-    /// Claims from the table: `limit` for the engine now, and (when it asks for more
-    /// than one) more for its next asks.
+    /// Claims from the table: `limit` for the engine now, and (unless it is rate-limited)
+    /// more for its next asks. Each answer frees one slot, so the engine mostly asks for
+    /// one: claiming only what it asks would cost one round trip per user.
     async fn claim_from_table(&self, limit: usize) -> Result<Vec<OutboxClaim>, OutboxError> {
-        let batch = if limit > 1 {
-            limit.max(self.claim_batch)
-        } else {
-            limit
-        };
+        let batch = limit.max(self.claim_batch);
         let mut claims = self
             .table
             .claim_due(&self.pool, &self.owner, self.lease, batch)

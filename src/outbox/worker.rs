@@ -24,6 +24,9 @@ use crate::ping::{ConfigError, LivefyreClient};
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// How often the worker looks at the table unless configured.
 const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(1);
+/// The whole-table look behind the gauges and `health()` is a scan: a short poll interval
+/// must not repeat it more often than this.
+const LOOK_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// Configures and spawns an [`OutboxWorker`]; start with [`OutboxWorker::builder`].
 #[must_use]
@@ -90,7 +93,7 @@ impl OutboxWorkerBuilder {
             lease: self.lease,
             attempt_timeout,
             max_age,
-            look_every: self.poll_every,
+            look_every: self.poll_every.max(LOOK_AT_MOST_EVERY),
             claim_slots: checked
                 .min_interval
                 .is_none()

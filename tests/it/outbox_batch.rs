@@ -481,3 +481,63 @@ async fn a_retry_whose_row_a_rolled_back_change_held_stays_pending() {
     assert_eq!((changes, attempts, lease), (1, 1, None));
     assert!((25.0..=30.0).contains(&due_in), "retry due in {due_in}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_held_by_a_transaction_does_not_stop_the_other_users() {
+    let db = TestDb::new().await;
+    // u1's answer comes late, so the application can take its row in between.
+    let server = FakeLivefyre::with_script(|r| match r.user.as_deref() {
+        Some("u1") if r.nth_for_user == 1 => Reply::status(200).after(Duration::from_millis(300)),
+        _ => Reply::status(200),
+    })
+    .await;
+    db.commit_changes(&["u1"]).await;
+    let outbox = worker(&db, &server).concurrency(4).spawn().unwrap();
+    let asked = || async { !server.pings_for("u1").is_empty() };
+    wait_until(Duration::from_secs(10), "u1's ping", asked).await;
+    // An application transaction records a change for u1 and keeps its row until the end.
+    let mut app = db.pool.begin().await.unwrap();
+    db.table.enqueue(&mut *app, "u1").await.unwrap();
+    let settling_u1_waits = || async {
+        let sql = "SELECT count(*) FROM pg_stat_activity
+                   WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0";
+        let waiting: i64 = sqlx::query_scalar(sql)
+            .bind(&db.schema)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        waiting > 0
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "u1's settle waiting",
+        settling_u1_waits,
+    )
+    .await;
+
+    // Meanwhile other users change, and are delivered and settled.
+    let others: Vec<String> = (2..=41).map(|i| format!("u{i}")).collect();
+    let names: Vec<&str> = others.iter().map(String::as_str).collect();
+    db.commit_changes(&names).await;
+    let others_done = || async { db.pending().await == 1 };
+    wait_until(Duration::from_secs(10), "the others settled", others_done).await;
+    assert!(
+        settling_u1_waits().await,
+        "u1's settle still waits for its row"
+    );
+
+    // The application commits: u1 changed during its attempt, so it is pinged again.
+    app.commit().await.unwrap();
+    let all_done = || async { db.pending().await == 0 };
+    wait_until(Duration::from_secs(10), "u1 settled", all_done).await;
+    let report = outbox.shutdown(Duration::from_secs(5)).await;
+    assert!(report.undelivered.is_empty());
+    assert_eq!(
+        server.pings_for("u1").len(),
+        2,
+        "u1's change during its attempt"
+    );
+    for user in &others {
+        assert_eq!(server.pings_for(user).len(), 1, "{user}");
+    }
+}
