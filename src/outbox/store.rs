@@ -20,8 +20,10 @@ use crate::sync::lock;
 const LOCKED_ROW_PAUSE: Duration = Duration::from_millis(50);
 
 /// How many rows a claim statement takes per delivery slot: the rows beyond what the
-/// engine asked for wait here for its next asks, which then need no round trip.
-const CLAIMS_PER_SLOT: usize = 4;
+/// engine asked for wait here for its next asks, which then need no round trip (the
+/// engine waits for each claim statement). A row taken ahead and not delivered while its
+/// lease is still young is released.
+const CLAIMS_PER_SLOT: usize = 16;
 
 /// How a worker's store claims and settles.
 pub(crate) struct StoreConfig {
