@@ -13,20 +13,11 @@ and is stopped at the end.
 
 import argparse
 import json
-import os
 import subprocess
-import sys
 import urllib.request
 
-NETWORK = "example.fyre.co"
-KEY = "memory-bench-key"
-BINARY = os.path.join(os.path.dirname(__file__), "..", "target", "release", "pingpull")
-
-
-def environment(**extra):
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PINGPULL_KEY": KEY}
-    env.update(extra)
-    return env
+from pingpull_process import (BINARY, NETWORK, environment, require_binary, start_emulator,
+                              stop)
 
 
 def memory_mb(pid):
@@ -48,19 +39,10 @@ def main():
     parser.add_argument("--users", type=int, default=400_000)
     parser.add_argument("--max-users", type=int, default=100_000)
     args = parser.parse_args()
-    if not os.path.exists(BINARY):
-        sys.exit("build the binary first: cargo build --release --all-features --bin pingpull")
+    require_binary()
 
-    emulator = subprocess.Popen(
-        [BINARY, "emulator", "--listen", "127.0.0.1:0", "--network", NETWORK,
-         "--max-users", str(args.max_users)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment(RUST_LOG="error"),
-        text=True,
-    )
+    emulator, base_url = start_emulator("127.0.0.1:0", "--max-users", str(args.max_users))
     try:
-        base_url = emulator.stdout.readline().strip()
-        if not base_url.startswith("http://"):
-            sys.exit(f"the emulator did not start: {base_url!r}")
         rss, _ = memory_mb(emulator.pid)
         print(f"emulator at start: {rss:.1f} MB")
         users = "".join(f"memory-user-{i}\n" for i in range(args.users))
@@ -80,8 +62,7 @@ def main():
         print(f"GET /profiles?limit=100: {len(json.loads(page))} profiles, {len(page)} bytes, "
               f"Next-Cursor {'present' if headers.get('Next-Cursor') else 'absent'}")
     finally:
-        emulator.kill()
-        emulator.wait()
+        stop(emulator)
 
 
 if __name__ == "__main__":

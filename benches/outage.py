@@ -21,38 +21,14 @@ import datetime
 import os
 import re
 import subprocess
-import sys
 import time
 
-NETWORK = "example.fyre.co"
-KEY = "outage-bench-key"
-BINARY = os.path.join(os.path.dirname(__file__), "..", "target", "release", "pingpull")
+from pingpull_process import (BINARY, NETWORK, environment, require_binary, start_emulator,
+                              stop)
 
 
-def environment(**extra):
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PINGPULL_KEY": KEY}
-    env.update(extra)
-    return env
-
-
-def start_emulator(listen, latency_ms):
-    emulator = subprocess.Popen(
-        [BINARY, "emulator", "--listen", listen, "--network", NETWORK,
-         "--latency-ms", str(latency_ms), "--max-users", "100000"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=environment(RUST_LOG="error"),
-        text=True,
-    )
-    base_url = emulator.stdout.readline().strip()
-    if not base_url.startswith("http://"):
-        emulator.kill()
-        sys.exit(f"the emulator did not start: {base_url!r}")
-    return emulator, base_url
-
-
-def stop(process):
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+def start_latent_emulator(listen, latency_ms):
+    return start_emulator(listen, "--latency-ms", str(latency_ms))
 
 
 def log_time(line):
@@ -68,10 +44,9 @@ def main():
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    if not os.path.exists(BINARY):
-        sys.exit("build the binary first: cargo build --release --all-features --bin pingpull")
+    require_binary()
 
-    emulator, base_url = start_emulator("127.0.0.1:0", args.latency_ms)
+    emulator, base_url = start_latent_emulator("127.0.0.1:0", args.latency_ms)
     listen = base_url.removeprefix("http://")
     users = "".join(f"outage-u{i}\n" for i in range(args.users))
     log_path = f"/tmp/pingpull-outage-{os.getpid()}.log"
@@ -87,10 +62,11 @@ def main():
         ping.stdin.write(users)
         ping.stdin.close()
         time.sleep(max(0.0, started + args.down_at - time.time()))
-        stop(emulator)
+        # Taken before the kill: the requests it cuts off count as failed during the outage.
         down = time.time()
+        stop(emulator)
         time.sleep(max(0.0, down + args.down_for - time.time()))
-        emulator, _ = start_emulator(listen, args.latency_ms)
+        emulator, _ = start_latent_emulator(listen, args.latency_ms)
         up = time.time()
         status = ping.wait(timeout=180)
     finally:

@@ -85,7 +85,7 @@ async fn measure(deliver: impl Future<Output = Duration>) -> Round {
 /// The median and the range of a run's rounds, in users per second, and the median CPU
 /// per user.
 fn summary(name: &str, rounds: &[Round]) -> String {
-    let rates: Vec<f64> = rounds.iter().map(|r| r.users_per_second).collect();
+    let rates = rates(rounds);
     let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
     let max = rates.iter().copied().fold(0.0, f64::max);
     let process: Vec<f64> = rounds.iter().map(|r| r.process_cpu_us).collect();

@@ -59,6 +59,15 @@ impl TestDb {
             .unwrap()
     }
 
+    /// The count `sql` (a `SELECT count(*)` taking this test's schema as `$1`) answers.
+    async fn count_with_schema(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .bind(&self.schema)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
     async fn settle_all(&self, settles: &[(&OutboxClaim, &Outcome)]) -> Vec<Settled> {
         let mut conn = self.pool.acquire().await.unwrap();
         self.table
@@ -452,12 +461,7 @@ async fn a_retry_whose_row_a_rolled_back_change_held_stays_pending() {
         let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
                    AND classid = (hashtext($1)::bigint & 4294967295)::oid
                    AND objid = 1 AND objsubid = 2";
-        let waiting: i64 = sqlx::query_scalar(sql)
-            .bind(&db.schema)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-        waiting > 0
+        db.count_with_schema(sql).await > 0
     };
     wait_until(
         Duration::from_secs(10),
@@ -501,12 +505,7 @@ async fn a_row_held_by_a_transaction_does_not_stop_the_other_users() {
     let settling_u1_waits = || async {
         let sql = "SELECT count(*) FROM pg_stat_activity
                    WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0";
-        let waiting: i64 = sqlx::query_scalar(sql)
-            .bind(&db.schema)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-        waiting > 0
+        db.count_with_schema(sql).await > 0
     };
     wait_until(
         Duration::from_secs(10),
