@@ -28,8 +28,10 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// Answered attempts whose outcome the store is still recording, per delivery slot: the
 /// slot is free once Livefyre has answered, so a store that records slowly (a database
-/// commit) does not hold requests back, but only this many may wait on it.
-const SETTLING_PER_SLOT: usize = 4;
+/// commit) does not hold requests back, but only this many may wait on it. Many: a store
+/// that records outcomes in batches (the outbox's group commit) writes larger batches the
+/// more wait, and with few it would hold requests back while it writes.
+const SETTLING_PER_SLOT: usize = 32;
 
 /// One engine: the store, what it delivers with, and the limits it delivers under.
 pub(crate) struct Engine<S> {

@@ -29,6 +29,7 @@ pub(crate) type StoreError = Arc<OutboxError>;
 
 /// The handle to the flushing task; it stops once this is dropped and it has flushed
 /// what it was given.
+#[derive(Clone)]
 pub(crate) struct GroupCommit {
     requests: mpsc::UnboundedSender<Request>,
 }

@@ -55,6 +55,7 @@
 //! # }
 //! ```
 
+mod ahead;
 mod group_commit;
 mod settle;
 mod store;

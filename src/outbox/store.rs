@@ -1,8 +1,8 @@
 //! The outbox table as the delivery engine sees it: claim due rows under a lease, settle
 //! each claim, fenced by its lease token. Both in batches: a claim statement takes rows
-//! ahead for the engine's next few asks, and settles are written as a group commit.
+//! ahead for the engine's next asks, and settles are written as a group commit.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::time::Instant;
 
+use super::ahead::{ClaimSettings, ClaimsAhead};
 use super::group_commit::{GroupCommit, StoreError};
 use super::table::{OutboxClaim, OutboxError, OutboxTable, TableLook};
 use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts};
@@ -20,9 +21,8 @@ use crate::sync::lock;
 const LOCKED_ROW_PAUSE: Duration = Duration::from_millis(50);
 
 /// How many rows a claim statement takes per delivery slot: the rows beyond what the
-/// engine asked for wait here for its next asks, which then need no round trip (the
-/// engine waits for each claim statement). A row taken ahead and not delivered while its
-/// lease is still young is released.
+/// engine asked for wait for its next asks (see `ahead`). A row taken ahead and not
+/// delivered while its lease is still young is released.
 const CLAIMS_PER_SLOT: usize = 16;
 
 /// How a worker's store claims and settles.
@@ -45,14 +45,7 @@ pub(crate) struct PgStore {
     table: OutboxTable,
     /// This worker's name in `lease_owner`.
     owner: String,
-    lease: Duration,
-    /// Rows a claim statement takes when the engine asks for more than one.
-    claim_batch: usize,
-    /// A claim taken ahead older than this is released rather than delivered: its lease
-    /// must outlast the attempt.
-    fresh_for: Duration,
-    /// Claims taken ahead, oldest first, with when they were taken.
-    ahead: Mutex<VecDeque<(OutboxClaim, Instant)>>,
+    ahead: ClaimsAhead,
     settles: GroupCommit,
     /// Claims being delivered now: user id to lease token.
     in_flight: Mutex<HashMap<String, i64>>,
@@ -74,17 +67,19 @@ impl PgStore {
         config: StoreConfig,
     ) -> Self {
         let settles = GroupCommit::spawn(runtime, pool.clone(), table.clone(), config.max_age);
-        let claim_batch = config
-            .claim_slots
-            .map_or(1, |slots| slots * CLAIMS_PER_SLOT);
+        let claims = ClaimSettings {
+            owner: config.owner.clone(),
+            lease: config.lease,
+            batch: config
+                .claim_slots
+                .map_or(1, |slots| slots * CLAIMS_PER_SLOT),
+            fresh_for: config.lease.saturating_sub(config.attempt_timeout) / 2,
+        };
         Self {
+            ahead: ClaimsAhead::new(pool.clone(), table.clone(), claims, settles.clone()),
             pool,
             table,
             owner: config.owner,
-            lease: config.lease,
-            claim_batch,
-            fresh_for: config.lease.saturating_sub(config.attempt_timeout) / 2,
-            ahead: Mutex::new(VecDeque::new()),
             settles,
             in_flight: Mutex::new(HashMap::new()),
             pending: AtomicU64::new(0),
@@ -92,46 +87,6 @@ impl PgStore {
             look_every: config.look_every,
             metrics: OutboxMetrics::register(),
         }
-    }
-
-    /// Up to `limit` claims taken ahead and still fresh; the stale ones' leases are
-    /// released.
-    fn take_ahead(&self, limit: usize) -> Vec<OutboxClaim> {
-        let mut claims = Vec::new();
-        let mut stale = Vec::new();
-        {
-            let mut ahead = lock(&self.ahead);
-            while claims.len() < limit
-                && let Some((claim, taken)) = ahead.pop_front()
-            {
-                if taken.elapsed() <= self.fresh_for {
-                    claims.push(claim);
-                } else {
-                    stale.push(claim.lease());
-                }
-            }
-        }
-        if !stale.is_empty() {
-            self.settles.release_later(stale);
-        }
-        claims
-    }
-
-    /// Claims from the table: `limit` for the engine now, and (unless it is rate-limited)
-    /// more for its next asks. Each answer frees one slot, so the engine mostly asks for
-    /// one: claiming only what it asks would cost one round trip per user.
-    async fn claim_from_table(&self, limit: usize) -> Result<Vec<OutboxClaim>, OutboxError> {
-        let batch = limit.max(self.claim_batch);
-        let mut claims = self
-            .table
-            .claim_due(&self.pool, &self.owner, self.lease, batch)
-            .await?;
-        if claims.len() > limit {
-            let taken = Instant::now();
-            let rest = claims.split_off(limit);
-            lock(&self.ahead).extend(rest.into_iter().map(|claim| (claim, taken)));
-        }
-        Ok(claims)
     }
 
     /// Looks at the whole table (one scan), for the stats, the metrics and the health.
@@ -166,11 +121,8 @@ impl PgStore {
     /// so other workers take those users at once; returns their ids, sorted.
     /// Claims taken ahead are released too, but not reported: no request was sent.
     async fn abandon_in_flight(&self) -> Vec<String> {
+        let mut leases = self.ahead.close().await;
         let abandoned: Vec<(String, i64)> = lock(&self.in_flight).drain().collect();
-        let mut leases: Vec<i64> = lock(&self.ahead)
-            .drain(..)
-            .map(|(c, _)| c.lease())
-            .collect();
         if abandoned.is_empty() && leases.is_empty() {
             return Vec::new();
         }
@@ -208,10 +160,7 @@ impl PendingStore for PgStore {
     }
 
     async fn claim_due(&self, limit: usize) -> Result<Vec<OutboxClaim>, StoreError> {
-        let mut claims = self.take_ahead(limit);
-        if claims.is_empty() {
-            claims = self.claim_from_table(limit).await?;
-        }
+        let claims = self.ahead.take(limit).await?;
         {
             let mut in_flight = lock(&self.in_flight);
             for claim in &claims {
@@ -276,18 +225,5 @@ impl PendingStore for PgStore {
         // Stopped: this worker no longer reports the table.
         self.metrics.looked(0, Duration::ZERO);
         self.abandon_in_flight().await
-    }
-}
-
-impl Drop for PgStore {
-    /// A worker dropped without a shutdown gives up the claims it took ahead.
-    fn drop(&mut self) {
-        let leases: Vec<i64> = lock(&self.ahead)
-            .drain(..)
-            .map(|(c, _)| c.lease())
-            .collect();
-        if !leases.is_empty() {
-            self.settles.release_later(leases);
-        }
     }
 }
