@@ -119,7 +119,7 @@ impl ClaimsAhead {
 
     /// Stops taking claims ahead, waits for a claim still running, and returns the
     /// leases of every claim taken ahead, for the caller to give back.
-    pub(super) async fn close(&self) -> Vec<i64> {
+    pub(super) async fn close(&self) -> Vec<(String, i64)> {
         let shared = &self.shared;
         loop {
             let mut refilled = pin!(shared.refilled.notified());
@@ -128,7 +128,11 @@ impl ClaimsAhead {
                 let mut state = lock(&shared.state);
                 state.closed = true;
                 if !state.refilling {
-                    return state.claims.drain(..).map(|(c, _)| c.lease()).collect();
+                    return state
+                        .claims
+                        .drain(..)
+                        .map(|(claim, _)| lease_of(&claim))
+                        .collect();
                 }
             }
             refilled.await;
@@ -140,10 +144,14 @@ impl Drop for ClaimsAhead {
     /// A worker dropped without a shutdown gives back the claims it took ahead; a claim
     /// still running gives back its own when it ends.
     fn drop(&mut self) {
-        let leases: Vec<i64> = {
+        let leases: Vec<(String, i64)> = {
             let mut state = lock(&self.shared.state);
             state.closed = true;
-            state.claims.drain(..).map(|(c, _)| c.lease()).collect()
+            state
+                .claims
+                .drain(..)
+                .map(|(claim, _)| lease_of(&claim))
+                .collect()
         };
         if !leases.is_empty() {
             self.shared.settles.release_later(leases);
@@ -166,7 +174,7 @@ impl Shared {
                 if taken.elapsed() <= self.settings.fresh_for {
                     claims.push(claim);
                 } else {
-                    stale.push(claim.lease());
+                    stale.push(lease_of(&claim));
                 }
             }
             if !claims.is_empty() {
@@ -218,7 +226,7 @@ impl Shared {
             let mut state = lock(&self.state);
             state.refilling = false;
             match claimed {
-                Ok(claims) if state.closed => claims.iter().map(OutboxClaim::lease).collect(),
+                Ok(claims) if state.closed => claims.iter().map(lease_of).collect(),
                 Ok(claims) => {
                     state.failed = None;
                     let taken = Instant::now();
@@ -250,4 +258,9 @@ impl Shared {
         lock(&self.state).drained = claims.len() < batch;
         Ok(claims)
     }
+}
+
+/// A claim's lease with its user, as the table releases it.
+fn lease_of(claim: &OutboxClaim) -> (String, i64) {
+    (claim.user_id().to_owned(), claim.lease())
 }

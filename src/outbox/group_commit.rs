@@ -43,8 +43,8 @@ enum Request {
         outcome: Outcome,
         reply: Reply,
     },
-    /// Gives up leases (claims taken ahead that will not be delivered).
-    Release(Vec<i64>),
+    /// Gives up leases, each with its user (claims taken ahead that will not be delivered).
+    Release(Vec<(String, i64)>),
 }
 
 impl GroupCommit {
@@ -77,7 +77,7 @@ impl GroupCommit {
     }
 
     /// Gives up `leases` with the next flush, without waiting for it.
-    pub(crate) fn release_later(&self, leases: Vec<i64>) {
+    pub(crate) fn release_later(&self, leases: Vec<(String, i64)>) {
         // Only fails once the task stopped; the leases then run out on their own.
         let _ = self.requests.send(Request::Release(leases));
     }
@@ -225,7 +225,7 @@ async fn settle_alone(
     }
 }
 
-async fn release(pool: &PgPool, table: &OutboxTable, leases: &[i64]) {
+async fn release(pool: &PgPool, table: &OutboxTable, leases: &[(String, i64)]) {
     let released = match pool.acquire().await {
         Ok(mut connection) => table.release_leases(&mut connection, leases).await,
         Err(error) => Err(error.into()),

@@ -1,10 +1,15 @@
 -- The outbox's SQL, one statement per section. Placeholders, filled in once per table:
--- {schema} the quoted schema, {table} the quoted, schema-qualified table, {due_index} and
--- {leased_index} the quoted index names, {lease_seq} the qualified lease sequence,
+-- {schema} the quoted schema, {table} the quoted, schema-qualified table, {due_index} the
+-- quoted index name ({leased_index}: an index earlier versions made), {lease_seq} the
+-- qualified lease sequence,
 -- {channel} the LISTEN/NOTIFY channel. Names are checked identifiers (see
 -- OutboxTable::new), never user input.
 
 -- name: create
+-- A claim changes only columns no index covers, and the table leaves half of each page
+-- free (fillfactor), so PostgreSQL writes the claimed row next to the old one and no
+-- index at all (a heap-only update): claims are most of the outbox's writes. Tables made
+-- by earlier versions get the same: their index of leased rows is dropped.
 CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {table} (
     user_id text PRIMARY KEY,
@@ -16,12 +21,10 @@ CREATE TABLE IF NOT EXISTS {table} (
     lease bigint,
     lease_owner text,
     lease_until timestamptz
-);
+) WITH (fillfactor = 50);
+ALTER TABLE {table} SET (fillfactor = 50);
 CREATE INDEX IF NOT EXISTS {due_index} ON {table} (due_at);
--- The claimed rows only (a few per worker): when their leases run out, without a scan.
--- Created here too on tables made by earlier versions.
-CREATE INDEX IF NOT EXISTS {leased_index} ON {table} (lease_until)
-    WHERE lease_until IS NOT NULL;
+DROP INDEX IF EXISTS {schema}.{leased_index};
 CREATE SEQUENCE IF NOT EXISTS {lease_seq};
 
 -- name: enqueue
@@ -130,20 +133,33 @@ SELECT 1 FROM {table} WHERE user_id = $1 AND lease = $2 FOR UPDATE
 UPDATE {table} SET due_at = now() WHERE due_at > now() AND lease_until IS NULL
 
 -- name: release_leases
-UPDATE {table} SET lease = NULL, lease_owner = NULL, lease_until = NULL
-WHERE lease_until IS NOT NULL AND lease = ANY($1)
+-- Each row found through the primary key, by its user and its lease.
+UPDATE {table} AS o SET lease = NULL, lease_owner = NULL, lease_until = NULL
+FROM unnest($1::text[], $2::bigint[]) AS s(user_id, lease)
+WHERE o.user_id = s.user_id AND o.lease = s.lease
 
 -- name: next_due
 -- Seconds until the next claimable row (not positive: one is due now; NULL: the table is
--- empty). Each part is one index probe, however many rows wait: the first unleased or
--- lapsed row by due_at, and the claimed rows by lease_until.
-SELECT extract(epoch FROM least(
-    (SELECT due_at FROM {table}
-     WHERE lease_until IS NULL OR lease_until <= now()
-     ORDER BY due_at LIMIT 1),
-    (SELECT min(greatest(due_at, lease_until)) FROM {table}
-     WHERE lease_until > now())
-) - now())::float8
+-- empty). First the first unleased or lapsed row by due_at: one probe of the due index,
+-- past the leased rows. Only when that row is not due yet, the leased rows' lapses too. A
+-- leased row is always due (only due rows are claimed, and whatever moves due_at clears
+-- the lease), and then every due row is leased: they are read in due_at order, so the
+-- plan is the due index whatever the statistics say, up to a bound far above the few
+-- hundred rows a worker holds (past it, polling finds a lapsed lease).
+WITH first AS (
+    SELECT due_at FROM {table}
+    WHERE lease_until IS NULL OR lease_until <= now()
+    ORDER BY due_at LIMIT 1
+)
+SELECT extract(epoch FROM CASE
+    WHEN (SELECT due_at FROM first) <= now() THEN (SELECT due_at FROM first)
+    ELSE least(
+        (SELECT due_at FROM first),
+        (SELECT min(lease_until) FROM (
+            SELECT lease_until FROM {table}
+            WHERE due_at <= now() ORDER BY due_at LIMIT 100000
+         ) AS leased WHERE lease_until > now()))
+    END - now())::float8
 
 -- name: look
 -- Rows; how long the oldest due row has been due (claimed ones included: a stuck lease

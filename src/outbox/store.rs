@@ -126,7 +126,7 @@ impl PgStore {
         if abandoned.is_empty() && leases.is_empty() {
             return Vec::new();
         }
-        leases.extend(abandoned.iter().map(|(_, lease)| *lease));
+        leases.extend(abandoned.iter().cloned());
         let released = match self.pool.acquire().await {
             Ok(mut connection) => self.table.release_leases(&mut connection, &leases).await,
             Err(error) => Err(error.into()),

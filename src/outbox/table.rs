@@ -146,8 +146,9 @@ impl OutboxTable {
     }
 
     /// Creates the schema, the table, its index and its lease sequence if they do not
-    /// exist yet. Safe to call from every instance at start-up: concurrent calls queue on
-    /// an advisory lock.
+    /// exist yet, and brings a table made by an earlier version up to date (half-full
+    /// pages, no index of leased rows, so claims write no index). Safe to call from every
+    /// instance at start-up: concurrent calls queue on an advisory lock.
     ///
     /// ```text
     /// user_id          text PRIMARY KEY   one row per user waiting for a ping
@@ -278,13 +279,19 @@ impl OutboxTable {
         Ok(())
     }
 
-    /// Gives up the given leases so other workers may claim those users at once.
+    /// Gives up the given leases (each with its user) so other workers may claim those
+    /// users at once.
     pub(crate) async fn release_leases(
         &self,
         connection: &mut sqlx::PgConnection,
-        leases: &[i64],
+        leases: &[(String, i64)],
     ) -> Result<(), OutboxError> {
+        let (users, leases): (Vec<&str>, Vec<i64>) = leases
+            .iter()
+            .map(|(user, lease)| (user.as_str(), *lease))
+            .unzip();
         sqlx::query(&self.sql.release_leases)
+            .bind(users)
             .bind(leases)
             .execute(connection)
             .await?;
@@ -292,7 +299,7 @@ impl OutboxTable {
     }
 
     /// Seconds until the next row may be claimed (`None`: the table is empty; not
-    /// positive: one is due now), from the indexes alone, however many rows wait. Workers
+    /// positive: one is due now), from the due index alone, however many rows wait. Workers
     /// call this when a claim found nothing; it is public for benchmarks.
     ///
     /// # Errors
@@ -523,9 +530,11 @@ mod tests {
             sql.create
                 .contains(r#"CREATE INDEX IF NOT EXISTS "outbox_due" ON "app"."outbox""#)
         );
-        assert!(sql.create.contains(
-            r#"CREATE INDEX IF NOT EXISTS "outbox_leased" ON "app"."outbox" (lease_until)"#
-        ));
+        assert!(
+            sql.create
+                .contains(r#"DROP INDEX IF EXISTS "app"."outbox_leased""#)
+        );
+        assert!(sql.create.contains("fillfactor"));
         assert!(sql.claim.contains(r#"nextval('"app"."outbox_lease"')"#));
         assert!(
             sql.enqueue

@@ -219,7 +219,7 @@ async fn the_wake_up_time_counts_held_rows_and_leases_that_run_out() {
 }
 
 #[tokio::test]
-async fn an_older_table_gains_the_lease_index_at_start_up() {
+async fn an_older_table_is_brought_up_to_date_at_start_up() {
     let db = TestDb::new().await;
     let index_exists = || async {
         let found: i64 = sqlx::query_scalar(
@@ -231,19 +231,62 @@ async fn an_older_table_gains_the_lease_index_at_start_up() {
         .unwrap();
         found == 1
     };
-    assert!(index_exists().await);
-    // A table made before the index existed, with a row waiting.
+    let options = || async {
+        let options: Option<Vec<String>> =
+            sqlx::query_scalar("SELECT reloptions FROM pg_class WHERE oid = $1::regclass")
+                .bind(db.table.qualified_name())
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        options.unwrap_or_default()
+    };
+    assert_eq!(options().await, ["fillfactor=50"]);
+    // A table as earlier versions made it, with a row waiting: full pages, and an
+    // index of the leased rows.
     db.commit_changes(&["u1"]).await;
-    let drop_index = format!("DROP INDEX \"{}\".\"outbox_leased\"", db.schema);
-    sqlx::query(&drop_index).execute(&db.pool).await.unwrap();
-    assert!(!index_exists().await);
-    db.table.create(&db.pool).await.unwrap();
+    let older = format!(
+        "ALTER TABLE {table} RESET (fillfactor); \
+         CREATE INDEX outbox_leased ON {table} (lease_until) WHERE lease_until IS NOT NULL",
+        table = db.table.qualified_name()
+    );
+    sqlx::raw_sql(&older).execute(&db.pool).await.unwrap();
     assert!(index_exists().await);
+    db.table.create(&db.pool).await.unwrap();
+    assert!(!index_exists().await);
+    assert_eq!(options().await, ["fillfactor=50"]);
     assert_eq!(
         db.table.pending(&db.pool).await.unwrap(),
         1,
         "rows are kept"
     );
+}
+
+#[tokio::test]
+async fn a_claim_writes_no_index() {
+    let db = TestDb::new().await;
+    let users: Vec<String> = (0..20).map(|i| format!("u{i}")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    db.commit_changes(&names).await;
+    // A transaction's own counts: how many rows it updated, and how many of those
+    // updates were heap-only (PostgreSQL wrote the new row next to the old one and
+    // touched no index).
+    let mut tx = db.pool.begin().await.unwrap();
+    let claims = db
+        .table
+        .claim_due(&mut *tx, "A", Duration::from_secs(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 20);
+    let (updated, heap_only): (i64, i64) = sqlx::query_as(
+        "SELECT pg_stat_get_xact_tuples_updated($1::regclass), \
+                pg_stat_get_xact_tuples_hot_updated($1::regclass)",
+    )
+    .bind(db.table.qualified_name())
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((updated, heap_only), (20, 20));
 }
 
 fn network() -> Network {
