@@ -2,8 +2,8 @@
 //! engine mostly asks for one user at a time, and it waits for each claim statement: a
 //! statement per ask would cost a round trip per user, and a statement whenever the
 //! claims ahead run out would leave every slot idle while it runs. So a claim takes rows
-//! for the engine's next asks, and once fewer than half of those are left the next claim
-//! is taken in the background, while the engine delivers the rest.
+//! for the engine's next asks, and once fewer than a statement's worth are left, the next
+//! claim runs in the background while the engine delivers the rest.
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -50,7 +50,7 @@ struct Shared {
 struct State {
     /// Oldest first, with when they were taken.
     claims: VecDeque<(OutboxClaim, Instant)>,
-    /// A claim statement is running in the background.
+    /// A claim statement is running (in the background, or for an ask).
     refilling: bool,
     /// The last statement found fewer due rows than it asked for: the next one waits
     /// until the engine asks and none are left, rather than run for every ask.
