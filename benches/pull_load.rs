@@ -24,6 +24,8 @@
 //! medians and min–max of requests/s, the ratio of medians to `hand` and to `bare`, and
 //! the CPU time of the bench process per request: the server's two worker threads plus
 //! this process's idle main thread (it waits for wrk); wrk's own CPU is not counted.
+//! Then, for each case compared with `hand`, the ratio taken within each round (median
+//! and range), and its baseline's CPU per request over its own.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -363,6 +365,44 @@ fn report(cases: &[Case], measured: &[Vec<Measured>]) {
         "  /hand: ratio of medians to the hand-written endpoint with the same tokens \
          (pull, pull-db: hand; pull-fresh: hand-fresh)"
     );
+    // The same ratio taken within each round (the two cases ran minutes apart at most),
+    // which drift between rounds moves less, and how much cheaper in CPU per request.
+    println!(
+        "\n  {:<11} {:>24} {:>16}",
+        "case", "/hand round by round", "CPU: hand / case"
+    );
+    for (index, case) in cases.iter().enumerate() {
+        let Some(base) = case
+            .baseline
+            .and_then(|name| cases.iter().position(|c| c.name == name))
+        else {
+            continue;
+        };
+        let per_round: Vec<f64> = measured[index]
+            .iter()
+            .zip(&measured[base])
+            .map(|(m, b)| m.requests_per_second / b.requests_per_second)
+            .collect();
+        let cpu = |runs: &[Measured]| -> f64 {
+            median(
+                &runs
+                    .iter()
+                    .map(|m| m.cpu_us_per_request)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        println!(
+            "  {:<11} {:>24} {:>16.3}",
+            case.name,
+            format!(
+                "{:.3} ({:.3}-{:.3})",
+                median(&per_round),
+                min(&per_round),
+                max(&per_round)
+            ),
+            cpu(&measured[base]) / cpu(&measured[index])
+        );
+    }
 }
 
 fn tempdir() -> PathBuf {
