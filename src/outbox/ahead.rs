@@ -61,6 +61,17 @@ struct State {
     closed: bool,
 }
 
+impl State {
+    /// Marks the worker stopped and takes the leases of the claims waiting ahead.
+    fn close(&mut self) -> Vec<(String, i64)> {
+        self.closed = true;
+        self.claims
+            .drain(..)
+            .map(|(claim, _)| lease_of(&claim))
+            .collect()
+    }
+}
+
 /// What an ask does after looking at the claims ahead.
 enum Next {
     /// Return these; and start a background claim if asked.
@@ -126,13 +137,10 @@ impl ClaimsAhead {
             refilled.as_mut().enable();
             {
                 let mut state = lock(&shared.state);
-                state.closed = true;
+                // A claim still running adds its rows ahead first, so they are given
+                // back here with the rest.
                 if !state.refilling {
-                    return state
-                        .claims
-                        .drain(..)
-                        .map(|(claim, _)| lease_of(&claim))
-                        .collect();
+                    return state.close();
                 }
             }
             refilled.await;
@@ -144,15 +152,7 @@ impl Drop for ClaimsAhead {
     /// A worker dropped without a shutdown gives back the claims it took ahead; a claim
     /// still running gives back its own when it ends.
     fn drop(&mut self) {
-        let leases: Vec<(String, i64)> = {
-            let mut state = lock(&self.shared.state);
-            state.closed = true;
-            state
-                .claims
-                .drain(..)
-                .map(|(claim, _)| lease_of(&claim))
-                .collect()
-        };
+        let leases = lock(&self.shared.state).close();
         if !leases.is_empty() {
             self.shared.settles.release_later(leases);
         }

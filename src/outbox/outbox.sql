@@ -1,9 +1,8 @@
 -- The outbox's SQL, one statement per section. Placeholders, filled in once per table:
 -- {schema} the quoted schema, {table} the quoted, schema-qualified table, {due_index} the
 -- quoted index name ({leased_index}: an index earlier versions made), {lease_seq} the
--- qualified lease sequence,
--- {channel} the LISTEN/NOTIFY channel. Names are checked identifiers (see
--- OutboxTable::new), never user input.
+-- qualified lease sequence, {channel} the LISTEN/NOTIFY channel. Names are checked
+-- identifiers (see OutboxTable::new), never user input.
 
 -- name: create
 -- A claim changes only columns no index covers, and the table leaves half of each page
