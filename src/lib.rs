@@ -114,8 +114,6 @@
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod check;
-#[cfg(feature = "ping")]
-mod client;
 pub mod clock;
 #[cfg(feature = "ping")]
 mod delivery;
@@ -123,7 +121,9 @@ mod delivery;
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod emulator;
 #[cfg(feature = "ping")]
-mod http_client;
+mod http;
+#[cfg(feature = "ping")]
+mod livefyre;
 #[cfg(any(feature = "pull", feature = "ping"))]
 mod metrics;
 mod network;

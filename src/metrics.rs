@@ -10,6 +10,7 @@
 //! The names and labels are a contract, listed in the README's "Metrics" section. No label
 //! or value ever holds a token, a key or a user id.
 
+#[cfg(feature = "ping")]
 use std::time::Duration;
 
 use handles::{Counter, Histogram, Label, describe};

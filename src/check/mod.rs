@@ -37,7 +37,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use crate::clock::unix_whole_seconds;
-use crate::http_client::{FetchError, Fetched, HttpClient, host_and_port};
+use crate::http::{FetchError, Fetched, HttpClient, host_and_port};
 use crate::percent;
 use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
 use crate::template::{PullUrlTemplate, TemplateError};

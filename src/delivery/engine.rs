@@ -18,9 +18,10 @@ use super::later;
 use super::options::Checked;
 use super::pause::{Change, Gate, HostPause, PauseReason};
 use super::policy::{HostSignal, Policy};
+use super::reply::Reply;
 use super::report::Reporter;
 use super::store::{Outcome, PendingStore, Settled};
-use crate::client::{LivefyreClient, Reply};
+use crate::livefyre::LivefyreClient;
 use crate::sync::lock;
 
 /// How long to wait after the store failed to answer, when no poll interval is set.
@@ -175,7 +176,7 @@ impl<S: PendingStore> Engine<S> {
 
     async fn attempt(&self, claim: &S::Claim, attempt_no: u32, probe: bool, span: &Span) {
         let user_id = S::user_id(claim);
-        let reply = self.client.ping_once(user_id).await;
+        let reply = Reply::from(self.client.ping_once(user_id).await);
         record_reply(span, &reply);
         let signal = HostSignal::of(&reply);
         let jitter = lock(&self.jitter).next_unit();

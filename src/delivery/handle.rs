@@ -13,7 +13,7 @@ use super::health::Health;
 use super::options::Checked;
 use super::pause::PauseReason;
 use super::store::PendingStore;
-use crate::client::LivefyreClient;
+use crate::livefyre::LivefyreClient;
 
 /// A cheap handle to a spawned engine. When the last clone is dropped, the engine
 /// delivers what it owes and stops.

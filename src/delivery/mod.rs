@@ -21,6 +21,7 @@ mod health;
 pub(crate) mod options;
 mod pause;
 mod policy;
+mod reply;
 mod report;
 pub(crate) mod retry;
 pub(crate) mod store;

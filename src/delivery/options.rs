@@ -8,8 +8,9 @@ use std::time::Duration;
 use super::policy::{OutageRules, Policy};
 use super::retry::RetrySchedule;
 use crate::Network;
-use crate::client::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, Transport};
 use crate::clock::{Clock, SystemClock};
+use crate::http::Transport;
+use crate::livefyre::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient};
 
 /// Requests in flight at once unless configured.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
@@ -213,15 +214,15 @@ macro_rules! delivery_setters {
         /// Sends through the built-in HTTP client with https trusting `roots` (a private CA,
         /// the platform's store) instead of Mozilla's roots alone; replaces any `transport`.
         #[cfg(feature = "rustls")]
-        pub fn tls_roots(mut self, roots: &crate::client::TlsRoots) -> Self {
+        pub fn tls_roots(mut self, roots: &crate::http::TlsRoots) -> Self {
             self.options.transport = Some(std::sync::Arc::new(
-                crate::client::HyperTransport::with_roots(roots),
+                crate::http::HyperTransport::with_roots(roots),
             ));
             self
         }
 
         /// Sends through `transport` instead of the built-in HTTP client.
-        pub fn transport(mut self, transport: impl crate::client::Transport) -> Self {
+        pub fn transport(mut self, transport: impl crate::http::Transport) -> Self {
             self.options.transport = Some(std::sync::Arc::new(transport));
             self
         }

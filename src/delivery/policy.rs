@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use super::events::Failure;
+use super::reply::Reply;
 use super::retry::RetrySchedule;
 use super::store::Outcome;
-use crate::client::Reply;
 
 /// The rules an engine delivers by.
 #[derive(Debug, Clone)]

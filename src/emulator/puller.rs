@@ -12,7 +12,7 @@ use tracing::Level;
 use super::Shared;
 use super::state::{PullRecord, now};
 use crate::Profile;
-use crate::http_client::{FetchError, Fetched, HttpClient};
+use crate::http::{FetchError, Fetched, HttpClient};
 use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
 use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 

@@ -49,14 +49,13 @@ pub(crate) use crate::delivery::XorShift;
 pub use hook::{PingHook, PingHookFuture, PingHookLayer};
 pub use pinger::{PingError, Pinger, PingerBuilder};
 
-pub use crate::client::{
-    ConfigError, DEFAULT_ATTEMPT_TIMEOUT, HyperTransport, LivefyreClient, RequestError, Transport,
-};
-#[cfg(feature = "rustls")]
-pub use crate::client::{TlsRoots, TlsRootsError};
 pub use crate::delivery::{Failure, Health, PingEvent, PingStats, RetrySchedule, ShutdownReport};
+pub use crate::http::{HyperTransport, Transport};
+#[cfg(feature = "rustls")]
+pub use crate::http::{TlsRoots, TlsRootsError};
+pub use crate::livefyre::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, RequestError};
 // For the fuzz targets and the outbox's tests (settling a claim by hand); not supported API.
 #[doc(hidden)]
-pub use crate::client::parse_retry_after;
-#[doc(hidden)]
 pub use crate::delivery::{Outcome, Settled};
+#[doc(hidden)]
+pub use crate::http::parse_retry_after;

@@ -10,10 +10,10 @@ use tokio::time::Instant;
 
 use super::pending::{Enqueued, MemoryStore, PendingSet};
 use crate::Network;
-use crate::client::{ConfigError, LivefyreClient};
 use crate::delivery::{
     Delivery, DeliveryOptions, Health, PingEvent, PingStats, ShutdownReport, delivery_setters,
 };
+use crate::livefyre::{ConfigError, LivefyreClient};
 use crate::user_id::{self, UserIdError};
 
 /// Users pending at once unless configured.

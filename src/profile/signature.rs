@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac as _;
 
 use crate::Network;
+use crate::network::{HmacSha256, SIGNATURE_LEN};
 use crate::token::jws;
 
 /// The response header that carries the signature.
@@ -31,7 +32,7 @@ const HEADER_SEGMENT: &str = "eyJhbGciOiJIUzI1NiJ9";
 /// # Ok::<(), pingpull::NetworkError>(())
 /// ```
 pub fn sign_body(network: &Network, body: &[u8]) -> String {
-    let signature: [u8; jws::SIGNATURE_LEN] = signing_mac(network.hmac(), HEADER_SEGMENT, body)
+    let signature: [u8; SIGNATURE_LEN] = signing_mac(network.hmac(), HEADER_SEGMENT, body)
         .finalize()
         .into_bytes()
         .into();
@@ -85,7 +86,7 @@ pub fn verify_body_signature(
 /// signs. The body is encoded a piece at a time on the stack and fed to the MAC, so a
 /// signature costs no allocation (pieces of a multiple of 3 bytes encode exactly as the
 /// whole does).
-fn signing_mac(mut mac: jws::HmacSha256, header: &str, body: &[u8]) -> jws::HmacSha256 {
+fn signing_mac(mut mac: HmacSha256, header: &str, body: &[u8]) -> HmacSha256 {
     const PIECE: usize = 768;
     mac.update(header.as_bytes());
     mac.update(b".");
@@ -140,7 +141,7 @@ mod tests {
         for len in [0, 1, 2, 3, 767, 768, 769, 1535, 1536, 1537, 5000] {
             let body: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             let message = format!("{HEADER_SEGMENT}.{}", jws::encode(&body));
-            let expected = jws::encode(&jws::sign(&network, message.as_bytes()));
+            let expected = jws::encode(&network.sign(message.as_bytes()));
             let signature = sign_body(&network, &body);
             assert_eq!(
                 signature,

@@ -107,7 +107,7 @@ impl Claims {
         let mut token = jws::encode(HEADER_JSON.as_bytes());
         token.push('.');
         token.push_str(&jws::encode(self.to_json().as_bytes()));
-        let signature = jws::sign(network, token.as_bytes());
+        let signature = network.sign(token.as_bytes());
         token.push('.');
         token.push_str(&jws::encode(&signature));
         Token(token)

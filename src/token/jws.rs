@@ -1,27 +1,12 @@
 //! The JWS building blocks shared by tokens and profile signatures: strict base64url
-//! and HMAC-SHA256 with the network key.
-//!
-//! HMAC comes from the RustCrypto `hmac`/`sha2` crates directly (the crates jsonwebtoken's
-//! `rust_crypto` backend uses): the keyed state is computed once per [`Network`] and cloned
-//! per signature, signing cannot fail, and verification compares in constant time.
+//! and the header check; the HMAC itself is the network's (`network/keys.rs`).
 
 use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use sha2::Sha256;
-
-use crate::Network;
-use crate::network::KeyUsed;
-
-/// HMAC-SHA256, as every Livefyre token is signed.
-pub(crate) type HmacSha256 = Hmac<Sha256>;
-
-/// Length of an HMAC-SHA256 signature in bytes.
-pub(crate) const SIGNATURE_LEN: usize = 32;
 
 /// base64url without padding, as JWS writes every segment.
 pub(crate) fn encode(bytes: &[u8]) -> String {
@@ -32,22 +17,6 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
 /// non-zero trailing bits, so each byte string has exactly one accepted spelling.
 pub(crate) fn decode(segment: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(segment).ok()
-}
-
-/// The HS256 signature of `message` (the `header.payload` text) with the network key.
-pub(crate) fn sign(network: &Network, message: &[u8]) -> [u8; SIGNATURE_LEN] {
-    let mut mac = network.hmac();
-    mac.update(message);
-    mac.finalize().into_bytes().into()
-}
-
-/// Which of the network's keys made `signature`, the HS256 signature of `message`, if
-/// any; each comparison in constant time.
-pub(crate) fn verify(network: &Network, message: &[u8], signature: &[u8]) -> Option<KeyUsed> {
-    network.verifying_macs().find_map(|(key, mut mac)| {
-        mac.update(message);
-        mac.verify_slice(signature).is_ok().then_some(key)
-    })
 }
 
 /// Why a JWS header was refused.

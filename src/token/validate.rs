@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use super::{MAX_TOKEN_LEN, SYSTEM_USER, TokenCache, TokenError, jws};
 use crate::Network;
 use crate::clock::{Clock, SystemClock, unix_seconds};
-use crate::network::KeyUsed;
+use crate::network::{KeyUsed, SIGNATURE_LEN};
 
 /// Checks that a string is a valid system token of one network.
 ///
@@ -155,12 +155,12 @@ impl SystemTokenValidator {
         })?;
 
         let signature = jws::decode(signature).ok_or(malformed("signature is not base64url"))?;
-        if signature.len() != jws::SIGNATURE_LEN {
+        if signature.len() != SIGNATURE_LEN {
             return Err(TokenError::BadSignature);
         }
         // The signed message is the received text, never a re-serialisation.
         let signed = &token[..header.len() + 1 + payload.len()];
-        let Some(key) = jws::verify(&self.network, signed.as_bytes(), &signature) else {
+        let Some(key) = self.network.verify(signed.as_bytes(), &signature) else {
             return Err(TokenError::BadSignature);
         };
 

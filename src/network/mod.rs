@@ -18,9 +18,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use hmac::Mac;
+mod keys;
 
-use crate::token::jws::HmacSha256;
+pub(crate) use keys::{HmacSha256, KeyId, KeyUsed, SIGNATURE_LEN};
+use keys::{key_id, keyed};
 
 /// The suffix every Livefyre network name carries.
 const NETWORK_SUFFIX: &str = ".fyre.co";
@@ -43,18 +44,6 @@ struct Inner {
     previous: Vec<HmacSha256>,
     /// A fingerprint of each key, current first: what a cache remembers instead of a key.
     ids: Vec<KeyId>,
-}
-
-/// A key's fingerprint: the first bytes of its HMAC over a fixed label. Reveals nothing
-/// of the key; tells keys apart.
-pub(crate) type KeyId = [u8; 8];
-
-/// Which of a network's keys verified a signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum KeyUsed {
-    Current,
-    /// The previous key at this index, in the order given.
-    Previous(usize),
 }
 
 impl Network {
@@ -154,58 +143,6 @@ impl Network {
     pub fn key(&self) -> &str {
         &self.inner.key
     }
-
-    /// A fresh HMAC-SHA256 keyed with the network key.
-    pub(crate) fn hmac(&self) -> HmacSha256 {
-        self.inner.hmac.clone()
-    }
-
-    /// A fresh HMAC-SHA256 for each key a signature may be checked with: the current key
-    /// first, then the previous ones.
-    pub(crate) fn verifying_macs(&self) -> impl Iterator<Item = (KeyUsed, HmacSha256)> + '_ {
-        std::iter::once((KeyUsed::Current, self.inner.hmac.clone())).chain(
-            self.inner
-                .previous
-                .iter()
-                .enumerate()
-                .map(|(index, mac)| (KeyUsed::Previous(index), mac.clone())),
-        )
-    }
-}
-
-impl Network {
-    /// The fingerprint of the key `used`.
-    pub(crate) fn key_id(&self, used: KeyUsed) -> KeyId {
-        let index = match used {
-            KeyUsed::Current => 0,
-            KeyUsed::Previous(index) => index + 1,
-        };
-        self.inner.ids.get(index).copied().unwrap_or_default()
-    }
-
-    /// Whether one of this network's keys has fingerprint `id`.
-    pub(crate) fn has_key_id(&self, id: &KeyId) -> bool {
-        self.inner.ids.contains(id)
-    }
-}
-
-fn key_id(keyed: &HmacSha256) -> KeyId {
-    let mut mac = keyed.clone();
-    mac.update(b"pingpull key fingerprint");
-    let digest = mac.finalize().into_bytes();
-    let mut id = KeyId::default();
-    let len = id.len();
-    id.copy_from_slice(&digest[..len]);
-    id
-}
-
-/// An HMAC-SHA256 state keyed with `key`; an empty key is refused.
-fn keyed(key: &str) -> Result<HmacSha256, NetworkError> {
-    if key.is_empty() {
-        return Err(NetworkError::EmptyKey);
-    }
-    // HMAC accepts keys of any length; the error arm only guards that promise.
-    HmacSha256::new_from_slice(key.as_bytes()).map_err(|_| NetworkError::EmptyKey)
 }
 
 impl fmt::Debug for Network {

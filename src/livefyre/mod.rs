@@ -2,16 +2,6 @@
 //! `setPullUrl`), and the single ping request the delivery engine sends for each attempt,
 //! through a [`Transport`] (by default hyper-util's pooled HTTP/1.1 client).
 
-mod retry_after;
-#[cfg(feature = "rustls")]
-mod tls;
-mod transport;
-
-pub use retry_after::parse_retry_after;
-#[cfg(feature = "rustls")]
-pub use tls::{TlsRoots, TlsRootsError};
-pub use transport::{HyperTransport, Transport};
-
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,7 +11,9 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, StatusCode, Uri};
 
 use crate::clock::{Clock, SystemClock};
-use crate::http_client::{FetchError, describe, within};
+#[cfg(feature = "rustls")]
+use crate::http::TlsRoots;
+use crate::http::{FetchError, HyperTransport, Transport, describe, parse_retry_after, within};
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::ReusedToken;
 use crate::user_id::{self, UserIdError};
@@ -160,7 +152,7 @@ impl LivefyreClient {
     /// another non-2xx status, a timeout or a connection error.
     pub async fn sync_user(&self, user_id: &str) -> Result<(), RequestError> {
         user_id::validate_for_path(user_id).map_err(RequestError::InvalidUserId)?;
-        self.ping_once(user_id).await.into_result()
+        into_result(self.ping_once(user_id).await)
     }
 
     /// Registers the Pull URL template with the network (docs/protocol.md §5). Needed once.
@@ -180,7 +172,7 @@ impl LivefyreClient {
             percent::encode(template)
         );
         let uri = format!("{}/", self.base);
-        let registered = self.post(&uri, body).await.into_result();
+        let registered = into_result(self.post(&uri, body).await);
         if let Err(error) = &registered {
             let check = match error {
                 RequestError::Unauthorized => "check the network name and key",
@@ -200,7 +192,7 @@ impl LivefyreClient {
     }
 
     /// One ping request for an already validated id.
-    pub(crate) async fn ping_once(&self, user_id: &str) -> Reply {
+    pub(crate) async fn ping_once(&self, user_id: &str) -> Answer {
         let uri = self.ping_uri(user_id);
         let token = self.tokens.get(&self.network);
         // The token travels in a form body, never in the URL (access logs).
@@ -231,7 +223,7 @@ impl LivefyreClient {
     }
 
     /// Posts a form within the timeout; only the answer's status and `Retry-After` matter.
-    async fn post(&self, uri: &str, body: String) -> Reply {
+    async fn post(&self, uri: &str, body: String) -> Answer {
         let request = match Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -239,7 +231,9 @@ impl LivefyreClient {
             .body(Bytes::from(body))
         {
             Ok(request) => request,
-            Err(error) => return Reply::Failed(format!("building the request: {error}")),
+            Err(error) => {
+                return Err(FetchError::Failed(format!("building the request: {error}")));
+            }
         };
         let exchange = async {
             let response = self
@@ -254,12 +248,7 @@ impl LivefyreClient {
                 .and_then(|v| parse_retry_after(v, SystemTime::now()));
             Ok((response.status(), retry_after))
         };
-        match within(self.timeout, exchange).await {
-            Ok((status, retry_after)) => Reply::Status(status, retry_after),
-            Err(FetchError::Timeout) => Reply::TimedOut,
-            Err(error @ FetchError::TooLarge) => Reply::Failed(error.to_string()),
-            Err(FetchError::Failed(message)) => Reply::Failed(message),
-        }
+        within(self.timeout, exchange).await
     }
 }
 
@@ -273,26 +262,19 @@ impl fmt::Debug for LivefyreClient {
     }
 }
 
-/// How one request to Livefyre ended.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    /// An HTTP answer, with its `Retry-After` if it had one.
-    Status(StatusCode, Option<Duration>),
-    TimedOut,
-    /// Connection refused, reset, DNS, TLS...: the message, without the URL's token.
-    Failed(String),
-}
+/// Livefyre's answer to one request: its status and `Retry-After`, if it had one; or why
+/// there was none (a timeout; refused, reset, DNS, TLS... without the URL's token).
+pub(crate) type Answer = Result<(StatusCode, Option<Duration>), FetchError>;
 
-impl Reply {
-    /// The reply as a one-shot call's result.
-    fn into_result(self) -> Result<(), RequestError> {
-        match self {
-            Self::Status(status, _) if status.is_success() => Ok(()),
-            Self::Status(StatusCode::FORBIDDEN, _) => Err(RequestError::Unauthorized),
-            Self::Status(status, _) => Err(RequestError::Status(status)),
-            Self::TimedOut => Err(RequestError::Timeout),
-            Self::Failed(message) => Err(RequestError::Transport(message)),
-        }
+/// The answer as a one-shot call's result.
+fn into_result(answer: Answer) -> Result<(), RequestError> {
+    match answer {
+        Ok((status, _)) if status.is_success() => Ok(()),
+        Ok((StatusCode::FORBIDDEN, _)) => Err(RequestError::Unauthorized),
+        Ok((status, _)) => Err(RequestError::Status(status)),
+        Err(FetchError::Timeout) => Err(RequestError::Timeout),
+        Err(error @ FetchError::TooLarge) => Err(RequestError::Transport(error.to_string())),
+        Err(FetchError::Failed(message)) => Err(RequestError::Transport(message)),
     }
 }
 

@@ -1,7 +1,18 @@
-//! The one HTTP/1.1 client under the Pinger's transport, the emulator's pulls and `check`:
-//! one pooled client type (https through rustls when that feature is on), and each concern
-//! of an exchange written once: the error chain on one line, the bounded body read, the
-//! timeout.
+//! The HTTP client plumbing under everything that talks to another server (the Pinger's
+//! transport, the emulator's pulls, `check`): one pooled HTTP/1.1 client type (https
+//! through rustls when that feature is on), its TLS roots, the [`Transport`] seam, reading
+//! `Retry-After`, and each concern of an exchange written once: the error chain on one
+//! line, the bounded body read, the timeout. Nothing here knows Livefyre's API.
+
+mod retry_after;
+#[cfg(feature = "rustls")]
+mod tls;
+mod transport;
+
+pub use retry_after::parse_retry_after;
+#[cfg(feature = "rustls")]
+pub use tls::{TlsRoots, TlsRootsError};
+pub use transport::{HyperTransport, Transport};
 
 use std::future::Future;
 use std::time::Duration;
@@ -22,12 +33,12 @@ type Connector = HttpConnector;
 
 #[cfg(feature = "rustls")]
 fn connector() -> Connector {
-    connector_trusting(&crate::client::TlsRoots::default())
+    connector_trusting(&TlsRoots::default())
 }
 
 /// http, and https trusting `roots`.
 #[cfg(feature = "rustls")]
-fn connector_trusting(roots: &crate::client::TlsRoots) -> Connector {
+fn connector_trusting(roots: &TlsRoots) -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     hyper_rustls::HttpsConnectorBuilder::new()
@@ -89,7 +100,7 @@ impl HttpClient {
 
     /// A client whose https connections trust `roots` instead of Mozilla's alone.
     #[cfg(feature = "rustls")]
-    pub(crate) fn trusting(roots: &crate::client::TlsRoots) -> Self {
+    pub(crate) fn trusting(roots: &TlsRoots) -> Self {
         Self {
             pool: Client::builder(TokioExecutor::new()).build(connector_trusting(roots)),
         }

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Request, Response};
 
+use super::{FetchError, HttpClient, SUPPORTS_HTTPS, read_body};
 use crate::BoxError;
-use crate::http_client::{FetchError, HttpClient, SUPPORTS_HTTPS, read_body};
 
 /// Answers longer than this are not read further (Livefyre's are empty or tiny).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
