@@ -6,15 +6,16 @@
 
 mod commands;
 mod logging;
-mod ping;
 
 use std::fmt;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
+use pingpull::Network;
 use tracing::level_filters::LevelFilter;
+
+use commands::error::CommandError;
+use commands::{check, emulator, ping, register, token};
 
 /// Livefyre "Ping for Pull" from the command line.
 #[derive(Debug, Parser)]
@@ -91,170 +92,25 @@ enum Command {
     #[command(
         after_help = "Example:\n  PINGPULL_NETWORK=example.fyre.co PINGPULL_KEY=testkeytest \\\n    pingpull emulator --listen 127.0.0.1:8080 \\\n    --pull-url 'http://127.0.0.1:3000/livefyre/pull?id={id}'"
     )]
-    Emulator(EmulatorArgs),
+    Emulator(emulator::EmulatorArgs),
     /// Make or verify tokens
     #[command(subcommand)]
-    Token(TokenCommand),
+    Token(token::TokenCommand),
     /// Ping users through the Pinger (coalescing, retries) and wait for delivery
     #[command(
         after_help = "Examples:\n  pingpull ping --base-url http://127.0.0.1:8080 u1 u2\n  cut -d, -f1 changed.csv | pingpull ping --from-file - --deadline 60 --json\n\nOn a terminal, progress shows on stderr and per-user lines need -v; piped, stdout has one line per delivery and stderr a progress line every 5 s (retry lines with -v). Each user is pinged once; the counts come from the Pinger.\nExit status: 0 all delivered, 1 some not (each named with the reason, or the deadline), 2 usage error."
     )]
-    Ping(PingArgs),
+    Ping(ping::PingArgs),
     /// Register the Pull URL template with the network
     #[command(
         after_help = "Examples:\n  pingpull register --base-url http://127.0.0.1:8080 \\\n    'https://www.example.com/livefyre/pull?id={id}'\n  pingpull register 'https://www.example.com/livefyre/pull?id={id}' --check-user u1\n\nExit status: 0 registered (and, with --check-user, pulled), 1 registration or pull failed, 2 usage error."
     )]
-    Register(RegisterArgs),
+    Register(register::RegisterArgs),
     /// Act as Livefyre against a Pull endpoint and report whether it conforms
     #[command(
         after_help = "Examples:\n  pingpull check 'http://127.0.0.1:3000/livefyre/pull?id={id}' \\\n    --user u1 --unknown-user nobody\n  pingpull check 'http://127.0.0.1:3000/livefyre/pull?id={id}' \\\n    --user u1 --strict   # advised cases fail too"
     )]
-    Check(CheckArgs),
-}
-
-#[derive(Debug, Args)]
-struct EmulatorArgs {
-    /// Address to listen on
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Pull URL template, as if registered (must contain {id})
-    #[arg(long)]
-    pull_url: Option<String>,
-    /// Share of pings answered 500, 0 to 1
-    #[arg(long, default_value_t = 0.0)]
-    fail_rate: f64,
-    /// Share of pings answered 429 with Retry-After, 0 to 1
-    #[arg(long = "rate-429", default_value_t = 0.0)]
-    rate_429: f64,
-    /// Milliseconds added to every ping's answer
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-    /// Seed for the choice of failing pings
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Users kept at most; a ping for a new user beyond it evicts the least recently pinged
-    #[arg(long, default_value_t = pingpull::emulator::DEFAULT_MAX_USERS,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    max_users: usize,
-}
-
-#[derive(Debug, Subcommand)]
-enum TokenCommand {
-    /// Print a system token (the lftoken Livefyre sends)
-    #[command(
-        after_help = "Examples:\n  pingpull token system\n  pingpull token system --expires-at 1700086400   # reproducible"
-    )]
-    System(Expiry),
-    /// Print a user auth token
-    #[command(
-        after_help = "Example:\n  pingpull token user --user u1 --display-name 'Ada Lovelace' --ttl 3600"
-    )]
-    User {
-        /// User id ([A-Za-z0-9_.-]+)
-        #[arg(long)]
-        user: String,
-        /// Display name
-        #[arg(long)]
-        display_name: String,
-        #[command(flatten)]
-        expiry: Expiry,
-    },
-    /// Verify a system token: print its claims as JSON (exit 0) or the reason (exit 1);
-    /// on stderr, which key verified it (`key: current` or `key: previous`)
-    #[command(after_help = "Example:\n  pingpull token verify \"$LFTOKEN\"")]
-    Verify {
-        /// The token
-        token: String,
-    },
-}
-
-#[derive(Debug, Args)]
-struct Expiry {
-    /// Lifetime in seconds from now
-    #[arg(long, conflicts_with = "expires_at")]
-    ttl: Option<u64>,
-    /// Absolute expiry in Unix seconds, for reproducible tokens
-    #[arg(long)]
-    expires_at: Option<i64>,
-}
-
-#[derive(Debug, Args)]
-struct PingArgs {
-    /// Livefyre's API base URL (default https://{label}.quill.fyre.co)
-    #[arg(long)]
-    base_url: Option<String>,
-    /// Also trust the CA certificates in this PEM file for https (a private CA, a proxy)
-    #[arg(long, value_name = "FILE")]
-    ca_cert: Option<PathBuf>,
-    /// Read user ids from a file, one per line ('-' for standard input)
-    #[arg(long)]
-    from_file: Option<PathBuf>,
-    /// Seconds to wait for delivery before giving up; retries are spaced to fit in it
-    #[arg(long, default_value_t = 30.0, value_parser = positive_number)]
-    deadline: f64,
-    /// Requests in flight at once
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
-    concurrency: u16,
-    /// At most this many requests started per second (default: no limit)
-    #[arg(long, value_name = "PER_SECOND", value_parser = positive_number)]
-    rate_limit: Option<f64>,
-    /// Print a JSON summary on stdout instead of the text one (the per-user lines stay)
-    #[arg(long)]
-    json: bool,
-    /// User ids to ping
-    users: Vec<String>,
-}
-
-/// A finite number above zero, for `--deadline` and `--rate-limit`: clap reports
-/// anything else as a usage error.
-fn positive_number(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(number) if number.is_finite() && number > 0.0 => Ok(number),
-        _ => Err(format!("expected a positive number, got `{text}`")),
-    }
-}
-
-#[derive(Debug, Args)]
-struct RegisterArgs {
-    /// Livefyre's API base URL (default https://{label}.quill.fyre.co)
-    #[arg(long)]
-    base_url: Option<String>,
-    /// Also trust the CA certificates in this PEM file for https (a private CA, a proxy)
-    #[arg(long, value_name = "FILE")]
-    ca_cert: Option<PathBuf>,
-    /// The Pull URL template (must contain {id})
-    template: String,
-    /// After registering, pull this user once as Livefyre would and report the result
-    #[arg(long, value_name = "ID")]
-    check_user: Option<String>,
-}
-
-#[derive(Debug, Args)]
-struct CheckArgs {
-    /// The Pull URL template of the endpoint to check
-    template: String,
-    /// A user who exists
-    #[arg(long)]
-    user: String,
-    /// A user who does not exist (checks the 404)
-    #[arg(long)]
-    unknown_user: Option<String>,
-    /// Seconds after which an answer counts as too slow
-    #[arg(long, default_value_t = 5.0)]
-    timeout: f64,
-    /// Print the report as JSON
-    #[arg(long)]
-    json: bool,
-    /// Fail on advised cases too (pingpull's stricter rules, such as refusing a repeated
-    /// lftoken), which otherwise only warn
-    #[arg(long)]
-    strict: bool,
-}
-
-/// A command's failure: a usage error (2) or a failed check or delivery (1).
-enum Failure {
-    Usage(String),
-    Failed(String),
+    Check(check::CheckArgs),
 }
 
 impl Command {
@@ -267,6 +123,36 @@ impl Command {
             _ => LevelFilter::WARN,
         }
     }
+}
+
+/// Runs the command `cli` names, for the network its flags or the environment give.
+async fn run(cli: Cli) -> Result<(), CommandError> {
+    let network = network(&cli.network)?;
+    let previous_keys = network.previous_key_count();
+    tracing::debug!(target: "pingpull::cli", network = network.name(), previous_keys, "network configured");
+    if previous_keys > 0 {
+        tracing::info!(target: "pingpull::cli", previous_keys, "key rotation: tokens and profile signatures made with a previous key are accepted");
+    }
+    match cli.command {
+        Command::Emulator(args) => emulator::run(network, args).await,
+        Command::Token(command) => token::run(&network, command),
+        Command::Ping(args) => ping::run(network, args, cli.verbose).await,
+        Command::Register(args) => register::run(network, args).await,
+        Command::Check(args) => check::run(network, args).await,
+    }
+}
+
+/// The network the flags or the environment name, or the usage error saying what is wrong.
+fn network(args: &NetworkArgs) -> Result<Network, CommandError> {
+    let (Some(name), Some(key)) = (&args.network, &args.key) else {
+        return Err(CommandError::Usage(
+            "the network is needed: --network and --key, or PINGPULL_NETWORK and PINGPULL_KEY"
+                .into(),
+        ));
+    };
+    Network::new(name.clone(), key.clone())
+        .and_then(|network| network.with_previous_keys(args.previous_keys()))
+        .map_err(|e| CommandError::Usage(e.to_string()))
 }
 
 fn main() -> ExitCode {
@@ -282,15 +168,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Failed(message)) => {
+        Err(CommandError::Failed(message)) => {
             if !message.is_empty() {
                 eprintln!("pingpull: {message}");
             }
             ExitCode::from(1)
         }
-        Err(Failure::Usage(message)) => {
+        Err(CommandError::Usage(message)) => {
             eprintln!("pingpull: {message}");
             ExitCode::from(2)
         }

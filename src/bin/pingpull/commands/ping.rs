@@ -4,19 +4,19 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{IsTerminal as _, Read as _};
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use http::StatusCode;
 use pingpull::ping::{
-    Failure as PingFailure, PingEvent, PingStats, Pinger, RequestError, RetrySchedule,
-    ShutdownReport,
+    Failure, PingEvent, PingStats, Pinger, RequestError, RetrySchedule, ShutdownReport,
 };
 use pingpull::{Network, user_id};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
-use super::commands::{base_url_hint, tls_roots};
-use super::{Failure, PingArgs};
+use super::error::CommandError;
+use super::livefyre::{base_url, base_url_hint, tls_roots};
 
 mod progress;
 
@@ -35,14 +35,50 @@ const EVENTS_PER_USER: usize = 4;
 /// redrawn as it goes).
 const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(5);
 
+#[derive(Debug, Args)]
+pub(crate) struct PingArgs {
+    /// Livefyre's API base URL (default https://{label}.quill.fyre.co)
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Also trust the CA certificates in this PEM file for https (a private CA, a proxy)
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// Read user ids from a file, one per line ('-' for standard input)
+    #[arg(long)]
+    from_file: Option<PathBuf>,
+    /// Seconds to wait for delivery before giving up; retries are spaced to fit in it
+    #[arg(long, default_value_t = 30.0, value_parser = positive_number)]
+    deadline: f64,
+    /// Requests in flight at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// At most this many requests started per second (default: no limit)
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_number)]
+    rate_limit: Option<f64>,
+    /// Print a JSON summary on stdout instead of the text one (the per-user lines stay)
+    #[arg(long)]
+    json: bool,
+    /// User ids to ping
+    users: Vec<String>,
+}
+
+/// A finite number above zero, for `--deadline` and `--rate-limit`: clap reports
+/// anything else as a usage error.
+fn positive_number(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(number) if number.is_finite() && number > 0.0 => Ok(number),
+        _ => Err(format!("expected a positive number, got `{text}`")),
+    }
+}
+
 /// Pings `args`' users, prints a line per delivery when piped (or progress on a
 /// terminal) and a summary whose counts come from the Pinger's own record; `verbose`
 /// (the global `-v` count) asks for per-user lines on a terminal and retry lines.
-pub(crate) async fn ping(network: Network, args: PingArgs, verbose: u8) -> Result<(), Failure> {
+pub(crate) async fn run(network: Network, args: PingArgs, verbose: u8) -> Result<(), CommandError> {
     let users = users_to_ping(&args.users, args.from_file.as_deref())?;
     let deadline = Duration::try_from_secs_f64(args.deadline)
         // clap took only positive finite numbers: this one is too large.
-        .map_err(|_| Failure::Usage("--deadline is too far in the future".into()))?;
+        .map_err(|_| CommandError::Usage("--deadline is too far in the future".into()))?;
     // Each user once: a user pending once is counted once by the Pinger's record.
     let mut seen = HashSet::new();
     let distinct: Vec<&str> = users
@@ -56,15 +92,15 @@ pub(crate) async fn ping(network: Network, args: PingArgs, verbose: u8) -> Resul
     let started = Instant::now();
     let until = started
         .checked_add(deadline)
-        .ok_or_else(|| Failure::Usage("--deadline is too far in the future".into()))?;
-    let mut tally = Tally::new(Output::detect(verbose, distinct.len(), until));
+        .ok_or_else(|| CommandError::Usage("--deadline is too far in the future".into()))?;
+    let mut tally = Tally::new(Feedback::detect(verbose, distinct.len(), until));
     for user in &distinct {
         pinger
             .ping(user)
-            .map_err(|e| Failure::Usage(e.to_string()))?;
+            .map_err(|e| CommandError::Usage(e.to_string()))?;
     }
     let stopped = watch(&pinger, &mut events, &mut tally, until).await;
-    tally.output.hide_progress();
+    tally.feedback.hide_progress();
     let report = pinger.shutdown(Duration::ZERO).await;
     // Events sent after the loop stopped (the last delivery can settle the pending
     // set before its event is read): shutdown has returned, so all are in the channel.
@@ -72,7 +108,7 @@ pub(crate) async fn ping(network: Network, args: PingArgs, verbose: u8) -> Resul
     let record = Record::from(&report);
     let summary = Summary::new(args.deadline, &distinct, &tally, stopped, &record, started);
     tally
-        .output
+        .feedback
         .finish_progress(summary.delivered, summary.failed_count);
     if let Some(status) = tally.wrong_server_status() {
         // The same words as a one-shot call's error for that status.
@@ -90,11 +126,8 @@ fn spawn_pinger(
     args: &PingArgs,
     deadline: Duration,
     users: usize,
-) -> Result<Pinger, Failure> {
-    let base_url = args
-        .base_url
-        .clone()
-        .unwrap_or_else(|| network.default_base_url());
+) -> Result<Pinger, CommandError> {
+    let base_url = base_url(network, args.base_url.clone());
     let mut builder = Pinger::builder(network.clone())
         .base_url(base_url)
         .max_pending(users.max(1))
@@ -107,7 +140,9 @@ fn spawn_pinger(
     if let Some(roots) = tls_roots(args.ca_cert.as_deref())? {
         builder = builder.tls_roots(&roots);
     }
-    builder.spawn().map_err(|e| Failure::Usage(e.to_string()))
+    builder
+        .spawn()
+        .map_err(|e| CommandError::Usage(e.to_string()))
 }
 
 /// The library's schedule with every wait capped at a share of `deadline` (a server's
@@ -125,32 +160,32 @@ fn retry_schedule(deadline: Duration) -> RetrySchedule {
 }
 
 /// The user ids given, then those of `from_file`; at least one, each valid.
-fn users_to_ping(users: &[String], from_file: Option<&Path>) -> Result<Vec<String>, Failure> {
+fn users_to_ping(users: &[String], from_file: Option<&Path>) -> Result<Vec<String>, CommandError> {
     let mut users = users.to_vec();
     if let Some(path) = from_file {
         users.extend(read_user_file(path)?);
     }
     if users.is_empty() {
-        return Err(Failure::Usage(
+        return Err(CommandError::Usage(
             "no user ids: give some, or --from-file".into(),
         ));
     }
     for user in &users {
         user_id::validate_for_path(user)
-            .map_err(|e| Failure::Usage(format!("user id `{user}`: {e}")))?;
+            .map_err(|e| CommandError::Usage(format!("user id `{user}`: {e}")))?;
     }
     Ok(users)
 }
 
 /// The non-blank lines of `path` (`-`: standard input), trimmed.
-fn read_user_file(path: &Path) -> Result<Vec<String>, Failure> {
+fn read_user_file(path: &Path) -> Result<Vec<String>, CommandError> {
     let mut text = String::new();
     let read = if path.as_os_str() == "-" {
         std::io::stdin().read_to_string(&mut text).map(|_| ())
     } else {
         std::fs::read_to_string(path).map(|t| text = t)
     };
-    read.map_err(|e| Failure::Usage(format!("--from-file {}: {e}", path.display())))?;
+    read.map_err(|e| CommandError::Usage(format!("--from-file {}: {e}", path.display())))?;
     Ok(text
         .lines()
         .map(str::trim)
@@ -179,7 +214,7 @@ async fn watch(
     until: Instant,
 ) -> Stopped {
     let until = tokio::time::Instant::from_std(until);
-    let every = tally.output.progress_every();
+    let every = tally.feedback.progress_every();
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     while pinger.stats().pending > 0 {
         tokio::select! {
@@ -213,7 +248,7 @@ fn drain(events: &mut broadcast::Receiver<PingEvent>, tally: &mut Tally) {
 }
 
 /// Where the command tells of each user: lines for scripts, progress for a person.
-struct Output {
+struct Feedback {
     /// A "delivered" line on stdout per delivery.
     delivered_lines: bool,
     /// A "retrying" line on stderr per failed attempt (`-v` only: there may be many
@@ -224,7 +259,7 @@ struct Output {
     users: usize,
 }
 
-impl Output {
+impl Feedback {
     /// Progress redrawn when stderr is a terminal, else a line every few seconds;
     /// per-user lines when stdout is not a terminal (for scripts) or with `-v`; retry
     /// lines with `-v`.
@@ -280,12 +315,12 @@ impl Output {
 
 /// What the events told, and where each is shown.
 struct Tally {
-    output: Output,
+    feedback: Feedback,
     delivered: HashSet<String>,
     /// Users whose latest attempt failed and who wait for the next, with the failure.
-    retrying: BTreeMap<String, PingFailure>,
+    retrying: BTreeMap<String, Failure>,
     /// Users given up, with why.
-    gave_up: BTreeMap<String, PingFailure>,
+    gave_up: BTreeMap<String, Failure>,
     /// Events the stream dropped because we read too slowly.
     missed: u64,
     /// Livefyre is unreachable: one line says so, not one per failed attempt.
@@ -293,9 +328,9 @@ struct Tally {
 }
 
 impl Tally {
-    fn new(output: Output) -> Self {
+    fn new(feedback: Feedback) -> Self {
         Self {
-            output,
+            feedback,
             delivered: HashSet::new(),
             retrying: BTreeMap::new(),
             gave_up: BTreeMap::new(),
@@ -307,7 +342,7 @@ impl Tally {
     /// A 404 or 405 that refused a user: the base URL is probably not Livefyre's.
     fn wrong_server_status(&self) -> Option<StatusCode> {
         self.gave_up.values().find_map(|failure| match failure {
-            PingFailure::Status(status @ (404 | 405)) => StatusCode::from_u16(*status).ok(),
+            Failure::Status(status @ (404 | 405)) => StatusCode::from_u16(*status).ok(),
             _ => None,
         })
     }
@@ -316,9 +351,9 @@ impl Tally {
     fn record(&mut self, event: PingEvent) -> ControlFlow<()> {
         match event {
             PingEvent::Delivered { user_id, attempts } => {
-                if self.output.delivered_lines {
+                if self.feedback.delivered_lines {
                     let line = format!("delivered {user_id} ({attempts} attempt(s))");
-                    self.output.line(false, &line);
+                    self.feedback.line(false, &line);
                 }
                 self.retrying.remove(&user_id);
                 self.delivered.insert(user_id);
@@ -329,9 +364,9 @@ impl Tally {
                 delay,
                 ..
             } => {
-                if self.output.retry_lines && !self.unreachable {
+                if self.feedback.retry_lines && !self.unreachable {
                     let line = format!("retrying {user_id} in {} ms: {failure}", delay.as_millis());
-                    self.output.line(true, &line);
+                    self.feedback.line(true, &line);
                 }
                 self.retrying.insert(user_id, failure);
             }
@@ -339,7 +374,7 @@ impl Tally {
                 self.gave_up.insert(user_id, failure);
             }
             PingEvent::Unauthorized { .. } => {
-                self.output.line(
+                self.feedback.line(
                     true,
                     "Livefyre answered 403: the network key or name is wrong",
                 );
@@ -350,7 +385,7 @@ impl Tally {
                 let line = format!(
                     "Livefyre is unreachable ({failure}): waiting for it, one probe a second"
                 );
-                self.output.line(true, &line);
+                self.feedback.line(true, &line);
             }
             PingEvent::Resumed { paused_for } if self.unreachable => {
                 self.unreachable = false;
@@ -358,7 +393,7 @@ impl Tally {
                     "Livefyre answers again after {} s: resuming",
                     paused_for.as_secs()
                 );
-                self.output.line(true, &line);
+                self.feedback.line(true, &line);
             }
             _ => {}
         }
@@ -371,7 +406,7 @@ impl Tally {
         let failed = usize::try_from(stats.given_up).unwrap_or(usize::MAX);
         let pending = usize::try_from(stats.pending).unwrap_or(usize::MAX);
         let delivered = self
-            .output
+            .feedback
             .users
             .saturating_sub(failed)
             .saturating_sub(pending);
@@ -380,11 +415,11 @@ impl Tally {
             .keys()
             .filter(|user| !self.gave_up.contains_key(*user))
             .count();
-        match &self.output.progress {
+        match &self.feedback.progress {
             Some(progress) => progress.update(delivered, retrying, failed),
             None => eprintln!(
                 "pingpull: delivered {delivered} of {}, {pending} pending, {failed} failed",
-                self.output.users
+                self.feedback.users
             ),
         }
     }
@@ -429,7 +464,7 @@ fn named_failures(
     let mut deadline_reached = stopped == Stopped::Deadline;
     for (user, failure) in &tally.gave_up {
         // Given up because the next retry would come after the deadline.
-        let reason = if *failure == PingFailure::TooOld {
+        let reason = if *failure == Failure::TooOld {
             deadline_reached = true;
             with_last(&deadline_reason, user)
         } else {
@@ -534,7 +569,7 @@ impl Summary {
 
     /// Prints the summary (as JSON with `json`) on stdout; fails if a user was not
     /// delivered.
-    fn print(&self, json: bool) -> Result<(), Failure> {
+    fn print(&self, json: bool) -> Result<(), CommandError> {
         if json {
             // Plain data: serializing it cannot fail.
             println!(
@@ -554,7 +589,7 @@ impl Summary {
         if self.failed_count == 0 {
             Ok(())
         } else {
-            Err(Failure::Failed(String::new()))
+            Err(CommandError::Failed(String::new()))
         }
     }
 
@@ -648,17 +683,17 @@ mod tests {
     }
 
     fn tally(delivered: &[&str], gave_up: &[&str], missed: u64) -> Tally {
-        let output = Output {
+        let feedback = Feedback {
             delivered_lines: false,
             retry_lines: false,
             progress: None,
             users: 0,
         };
-        let mut tally = Tally::new(output);
+        let mut tally = Tally::new(feedback);
         tally.delivered = delivered.iter().map(|u| (*u).to_owned()).collect();
         tally.gave_up = gave_up
             .iter()
-            .map(|u| ((*u).to_owned(), PingFailure::Status(404)))
+            .map(|u| ((*u).to_owned(), Failure::Status(404)))
             .collect();
         tally.missed = missed;
         tally

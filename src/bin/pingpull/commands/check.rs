@@ -1,0 +1,61 @@
+//! `pingpull check`: acts as Livefyre against a Pull endpoint and reports whether it
+//! conforms.
+
+use std::time::Duration;
+
+use clap::Args;
+use pingpull::Network;
+use pingpull::check::{CheckError, CheckOptions, check_endpoint};
+
+use super::error::CommandError;
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The Pull URL template of the endpoint to check
+    template: String,
+    /// A user who exists
+    #[arg(long)]
+    user: String,
+    /// A user who does not exist (checks the 404)
+    #[arg(long)]
+    unknown_user: Option<String>,
+    /// Seconds after which an answer counts as too slow
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+    /// Fail on advised cases too (pingpull's stricter rules, such as refusing a repeated
+    /// lftoken), which otherwise only warn
+    #[arg(long)]
+    strict: bool,
+}
+
+/// Runs the checks and prints the report; fails unless every conformance case passed
+/// (and, with `--strict`, every advised case).
+pub(crate) async fn run(network: Network, args: CheckArgs) -> Result<(), CommandError> {
+    let timeout = Duration::try_from_secs_f64(args.timeout).map_err(|_| {
+        CommandError::Usage("--timeout must be a positive number of seconds".into())
+    })?;
+    let mut options = CheckOptions::new(network, args.template, args.user)
+        .timeout(timeout)
+        .strict(args.strict);
+    if let Some(unknown) = args.unknown_user {
+        options = options.unknown_user(unknown);
+    }
+    let report = check_endpoint(&options).await.map_err(|e| match e {
+        // The endpoint's fault, not the command line's: said once, exit 1.
+        CheckError::Unreachable { .. } => CommandError::Failed(e.to_string()),
+        _ => CommandError::Usage(e.to_string()),
+    })?;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(CommandError::Failed(String::new()))
+    }
+}
