@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tracing::{Instrument, Level, Span, field};
 
@@ -110,7 +110,7 @@ impl<S: PendingStore> Engine<S> {
     }
 
     /// Asks the engine to stop once drained, or at `deadline` at the latest.
-    fn close(&self, deadline: Option<Instant>) {
+    pub(super) fn close(&self, deadline: Option<Instant>) {
         self.closing.store(true, Ordering::Release);
         if deadline.is_some() {
             *lock(&self.deadline) = deadline;
@@ -311,7 +311,7 @@ fn record_reply(span: &Span, reply: &Reply) {
 }
 
 /// The background loop: claims due users within the limits until told to stop.
-async fn run<S: PendingStore>(engine: Arc<Engine<S>>) {
+pub(super) async fn run<S: PendingStore>(engine: Arc<Engine<S>>) {
     let mut tasks = JoinSet::new();
     let mut next_slot = Instant::now();
     loop {
@@ -350,39 +350,4 @@ async fn run<S: PendingStore>(engine: Arc<Engine<S>>) {
     // and are reported as undelivered.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
-}
-
-/// A spawned engine's task, owned by the handles (behind an `Arc`). Dropping the last
-/// handle closes the engine: it delivers what it owes and stops. [`stop`](Self::stop)
-/// closes it with a deadline and waits for it; a second caller waits for the first.
-pub(crate) struct Running<S: PendingStore> {
-    pub(crate) engine: Arc<Engine<S>>,
-    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
-}
-
-impl<S: PendingStore> Running<S> {
-    /// Spawns `engine`'s loop on `runtime`.
-    pub(crate) fn spawn(runtime: &tokio::runtime::Handle, engine: Arc<Engine<S>>) -> Self {
-        let task = runtime.spawn(run(engine.clone()));
-        Self {
-            engine,
-            task: tokio::sync::Mutex::new(Some(task)),
-        }
-    }
-
-    /// Closes the engine, letting it deliver until `deadline` from now, and waits for it.
-    pub(crate) async fn stop(&self, deadline: Duration) {
-        self.engine.close(Some(later(Instant::now(), deadline)));
-        // Held while waiting, so a concurrent `stop` returns only once the engine has.
-        let mut task = self.task.lock().await;
-        if let Some(running) = task.take() {
-            let _ = running.await;
-        }
-    }
-}
-
-impl<S: PendingStore> Drop for Running<S> {
-    fn drop(&mut self) {
-        self.engine.close(None);
-    }
 }

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::store::StoreCounts;
+
 /// Why an attempt did not deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -106,10 +108,6 @@ pub struct PingStats {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// `ping` calls that made a user pending; with `coalesced`, every accepted call (one
-    /// atomic add per call, not two: `ping` for a pending user is the hot path).
-    pub(crate) new_users: AtomicU64,
-    pub(crate) coalesced: AtomicU64,
     pub(crate) sent: AtomicU64,
     pub(crate) succeeded: AtomicU64,
     pub(crate) retried: AtomicU64,
@@ -121,18 +119,17 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, pending: usize, in_flight: usize) -> PingStats {
+    pub(crate) fn snapshot(&self, counts: StoreCounts) -> PingStats {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let coalesced = read(&self.coalesced);
         PingStats {
-            pinged: read(&self.new_users) + coalesced,
-            coalesced,
+            pinged: counts.new_users + counts.coalesced,
+            coalesced: counts.coalesced,
             sent: read(&self.sent),
             succeeded: read(&self.succeeded),
             retried: read(&self.retried),
             given_up: read(&self.given_up),
-            pending: pending as u64,
-            in_flight: in_flight as u64,
+            pending: counts.pending as u64,
+            in_flight: counts.in_flight as u64,
         }
     }
 }

@@ -1,13 +1,16 @@
-//! The handle both front-ends wrap: stats, events, the client, and shutdown, over one
-//! spawned engine.
+//! The handle both front-ends wrap: stats, events, health, the client, and shutdown, over
+//! one spawned engine, whose task it owns.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::Level;
 
-use super::engine::{Engine, Running};
+use super::engine::{Engine, run};
+use super::later;
 use super::events::{PingEvent, PingStats, ShutdownReport};
 use super::health::Health;
 use super::options::Checked;
@@ -18,13 +21,28 @@ use crate::livefyre::LivefyreClient;
 /// A cheap handle to a spawned engine. When the last clone is dropped, the engine
 /// delivers what it owes and stops.
 pub(crate) struct Delivery<S: PendingStore> {
-    running: Arc<Running<S>>,
+    engine: Arc<Engine<S>>,
+    task: Arc<Task<S>>,
+}
+
+/// The engine's task, shared by the handles only (the task itself holds the engine, not
+/// this): when the last handle goes, the engine is closed.
+struct Task<S: PendingStore> {
+    engine: Arc<Engine<S>>,
+    join: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<S: PendingStore> Drop for Task<S> {
+    fn drop(&mut self) {
+        self.engine.close(None);
+    }
 }
 
 impl<S: PendingStore> Clone for Delivery<S> {
     fn clone(&self) -> Self {
         Self {
-            running: self.running.clone(),
+            engine: self.engine.clone(),
+            task: self.task.clone(),
         }
     }
 }
@@ -34,43 +52,42 @@ impl<S: PendingStore> Delivery<S> {
     pub(crate) fn spawn(store: S, checked: Checked, poll_every: Option<Duration>) -> Self {
         let runtime = checked.runtime.clone();
         let engine = Arc::new(Engine::new(store, checked, poll_every));
+        let join = runtime.spawn(run(engine.clone()));
         Self {
-            running: Arc::new(Running::spawn(&runtime, engine)),
+            task: Arc::new(Task {
+                engine: engine.clone(),
+                join: tokio::sync::Mutex::new(Some(join)),
+            }),
+            engine,
         }
     }
 
     #[cfg(feature = "postgres")]
     pub(crate) fn engine(&self) -> &Arc<Engine<S>> {
-        &self.running.engine
+        &self.engine
     }
 
-    /// Counts an accepted `ping` call; a new pending user wakes the engine, a ping folded
-    /// into a pending or in-flight user counts as coalesced.
-    pub(crate) fn pinged(&self, new_user: bool) {
-        let engine = &self.running.engine;
-        engine.reporter.pinged(!new_user);
-        if new_user {
-            engine.wake();
-        }
+    /// Wakes the engine: a user may be due now.
+    pub(crate) fn wake(&self) {
+        self.engine.wake();
     }
 
     pub(crate) fn store(&self) -> &S {
-        &self.running.engine.store
+        &self.engine.store
     }
 
     pub(crate) fn stats(&self) -> PingStats {
-        let engine = &self.running.engine;
-        engine.reporter.stats(engine.store.counts())
+        self.engine.reporter.stats(self.engine.store.counts())
     }
 
     pub(crate) fn events(&self) -> broadcast::Receiver<PingEvent> {
-        self.running.engine.reporter.subscribe()
+        self.engine.reporter.subscribe()
     }
 
     /// The engine's health, with what the store knows: its pending users and since when
     /// the oldest has waited.
     pub(crate) fn health(&self, pending: u64, oldest_pending: Option<Duration>) -> Health {
-        let engine = &self.running.engine;
+        let engine = &self.engine;
         let (last_delivered, consecutive_failures) = engine.reporter.health.read();
         let paused = engine.paused();
         Health {
@@ -85,7 +102,7 @@ impl<S: PendingStore> Delivery<S> {
     }
 
     pub(crate) fn client(&self) -> &LivefyreClient {
-        &self.running.engine.client
+        &self.engine.client
     }
 
     /// Closes the store, lets the engine deliver until `deadline` has passed, and reports
@@ -93,8 +110,14 @@ impl<S: PendingStore> Delivery<S> {
     /// nothing more.
     pub(crate) async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         self.store().close();
-        // A second caller waits here for the first, then finds nothing left to report.
-        self.running.stop(deadline).await;
+        self.engine.close(Some(later(Instant::now(), deadline)));
+        // Held while waiting, so a second caller waits here for the first, then finds
+        // nothing left to report.
+        let mut join = self.task.join.lock().await;
+        if let Some(running) = join.take() {
+            let _ = running.await;
+        }
+        drop(join);
         let undelivered = self.store().take_undelivered().await;
         if !undelivered.is_empty() {
             tracing::event!(

@@ -63,16 +63,7 @@ impl Reporter {
     }
 
     pub(crate) fn stats(&self, counts: StoreCounts) -> PingStats {
-        self.counters.snapshot(counts.pending, counts.in_flight)
-    }
-
-    /// A `ping` call was accepted; `coalesced` if it folded into a pending user.
-    pub(crate) fn pinged(&self, coalesced: bool) {
-        if coalesced {
-            Counters::add(&self.counters.coalesced);
-        } else {
-            Counters::add(&self.counters.new_users);
-        }
+        self.counters.snapshot(counts)
     }
 
     /// A request left.

@@ -50,6 +50,10 @@ pub(crate) struct StoreCounts {
     pub(crate) pending: usize,
     /// Users whose request is in flight now.
     pub(crate) in_flight: usize,
+    /// Accepted `ping` calls that made a user pending (the Pinger's store counts them).
+    pub(crate) new_users: u64,
+    /// Accepted `ping` calls folded into a pending or in-flight user's request.
+    pub(crate) coalesced: u64,
 }
 
 /// The engine's view of a pending set: claim due users, settle each claim.

@@ -218,6 +218,9 @@ impl PendingStore for PgStore {
         StoreCounts {
             pending: usize::try_from(self.pending.load(Ordering::Relaxed)).unwrap_or(usize::MAX),
             in_flight: lock(&self.in_flight).len(),
+            // Changes are recorded in the caller's transactions, not counted here.
+            new_users: 0,
+            coalesced: 0,
         }
     }
 

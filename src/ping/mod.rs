@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+mod error;
 mod hook;
 mod pending;
 mod pinger;
@@ -47,7 +48,8 @@ mod pinger;
 #[cfg(feature = "emulator")]
 pub(crate) use crate::delivery::XorShift;
 pub use hook::{PingHook, PingHookFuture, PingHookLayer};
-pub use pinger::{PingError, Pinger, PingerBuilder};
+pub use error::PingError;
+pub use pinger::{Pinger, PingerBuilder};
 
 pub use crate::delivery::{Failure, Health, PingEvent, PingStats, RetrySchedule, ShutdownReport};
 pub use crate::http::{HyperTransport, Transport};

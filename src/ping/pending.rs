@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::convert::Infallible;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use hashbrown::HashTable;
 use tokio::time::Instant;
 
 use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts, later};
+use super::error::PingError;
 use crate::metrics::PingMetrics;
 use crate::sync::lock;
 
@@ -254,7 +255,7 @@ impl PendingSet {
         self.index.len()
     }
 
-    pub(crate) fn max_pending(&self) -> usize {
+    fn max_pending(&self) -> usize {
         self.max_pending
     }
 
@@ -331,8 +332,13 @@ pub(crate) struct MemoryStore {
     max_age: Duration,
     /// Cleared by `shutdown`: new pings are refused.
     accepting: AtomicBool,
+    /// `ping` calls that made a user pending, and those folded into a pending or in-flight
+    /// user's request: with both, every accepted call (one atomic add per call, not two:
+    /// `ping` for a pending user is the hot path).
+    new_users: AtomicU64,
+    coalesced: AtomicU64,
     /// `ping` calls by result, and this set's share of the pending gauge.
-    pub(crate) metrics: PingMetrics,
+    metrics: PingMetrics,
 }
 
 impl MemoryStore {
@@ -342,19 +348,48 @@ impl MemoryStore {
             set: Mutex::new(set),
             max_age,
             accepting: AtomicBool::new(true),
+            new_users: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
             metrics: PingMetrics::register(),
+        }
+    }
+
+    /// Records a `ping` call for `user_id` (a valid id): in the set, the counters and the
+    /// metrics. `Ok(true)` when it made the user pending.
+    pub(crate) fn ping(&self, user_id: &str) -> Result<bool, PingError> {
+        let enqueued = match self.lock_if_accepting() {
+            Some(mut pending) => pending.ping(user_id, Instant::now()),
+            None => return Err(PingError::ShuttingDown),
+        };
+        match enqueued {
+            Ok(Enqueued::New) => {
+                self.new_users.fetch_add(1, Ordering::Relaxed);
+                self.metrics.accepted();
+                Ok(true)
+            }
+            Ok(Enqueued::Coalesced | Enqueued::Rearmed) => {
+                self.coalesced.fetch_add(1, Ordering::Relaxed);
+                self.metrics.coalesced();
+                Ok(false)
+            }
+            Err(()) => {
+                self.metrics.queue_full();
+                Err(PingError::QueueFull {
+                    max_pending: self.max_pending(),
+                })
+            }
         }
     }
 
     /// The pending set, locked, if pings are still accepted. Read under the lock `close`
     /// clears it under, so a user is either in the set before the engine's last look, or
     /// refused.
-    pub(crate) fn lock_if_accepting(&self) -> Option<MutexGuard<'_, PendingSet>> {
+    fn lock_if_accepting(&self) -> Option<MutexGuard<'_, PendingSet>> {
         let set = lock(&self.set);
         self.accepting.load(Ordering::Acquire).then_some(set)
     }
 
-    pub(crate) fn max_pending(&self) -> usize {
+    fn max_pending(&self) -> usize {
         lock(&self.set).max_pending()
     }
 
@@ -439,6 +474,8 @@ impl PendingStore for MemoryStore {
         StoreCounts {
             pending: set.len(),
             in_flight: set.in_flight(),
+            new_users: self.new_users.load(Ordering::Relaxed),
+            coalesced: self.coalesced.load(Ordering::Relaxed),
         }
     }
 

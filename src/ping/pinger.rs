@@ -6,15 +6,15 @@ use std::fmt;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
-use tokio::time::Instant;
 
-use super::pending::{Enqueued, MemoryStore, PendingSet};
+use super::error::PingError;
+use super::pending::{MemoryStore, PendingSet};
 use crate::Network;
 use crate::delivery::{
     Delivery, DeliveryOptions, Health, PingEvent, PingStats, ShutdownReport, delivery_setters,
 };
 use crate::livefyre::{ConfigError, LivefyreClient};
-use crate::user_id::{self, UserIdError};
+use crate::user_id;
 
 /// Users pending at once unless configured.
 const DEFAULT_MAX_PENDING: usize = 100_000;
@@ -101,29 +101,11 @@ impl Pinger {
     /// the caller decides), [`PingError::ShuttingDown`] after [`shutdown`](Self::shutdown).
     pub fn ping(&self, user_id: &str) -> Result<(), PingError> {
         user_id::validate_for_path(user_id).map_err(PingError::InvalidUserId)?;
-        let store = self.delivery.store();
-        let enqueued = match store.lock_if_accepting() {
-            Some(mut pending) => pending.ping(user_id, Instant::now()),
-            None => return Err(PingError::ShuttingDown),
-        };
-        match enqueued {
-            Ok(Enqueued::New) => {
-                store.metrics.accepted();
-                self.delivery.pinged(true);
-                Ok(())
-            }
-            Ok(Enqueued::Coalesced | Enqueued::Rearmed) => {
-                store.metrics.coalesced();
-                self.delivery.pinged(false);
-                Ok(())
-            }
-            Err(()) => {
-                store.metrics.queue_full();
-                Err(PingError::QueueFull {
-                    max_pending: store.max_pending(),
-                })
-            }
+        if self.delivery.store().ping(user_id)? {
+            // A new pending user: the engine may have nothing else to look at.
+            self.delivery.wake();
         }
+        Ok(())
     }
 
     /// Counters since start and the current pending set.
@@ -171,35 +153,3 @@ impl fmt::Debug for Pinger {
             .finish()
     }
 }
-
-/// Why [`Pinger::ping`] refused a user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PingError {
-    /// The id cannot stand in the ping URL.
-    InvalidUserId(UserIdError),
-    /// `max_pending` users are pending; this new one was not recorded.
-    QueueFull {
-        /// The configured bound.
-        max_pending: usize,
-    },
-    /// The Pinger is shutting down.
-    ShuttingDown,
-}
-
-impl fmt::Display for PingError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidUserId(error) => write!(f, "cannot ping: {error}"),
-            Self::QueueFull { max_pending } => {
-                write!(
-                    f,
-                    "cannot ping: {max_pending} users already pending (the configured maximum)"
-                )
-            }
-            Self::ShuttingDown => f.write_str("cannot ping: the Pinger is shutting down"),
-        }
-    }
-}
-
-impl std::error::Error for PingError {}

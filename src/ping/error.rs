@@ -1,0 +1,37 @@
+//! Why a ping was refused.
+
+use std::fmt;
+
+use crate::user_id::UserIdError;
+
+/// Why [`Pinger::ping`] refused a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PingError {
+    /// The id cannot stand in the ping URL.
+    InvalidUserId(UserIdError),
+    /// `max_pending` users are pending; this new one was not recorded.
+    QueueFull {
+        /// The configured bound.
+        max_pending: usize,
+    },
+    /// The Pinger is shutting down.
+    ShuttingDown,
+}
+
+impl fmt::Display for PingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidUserId(error) => write!(f, "cannot ping: {error}"),
+            Self::QueueFull { max_pending } => {
+                write!(
+                    f,
+                    "cannot ping: {max_pending} users already pending (the configured maximum)"
+                )
+            }
+            Self::ShuttingDown => f.write_str("cannot ping: the Pinger is shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for PingError {}
