@@ -154,7 +154,7 @@ async fn without_leeway_a_token_one_second_past_expiry_is_refused() {
 }
 
 /// "Every answer carries `Cache-Control: no-store`": the 405, 500 and 503 too, and 414
-/// and 400, which `pull.rs` checks only for their status.
+/// and 400, which `endpoint.rs` checks only for their status.
 #[tokio::test(start_paused = true)]
 async fn every_refusal_carries_no_store() {
     let clock = ManualClock::at_unix(NOW);

@@ -8,7 +8,7 @@ use pingpull::token;
 use pingpull::{Network, Profile};
 use tower::{Layer, ServiceExt, service_fn};
 
-use crate::metrics::Recorded;
+use crate::ping::metrics::Recorded;
 
 const TEMPLATE: &str = "https://site.example/livefyre/pull?id={id}";
 

@@ -306,7 +306,7 @@ fn ping_and_register_against_an_emulator_process() {
     assert!(emulator.get("/studio/users").contains("none registered"));
 
     // Pulls after the registration go to a port held bound, where nothing listens.
-    let (_socket, pull_addr) = crate::check::refusing_port();
+    let (_socket, pull_addr) = crate::emulator::check::refusing_port();
     let pull_url = format!("http://{pull_addr}/pull?id={{id}}");
     let registered = run(&["register", "--base-url", &emulator.base_url, &pull_url]);
     assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
@@ -423,7 +423,7 @@ async fn check_cli(args: Vec<String>) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_warns_about_an_endpoint_that_takes_the_first_of_two_tokens() {
-    let template = crate::check::serve_flawed("first_token").await;
+    let template = crate::emulator::check::serve_flawed("first_token").await;
     let args = |extra: &[&str]| {
         let mut args = vec![
             "check".to_owned(),
@@ -466,7 +466,7 @@ async fn check_exits_1_for_each_broken_endpoint() {
         "wrong_id",
         "slow",
     ] {
-        let template = crate::check::serve_flawed(flaw).await;
+        let template = crate::emulator::check::serve_flawed(flaw).await;
         let output = check_cli(vec![
             "check".into(),
             template,
@@ -487,7 +487,7 @@ async fn check_exits_1_for_each_broken_endpoint() {
 
 #[test]
 fn check_says_once_that_nothing_answers() {
-    let (_socket, addr) = crate::check::refusing_port();
+    let (_socket, addr) = crate::emulator::check::refusing_port();
     let output = run(&[
         "check",
         &format!("http://{addr}/pull?id={{id}}"),

@@ -303,7 +303,7 @@ async fn metrics_show_deliveries_the_backlog_and_lost_leases() {
         .table
         .claim_due(&db.pool, "other", Duration::from_secs(60), 1);
     assert_eq!(held.await.unwrap().len(), 1);
-    let mut recorded = crate::metrics::Recorded::new();
+    let mut recorded = crate::ping::metrics::Recorded::new();
     let outbox = recorded.install(|| {
         worker(&db, &server)
             .lease(Duration::from_secs(6))
@@ -689,7 +689,7 @@ impl Workers {
         command
             .env_clear()
             .args([
-                "outbox::crash_worker_process",
+                "outbox::worker::crash_worker_process",
                 "--exact",
                 "--ignored",
                 "--nocapture",

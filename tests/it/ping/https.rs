@@ -260,7 +260,7 @@ async fn the_pinger_without_the_root_retries_naming_the_certificate_fault() {
 #[cfg(feature = "cli")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_trusts_a_ca_cert_file() {
-    use crate::cli::{pingpull, stderr, stdout};
+    use crate::cli::commands::{pingpull, stderr, stdout};
 
     let certificates = certificates("pingpull test CA");
     let (emulator, front) = emulator_behind_tls(&certificates).await;

@@ -173,7 +173,7 @@ fn shape(line: &str) -> String {
 
 /// The first line of the quickstart's output as README.md shows it.
 fn readme_quickstart_first_line() -> &'static str {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../../README.md");
     let block = readme
         .split("```text\n")
         .nth(1)

@@ -6,7 +6,7 @@ use pingpull::pull::{InMemorySource, PullLayer};
 use pingpull::{Network, Profile};
 use tokio::net::TcpListener;
 
-use crate::cli::{run, stderr, stdout};
+use crate::cli::commands::{run, stderr, stdout};
 
 fn network(key: &str) -> Network {
     Network::new("example.fyre.co", key).unwrap()

@@ -1,7 +1,7 @@
-//! The README's claims about the command line that `cli.rs` does not check: `--network`
-//! and `--key` over the environment, `--ttl`, `--from-file FILE`, and the emulator's
-//! `--pull-url`, `--rate-429`, `--latency-ms` and `--seed`. Every process gets a cleared
-//! environment and is stopped by the test.
+//! The README's claims about the command line that `commands.rs` does not check:
+//! `--network` and `--key` over the environment, `--ttl`, `--from-file FILE`, and the
+//! emulator's `--pull-url`, `--rate-429`, `--latency-ms` and `--seed`. Every process gets
+//! a cleared environment and is stopped by the test.
 
 use std::process::Output;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,7 +12,7 @@ use pingpull::Network;
 use pingpull::ping::{LivefyreClient, RequestError};
 use pingpull::token::{Claims, SystemTokenValidator};
 
-use crate::cli::{EmulatorProcess, pingpull, stderr, stdout};
+use crate::cli::commands::{EmulatorProcess, pingpull, stderr, stdout};
 
 const EXPIRES: &str = "1700086400";
 

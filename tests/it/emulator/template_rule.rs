@@ -128,7 +128,7 @@ fn the_emulator_builder_refuses_them() {
 #[cfg(feature = "cli")]
 #[test]
 fn pingpull_register_refuses_them() {
-    use crate::cli::{EmulatorProcess, run, stderr};
+    use crate::cli::commands::{EmulatorProcess, run, stderr};
     let emulator = EmulatorProcess::start(&[]);
     for (template, error) in UNPULLABLE {
         let refused = run(&["register", "--base-url", &emulator.base_url, template]);

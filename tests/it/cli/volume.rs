@@ -20,7 +20,7 @@ async fn ping(base_url: &str, extra: &[&str], users: &[String]) -> Output {
         .into_iter()
         .chain(extra.iter().copied())
         .collect();
-    super::cli_ping::ping(&args, users).await
+    super::ping::ping(&args, users).await
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -15,7 +15,7 @@ use pingpull::emulator::Emulator;
 use pingpull::ping::{PingEvent, Pinger};
 use tower::ServiceExt;
 
-#[path = "../../examples/health.rs"]
+#[path = "../../../examples/health.rs"]
 // The example's own `main` is not called here.
 #[allow(dead_code)]
 mod example;

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use super::cli::{EmulatorProcess, pingpull, run, stderr, stdout};
+use super::commands::{EmulatorProcess, pingpull, run, stderr, stdout};
 use crate::support::fake_livefyre::{FakeLivefyre, Received, Reply};
 
 /// Failures in a row after which the flaky side answers 200 to a user: the schedule

@@ -1,0 +1,7 @@
+//! The `pingpull` command line run as a process, with the `cli` feature.
+
+pub(crate) mod commands;
+mod ping;
+mod readme;
+mod register;
+mod volume;

@@ -1,0 +1,16 @@
+//! The Pinger (delivery, the circuit, health, traces, metrics, the hook) and the https
+//! client, with the `ping` feature.
+
+mod circuit;
+mod guarantee;
+mod health;
+#[cfg(feature = "rustls")]
+mod https;
+#[cfg(feature = "metrics")]
+pub(crate) mod metrics;
+mod pinger;
+mod readme_defaults;
+#[cfg(feature = "emulator")]
+mod readme_hook;
+mod timing;
+mod traces;

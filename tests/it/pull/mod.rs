@@ -1,0 +1,9 @@
+//! The Pull endpoint (the layer and its sources), with the `pull` feature.
+
+mod endpoint;
+mod frameworks;
+#[cfg(all(feature = "ping", feature = "metrics"))]
+mod metrics;
+mod operator_log;
+mod prepared;
+mod readme;
