@@ -10,9 +10,9 @@ use tokio::time::Instant;
 use tracing::Level;
 
 use super::engine::{Engine, run};
-use super::later;
 use super::events::{PingEvent, PingStats, ShutdownReport};
 use super::health::Health;
+use super::later;
 use super::options::Checked;
 use super::pause::PauseReason;
 use super::store::PendingStore;

@@ -47,8 +47,8 @@ mod pinger;
 
 #[cfg(feature = "emulator")]
 pub(crate) use crate::delivery::XorShift;
-pub use hook::{PingHook, PingHookFuture, PingHookLayer};
 pub use error::PingError;
+pub use hook::{PingHook, PingHookFuture, PingHookLayer};
 pub use pinger::{Pinger, PingerBuilder};
 
 pub use crate::delivery::{Failure, Health, PingEvent, PingStats, RetrySchedule, ShutdownReport};

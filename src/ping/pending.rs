@@ -15,8 +15,8 @@ use std::time::Duration;
 use hashbrown::HashTable;
 use tokio::time::Instant;
 
-use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts, later};
 use super::error::PingError;
+use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts, later};
 use crate::metrics::PingMetrics;
 use crate::sync::lock;
 
