@@ -1,5 +1,5 @@
 //! The outbox's statements with a million rows waiting: how long a worker's claim, its
-//! batched settle, its wake-up query (`next_due`) and its look at the table take, and
+//! batched settle, its wake-up query (`next_due`) and its backlog reading take, and
 //! the plans PostgreSQL picks for them.
 //!
 //! ```sh
@@ -115,12 +115,12 @@ async fn measure(pool: PgPool, table: OutboxTable) {
     })
     .await;
     report("next_due (wake-up)", &next_due_times);
-    let look = table.statement("look").unwrap();
-    let look_times = latencies(|| async {
-        sqlx::query(look).fetch_one(&pool).await.unwrap();
+    let backlog = table.statement("backlog").unwrap();
+    let backlog_times = latencies(|| async {
+        sqlx::query(backlog).fetch_one(&pool).await.unwrap();
     })
     .await;
-    report("look (count and ages, one scan)", &look_times);
+    report("backlog (count and ages, one scan)", &backlog_times);
     explain_all(&pool, &table).await;
     // Every row held for later but the leased ones (a pause, say), without a fresh
     // ANALYZE: the statistics still show a due backlog.
@@ -225,7 +225,7 @@ async fn explain_all(pool: &PgPool, table: &OutboxTable) {
         .execute(&mut *connection)
         .await
         .unwrap();
-    for name in ["next_due", "look"] {
+    for name in ["next_due", "backlog"] {
         let sql = format!(
             "EXPLAIN (ANALYZE, COSTS OFF) {}",
             table.statement(name).unwrap()

@@ -55,9 +55,9 @@
 //! # }
 //! ```
 
-mod ahead;
-mod group_commit;
-mod settle;
+mod completer;
+mod prefetch;
+mod settle_batch;
 mod store;
 mod table;
 mod worker;

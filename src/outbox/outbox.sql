@@ -160,7 +160,7 @@ SELECT extract(epoch FROM CASE
          ) AS leased WHERE lease_until > now()))
     END - now())::float8
 
--- name: look
+-- name: backlog
 -- Rows; how long the oldest due row has been due (claimed ones included: a stuck lease
 -- shows); the age of the oldest first change. One scan of the table: for the gauges and
 -- the health, at most once a second (or per poll interval if longer), not for every

@@ -1,18 +1,18 @@
 //! The outbox table as the delivery engine sees it: claim due rows under a lease, settle
-//! each claim, fenced by its lease token. Both in batches: a claim statement takes rows
-//! ahead for the engine's next asks, and settles are written as a group commit.
+//! each claim, fenced by its lease token. Both in batches: a claim statement prefetches
+//! rows for the engine's next asks, and the completer writes settles together.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::time::Instant;
 
-use super::ahead::{ClaimSettings, ClaimsAhead};
-use super::group_commit::{GroupCommit, StoreError};
-use super::table::{OutboxClaim, OutboxError, OutboxTable, TableLook};
+use super::completer::Completer;
+use super::prefetch::{ClaimSettings, Prefetch};
+use super::table::{Backlog, OutboxClaim, OutboxError, OutboxTable};
 use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts};
 use crate::metrics::OutboxMetrics;
 use crate::sync::lock;
@@ -21,9 +21,13 @@ use crate::sync::lock;
 const LOCKED_ROW_PAUSE: Duration = Duration::from_millis(50);
 
 /// How many rows a claim statement takes per delivery slot: the rows beyond what the
-/// engine asked for wait for its next asks (see `ahead`). A row taken ahead and not
-/// delivered while its lease is still young is released.
+/// engine asked for are prefetched for its next asks (see `prefetch`). A prefetched row
+/// not delivered while its lease is still young is released.
 const CLAIMS_PER_SLOT: usize = 16;
+
+/// The store's error as the engine sees it: a settling error is shared by every claim
+/// of the flush it failed.
+pub(crate) type StoreError = Arc<OutboxError>;
 
 /// How a worker's store claims and settles.
 pub(crate) struct StoreConfig {
@@ -32,10 +36,10 @@ pub(crate) struct StoreConfig {
     pub(crate) lease: Duration,
     pub(crate) attempt_timeout: Duration,
     pub(crate) max_age: Duration,
-    /// Look at the table at least this often while claiming.
-    pub(crate) look_every: Duration,
+    /// Read the table's backlog at least this often while claiming.
+    pub(crate) backlog_every: Duration,
     /// The engine's concurrency; `None` when it is rate-limited (it then asks for one
-    /// user at a time, and rows taken ahead would only age their leases).
+    /// user at a time, and prefetched rows would only age their leases).
     pub(crate) claim_slots: Option<usize>,
 }
 
@@ -45,28 +49,28 @@ pub(crate) struct PgStore {
     table: OutboxTable,
     /// This worker's name in `lease_owner`.
     owner: String,
-    ahead: ClaimsAhead,
-    settles: GroupCommit,
+    prefetch: Prefetch,
+    completer: Completer,
     /// Claims being delivered now: user id to lease token.
     in_flight: Mutex<HashMap<String, i64>>,
-    /// Rows in the table at the last look.
+    /// Rows in the table at the last reading of its backlog.
     pending: AtomicU64,
-    /// When the table was last looked at, and how often it must be while claiming.
-    last_look: Mutex<Option<Instant>>,
-    look_every: Duration,
+    /// When the backlog was last read, and how often it must be while claiming.
+    backlog_read_at: Mutex<Option<Instant>>,
+    backlog_every: Duration,
     metrics: OutboxMetrics,
 }
 
 impl PgStore {
-    /// Registers the store's metrics with the current recorder, and spawns the task that
-    /// writes settles on `runtime`.
+    /// Registers the store's metrics with the current recorder, and spawns the completer
+    /// (the task that writes settles) on `runtime`.
     pub(crate) fn new(
         runtime: &tokio::runtime::Handle,
         pool: PgPool,
         table: OutboxTable,
         config: StoreConfig,
     ) -> Self {
-        let settles = GroupCommit::spawn(runtime, pool.clone(), table.clone(), config.max_age);
+        let completer = Completer::spawn(runtime, pool.clone(), table.clone(), config.max_age);
         let claims = ClaimSettings {
             owner: config.owner.clone(),
             lease: config.lease,
@@ -76,34 +80,34 @@ impl PgStore {
             fresh_for: config.lease.saturating_sub(config.attempt_timeout) / 2,
         };
         Self {
-            ahead: ClaimsAhead::new(pool.clone(), table.clone(), claims, settles.clone()),
+            prefetch: Prefetch::new(pool.clone(), table.clone(), claims, completer.clone()),
             pool,
             table,
             owner: config.owner,
-            settles,
+            completer,
             in_flight: Mutex::new(HashMap::new()),
             pending: AtomicU64::new(0),
-            last_look: Mutex::new(None),
-            look_every: config.look_every,
+            backlog_read_at: Mutex::new(None),
+            backlog_every: config.backlog_every,
             metrics: OutboxMetrics::register(),
         }
     }
 
-    /// Looks at the whole table (one scan), for the stats, the metrics and the health.
-    pub(crate) async fn look(&self) -> Result<TableLook, OutboxError> {
-        let look = self.table.look(&self.pool).await?;
-        *lock(&self.last_look) = Some(Instant::now());
-        self.pending.store(look.rows, Ordering::Relaxed);
-        self.metrics.looked(look.rows, look.oldest_due);
-        Ok(look)
+    /// Reads the table's backlog (one scan), for the stats, the metrics and the health.
+    pub(crate) async fn read_backlog(&self) -> Result<Backlog, OutboxError> {
+        let backlog = self.table.backlog(&self.pool).await?;
+        *lock(&self.backlog_read_at) = Some(Instant::now());
+        self.pending.store(backlog.rows, Ordering::Relaxed);
+        self.metrics.looked(backlog.rows, backlog.oldest_due);
+        Ok(backlog)
     }
 
-    /// Looks at the table if the last look is older than `look_every`: with a backlog the
-    /// engine keeps claiming and never asks for the next due time, yet the gauges must
-    /// show that backlog.
-    async fn look_if_stale(&self) {
-        let stale = lock(&self.last_look).is_none_or(|at| at.elapsed() >= self.look_every);
-        if stale && let Err(error) = self.look().await {
+    /// Reads the backlog if the last reading is older than `backlog_every`: with a
+    /// backlog the engine keeps claiming and never asks for the next due time, yet the
+    /// gauges must show that backlog.
+    async fn read_backlog_if_stale(&self) {
+        let stale = lock(&self.backlog_read_at).is_none_or(|at| at.elapsed() >= self.backlog_every);
+        if stale && let Err(error) = self.read_backlog().await {
             tracing::event!(target: "pingpull::outbox", tracing::Level::DEBUG, %error, "could not look at the outbox table; its gauges are stale");
         }
     }
@@ -119,9 +123,9 @@ impl PgStore {
 
     /// Gives up the leases of claims still in flight (abandoned at a shutdown deadline),
     /// so other workers take those users at once; returns their ids, sorted.
-    /// Claims taken ahead are released too, but not reported: no request was sent.
+    /// Prefetched claims are released too, but not reported: no request was sent.
     async fn abandon_in_flight(&self) -> Vec<String> {
-        let mut leases = self.ahead.close().await;
+        let mut leases = self.prefetch.close().await;
         let abandoned: Vec<(String, i64)> = lock(&self.in_flight).drain().collect();
         if abandoned.is_empty() && leases.is_empty() {
             return Vec::new();
@@ -160,7 +164,7 @@ impl PendingStore for PgStore {
     }
 
     async fn claim_due(&self, limit: usize) -> Result<Vec<OutboxClaim>, StoreError> {
-        let claims = self.ahead.take(limit).await?;
+        let claims = self.prefetch.take(limit).await?;
         {
             let mut in_flight = lock(&self.in_flight);
             for claim in &claims {
@@ -168,13 +172,13 @@ impl PendingStore for PgStore {
             }
         }
         if !claims.is_empty() {
-            self.look_if_stale().await;
+            self.read_backlog_if_stale().await;
         }
         Ok(claims)
     }
 
     async fn settle(&self, claim: &OutboxClaim, outcome: &Outcome) -> Result<Settled, StoreError> {
-        let settled = self.settles.settle(claim, outcome).await;
+        let settled = self.completer.settle(claim, outcome).await;
         {
             let mut in_flight = lock(&self.in_flight);
             if in_flight.get(claim.user_id()) == Some(&claim.lease()) {
@@ -190,7 +194,7 @@ impl PendingStore for PgStore {
 
     async fn next_due(&self) -> Result<Option<Instant>, StoreError> {
         let next_due_in = self.table.next_due_in(&self.pool).await?;
-        self.look_if_stale().await;
+        self.read_backlog_if_stale().await;
         Ok(next_due_in.map(|secs| {
             let wait = if secs.is_finite() && secs > 0.0 {
                 Duration::from_secs_f64(secs.min(86_400.0))

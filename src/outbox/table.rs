@@ -61,7 +61,7 @@ pub(super) struct Statements {
     release_held: String,
     release_leases: String,
     next_due: String,
-    look: String,
+    backlog: String,
     pending: String,
 }
 
@@ -98,7 +98,7 @@ impl Statements {
             release_held: statement("release_held"),
             release_leases: statement("release_leases"),
             next_due: statement("next_due"),
-            look: statement("look"),
+            backlog: statement("backlog"),
             pending: statement("pending"),
         }
     }
@@ -316,15 +316,16 @@ impl OutboxTable {
         Ok(next)
     }
 
-    /// A look at the whole table (one scan): its rows and how old the oldest are.
-    pub(crate) async fn look<'e, E>(&self, executor: E) -> Result<TableLook, OutboxError>
+    /// The table's backlog, read from the whole table (one scan): its rows and how old the
+    /// oldest are.
+    pub(crate) async fn backlog<'e, E>(&self, executor: E) -> Result<Backlog, OutboxError>
     where
         E: Executor<'e, Database = Postgres>,
     {
-        let row = sqlx::query(&self.sql.look).fetch_one(executor).await?;
+        let row = sqlx::query(&self.sql.backlog).fetch_one(executor).await?;
         let count: i64 = row.try_get(0)?;
         let oldest_change: Option<f64> = row.try_get(2)?;
-        Ok(TableLook {
+        Ok(Backlog {
             rows: u64::try_from(count).unwrap_or(0),
             oldest_due: seconds(row.try_get(1)?),
             oldest_change: oldest_change.map(|age| seconds(Some(age))),
@@ -332,7 +333,7 @@ impl OutboxTable {
     }
 
     /// The rendered text of the statement named `name` in the outbox's SQL (`claim`,
-    /// `next_due`, `look`, ...), for benchmarks that explain it; `None` for an unknown
+    /// `next_due`, `backlog`, ...), for benchmarks that explain it; `None` for an unknown
     /// name.
     #[doc(hidden)]
     pub fn statement(&self, name: &str) -> Option<&str> {
@@ -340,7 +341,7 @@ impl OutboxTable {
         let statement = match name {
             "claim" => &sql.claim,
             "next_due" => &sql.next_due,
-            "look" => &sql.look,
+            "backlog" => &sql.backlog,
             "delete_if_unchanged" => &sql.delete_if_unchanged,
             "requeue_now" => &sql.requeue_now,
             "retry_later" => &sql.retry_later,
@@ -370,9 +371,9 @@ impl OutboxTable {
     }
 }
 
-/// What [`OutboxTable::look`] found.
+/// The users waiting in the table, as [`OutboxTable::backlog`] read them.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct TableLook {
+pub(crate) struct Backlog {
     pub(crate) rows: u64,
     /// How long the oldest due row has been due (zero when none is).
     pub(crate) oldest_due: Duration,
@@ -507,7 +508,7 @@ impl Statements {
             &self.release_held,
             &self.release_leases,
             &self.next_due,
-            &self.look,
+            &self.backlog,
             &self.pending,
         ]
     }

@@ -24,9 +24,9 @@ use crate::ping::{ConfigError, LivefyreClient};
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// How often the worker looks at the table unless configured.
 const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(1);
-/// The whole-table look behind the gauges and `health()` is a scan: a short poll interval
-/// must not repeat it more often than this.
-const LOOK_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+/// Reading the table's backlog, behind the gauges and `health()`, is a scan: a short poll
+/// interval must not repeat it more often than this.
+const BACKLOG_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// Configures and spawns an [`OutboxWorker`]; start with [`OutboxWorker::builder`].
 #[must_use]
@@ -93,7 +93,7 @@ impl OutboxWorkerBuilder {
             lease: self.lease,
             attempt_timeout,
             max_age,
-            look_every: self.poll_every.max(LOOK_AT_MOST_EVERY),
+            backlog_every: self.poll_every.max(BACKLOG_AT_MOST_EVERY),
             claim_slots: checked
                 .min_interval
                 .is_none()
@@ -167,8 +167,9 @@ impl OutboxWorker {
     /// [`OutboxError::Database`] if the table cannot be read (a probe may count that as
     /// unhealthy too).
     pub async fn health(&self) -> Result<Health, OutboxError> {
-        let look = self.tasks.delivery.store().look().await?;
-        Ok(self.tasks.delivery.health(look.rows, look.oldest_change))
+        let delivery = &self.tasks.delivery;
+        let backlog = delivery.store().read_backlog().await?;
+        Ok(delivery.health(backlog.rows, backlog.oldest_change))
     }
 
     /// A stream of [`PingEvent`]s from now on, as the Pinger's.

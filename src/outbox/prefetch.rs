@@ -1,9 +1,9 @@
-//! Claims taken ahead of the engine's asks. Each answer frees one delivery slot, so the
-//! engine mostly asks for one user at a time, and it waits for each claim statement: a
-//! statement per ask would cost a round trip per user, and a statement whenever the
-//! claims ahead run out would leave every slot idle while it runs. So a claim takes rows
-//! for the engine's next asks, and once fewer than a statement's worth are left, the next
-//! claim runs in the background while the engine delivers the rest.
+//! Prefetching claims for the engine's next asks. Each answer frees one delivery slot,
+//! so the engine mostly asks for one user at a time, and it waits for each claim
+//! statement: a statement per ask would cost a round trip per user, and a statement
+//! whenever the prefetched claims run out would leave every slot idle while it runs. So a
+//! claim takes rows for the engine's next asks, and once fewer than a statement's worth
+//! are left, the next claim runs in the background while the engine delivers the rest.
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -14,13 +14,14 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::group_commit::GroupCommit;
+use super::completer::Completer;
 use super::table::{OutboxClaim, OutboxError, OutboxTable};
 use crate::sync::lock;
 
-/// What a claim statement needs, and where the claims it took ahead wait.
-pub(super) struct ClaimsAhead {
-    shared: Arc<Shared>,
+/// The claims prefetched for the engine's next asks, and the background claims that
+/// refill them.
+pub(super) struct Prefetch {
+    shared: Arc<PrefetchShared>,
 }
 
 /// How a worker claims.
@@ -30,24 +31,25 @@ pub(super) struct ClaimSettings {
     pub(super) lease: Duration,
     /// Rows one statement claims.
     pub(super) batch: usize,
-    /// A claim taken ahead older than this is released rather than delivered: its lease
+    /// A prefetched claim older than this is released rather than delivered: its lease
     /// must outlast the attempt.
     pub(super) fresh_for: Duration,
 }
 
-struct Shared {
+/// What a claim statement needs, and where the claims it prefetched wait.
+struct PrefetchShared {
     pool: PgPool,
     table: OutboxTable,
     settings: ClaimSettings,
     /// Gives back the leases of claims that will not be delivered.
-    settles: GroupCommit,
-    state: Mutex<State>,
+    completer: Completer,
+    state: Mutex<PrefetchState>,
     /// Told when a background claim has ended.
     refilled: Notify,
 }
 
 #[derive(Default)]
-struct State {
+struct PrefetchState {
     /// Oldest first, with when they were taken.
     claims: VecDeque<(OutboxClaim, Instant)>,
     /// A claim statement is running (in the background, or for an ask).
@@ -61,8 +63,8 @@ struct State {
     closed: bool,
 }
 
-impl State {
-    /// Marks the worker stopped and takes the leases of the claims waiting ahead.
+impl PrefetchState {
+    /// Marks the worker stopped and takes the leases of the prefetched claims.
     fn close(&mut self) -> Vec<(String, i64)> {
         self.closed = true;
         self.claims
@@ -72,7 +74,7 @@ impl State {
     }
 }
 
-/// What an ask does after looking at the claims ahead.
+/// What an ask does after looking at the prefetched claims.
 enum Next {
     /// Return these; and start a background claim if asked.
     Take(Vec<OutboxClaim>, bool),
@@ -82,26 +84,26 @@ enum Next {
     ClaimNow,
 }
 
-impl ClaimsAhead {
+impl Prefetch {
     pub(super) fn new(
         pool: PgPool,
         table: OutboxTable,
         settings: ClaimSettings,
-        settles: GroupCommit,
+        completer: Completer,
     ) -> Self {
         Self {
-            shared: Arc::new(Shared {
+            shared: Arc::new(PrefetchShared {
                 pool,
                 table,
                 settings,
-                settles,
-                state: Mutex::new(State::default()),
+                completer,
+                state: Mutex::new(PrefetchState::default()),
                 refilled: Notify::new(),
             }),
         }
     }
 
-    /// Up to `limit` claims: taken ahead if there are any, else claimed now (and more
+    /// Up to `limit` claims: prefetched ones if there are any, else claimed now (and more
     /// with them, for the next asks). Empty when no row is due.
     pub(super) async fn take(&self, limit: usize) -> Result<Vec<OutboxClaim>, OutboxError> {
         let shared = &self.shared;
@@ -128,8 +130,8 @@ impl ClaimsAhead {
         }
     }
 
-    /// Stops taking claims ahead, waits for a claim still running, and returns the
-    /// leases of every claim taken ahead, for the caller to give back.
+    /// Stops prefetching, waits for a claim still running, and returns the leases of
+    /// every prefetched claim, for the caller to give back.
     pub(super) async fn close(&self) -> Vec<(String, i64)> {
         let shared = &self.shared;
         loop {
@@ -137,8 +139,8 @@ impl ClaimsAhead {
             refilled.as_mut().enable();
             {
                 let mut state = lock(&shared.state);
-                // A claim still running adds its rows ahead first, so they are given
-                // back here with the rest.
+                // A claim still running adds its rows to the prefetched ones first, so
+                // they are given back here with the rest.
                 if !state.refilling {
                     return state.close();
                 }
@@ -148,20 +150,20 @@ impl ClaimsAhead {
     }
 }
 
-impl Drop for ClaimsAhead {
-    /// A worker dropped without a shutdown gives back the claims it took ahead; a claim
+impl Drop for Prefetch {
+    /// A worker dropped without a shutdown gives back the claims it prefetched; a claim
     /// still running gives back its own when it ends.
     fn drop(&mut self) {
         let leases = lock(&self.shared.state).close();
         if !leases.is_empty() {
-            self.shared.settles.release_later(leases);
+            self.shared.completer.release_later(leases);
         }
     }
 }
 
-impl Shared {
-    /// Takes up to `limit` fresh claims ahead (giving back the stale ones), and says what
-    /// the ask does next. `waited`: it already waited for a background claim, which
+impl PrefetchShared {
+    /// Takes up to `limit` fresh prefetched claims (giving back the stale ones), and says
+    /// what the ask does next. `waited`: it already waited for a background claim, which
     /// found nothing (or failed).
     fn next(&self, limit: usize, waited: bool) -> Result<Next, OutboxError> {
         let mut claims = Vec::new();
@@ -198,12 +200,13 @@ impl Shared {
             }
         };
         if !stale.is_empty() {
-            self.settles.release_later(stale);
+            self.completer.release_later(stale);
         }
         Ok(next)
     }
 
-    /// Claims a batch (at least `limit`) and returns `limit` of it; the rest wait ahead.
+    /// Claims a batch (at least `limit`) and returns `limit` of it; the rest are
+    /// prefetched for the next asks.
     async fn claim_now(&self, limit: usize) -> Result<Vec<OutboxClaim>, OutboxError> {
         let claimed = self.claim(limit.max(self.settings.batch)).await;
         let mut state = lock(&self.state);
@@ -219,7 +222,7 @@ impl Shared {
         Ok(claims)
     }
 
-    /// A claim in the background, while the engine delivers the claims still ahead.
+    /// A claim in the background, while the engine delivers the prefetched claims left.
     async fn refill(self: Arc<Self>) {
         let claimed = self.claim(self.settings.batch).await;
         let late = {
@@ -243,7 +246,7 @@ impl Shared {
             }
         };
         if !late.is_empty() {
-            self.settles.release_later(late);
+            self.completer.release_later(late);
         }
         self.refilled.notify_waiters();
     }

@@ -1,7 +1,8 @@
-//! Settling as a group commit: the engine settles claim by claim, but outcomes that
-//! arrive while flushes are in flight wait and are written together by the next one (a
-//! small one waits a millisecond for more), in one statement per kind of outcome; each
-//! caller awaits its own result.
+//! The completer: the engine settles claim by claim, but outcomes that arrive while
+//! flushes are in flight wait and are written together by the next one (a small one
+//! waits a millisecond for more), as one [`SettleBatch`]: one statement per kind of
+//! outcome. Each caller awaits its own result. It also gives back the leases of
+//! prefetched claims that will not be delivered.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use super::settle::{self, SettleBatch};
+use super::settle_batch::{self, SettleBatch};
+use super::store::StoreError;
 use super::table::{OutboxClaim, OutboxError, OutboxTable};
 use crate::delivery::{Outcome, Settled};
 
@@ -30,31 +32,27 @@ const GATHER_FOR: Duration = Duration::from_millis(1);
 /// row a transaction holds.
 const ALONE_AT_ONCE: usize = 4;
 
-/// The store's error as the engine sees it: a settling error is shared by every claim
-/// of the flush it failed.
-pub(crate) type StoreError = Arc<OutboxError>;
-
-/// The handle to the flushing task; it stops once this is dropped and it has flushed
-/// what it was given.
+/// The handle to the completer's flushing task; it stops once every handle is dropped
+/// and it has flushed what it was given.
 #[derive(Clone)]
-pub(crate) struct GroupCommit {
+pub(crate) struct Completer {
     requests: mpsc::UnboundedSender<Request>,
 }
 
 /// Where a flush answers one caller.
-type Reply = oneshot::Sender<Result<Settled, StoreError>>;
+type SettleReply = oneshot::Sender<Result<Settled, StoreError>>;
 
 enum Request {
     Settle {
         claim: OutboxClaim,
         outcome: Outcome,
-        reply: Reply,
+        reply: SettleReply,
     },
-    /// Gives up leases, each with its user (claims taken ahead that will not be delivered).
+    /// Gives up leases, each with its user (prefetched claims that will not be delivered).
     Release(Vec<(String, i64)>),
 }
 
-impl GroupCommit {
+impl Completer {
     /// Spawns the flushing task on `runtime`.
     pub(crate) fn spawn(
         runtime: &tokio::runtime::Handle,
@@ -179,7 +177,7 @@ async fn flush(
     pool: &PgPool,
     table: &OutboxTable,
     max_age: Duration,
-    settles: Vec<(OutboxClaim, Outcome, Reply)>,
+    settles: Vec<(OutboxClaim, Outcome, SettleReply)>,
     slot: OwnedSemaphorePermit,
     alone_slots: Arc<Semaphore>,
 ) {
@@ -223,7 +221,7 @@ async fn settle_alone(
     pool: &PgPool,
     table: &OutboxTable,
     max_age: Duration,
-    skipped: Vec<(OutboxClaim, Outcome, Reply)>,
+    skipped: Vec<(OutboxClaim, Outcome, SettleReply)>,
     alone_slots: &Semaphore,
 ) {
     let Ok(_alone) = alone_slots.acquire().await else {
@@ -241,7 +239,7 @@ async fn settle_alone(
     };
     for (claim, outcome, reply) in skipped {
         let settled =
-            settle::settle_alone((&claim, &outcome), &table.sql, &mut connection, max_age);
+            settle_batch::settle_alone((&claim, &outcome), &table.sql, &mut connection, max_age);
         let _ = reply.send(settled.await.map_err(Arc::new));
     }
 }

@@ -1,6 +1,7 @@
-//! Settling claims in batches: one statement per kind of outcome for any number of
-//! claims, each row matched by its claim's lease, so a claim whose lease ran out changes
-//! nothing, however many others share its statement.
+//! Writing a batch of outcomes to the table: one statement per kind of outcome for any
+//! number of claims, each row matched by its claim's lease, so a claim whose lease ran out
+//! changes nothing, however many others share its statement. The completer decides which
+//! outcomes go together; this writes them.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
