@@ -44,71 +44,71 @@ pub(crate) const OUTBOX_LEASE_LOST_TOTAL: &str = "pingpull_outbox_lease_lost_tot
 
 /// The kind of metric, for its description.
 #[derive(Clone, Copy)]
-enum Kind {
+enum MetricKind {
     Counter,
     Gauge,
     Histogram,
 }
 
 /// Every name with its kind, whether it counts seconds, and its help text.
-const DESCRIPTIONS: [(&str, Kind, bool, &str); 10] = [
+const DESCRIPTIONS: [(&str, MetricKind, bool, &str); 10] = [
     (
         PULL_REQUESTS_TOTAL,
-        Kind::Counter,
+        MetricKind::Counter,
         false,
         "Pull requests answered, by outcome (ok or the rejection)",
     ),
     (
         PULL_DURATION_SECONDS,
-        Kind::Histogram,
+        MetricKind::Histogram,
         true,
         "Time to answer a pull request",
     ),
     (
         TOKEN_KEY_TOTAL,
-        Kind::Counter,
+        MetricKind::Counter,
         false,
         "Tokens accepted, by the network key that verified them",
     ),
     (
         PINGS_TOTAL,
-        Kind::Counter,
+        MetricKind::Counter,
         false,
         "Pinger::ping calls, by result",
     ),
     (
         PING_ATTEMPTS_TOTAL,
-        Kind::Counter,
+        MetricKind::Counter,
         false,
         "Ping delivery attempts, by outcome",
     ),
     (
         PING_PENDING,
-        Kind::Gauge,
+        MetricKind::Gauge,
         false,
         "Users whose ping is not yet delivered, in flight included",
     ),
     (
         PING_IN_FLIGHT,
-        Kind::Gauge,
+        MetricKind::Gauge,
         false,
         "Ping requests in flight",
     ),
     (
         PING_DELIVERY_SECONDS,
-        Kind::Histogram,
+        MetricKind::Histogram,
         true,
         "Time from a user's first ping to the 2xx that delivered it",
     ),
     (
         OUTBOX_OLDEST_DUE_SECONDS,
-        Kind::Gauge,
+        MetricKind::Gauge,
         true,
         "How long the oldest due outbox row has been due",
     ),
     (
         OUTBOX_LEASE_LOST_TOTAL,
-        Kind::Counter,
+        MetricKind::Counter,
         false,
         "Outbox attempts whose lease ran out before they were recorded",
     ),
@@ -355,18 +355,23 @@ mod recorded {
     pub(crate) use ::metrics::Label;
     use ::metrics::{Key, KeyName, Level, Metadata, SharedString, Unit};
 
-    use super::Kind;
+    use super::MetricKind;
 
     const METADATA: Metadata<'static> =
         Metadata::new("pingpull", Level::INFO, Some(module_path!()));
 
-    pub(crate) fn describe(name: &'static str, kind: Kind, seconds: bool, help: &'static str) {
+    pub(crate) fn describe(
+        name: &'static str,
+        kind: MetricKind,
+        seconds: bool,
+        help: &'static str,
+    ) {
         let unit = Some(if seconds { Unit::Seconds } else { Unit::Count });
         let (name, help) = (KeyName::from_const_str(name), SharedString::const_str(help));
         ::metrics::with_recorder(|recorder| match kind {
-            Kind::Counter => recorder.describe_counter(name, unit, help),
-            Kind::Gauge => recorder.describe_gauge(name, unit, help),
-            Kind::Histogram => recorder.describe_histogram(name, unit, help),
+            MetricKind::Counter => recorder.describe_counter(name, unit, help),
+            MetricKind::Gauge => recorder.describe_gauge(name, unit, help),
+            MetricKind::Histogram => recorder.describe_histogram(name, unit, help),
         });
     }
 
@@ -484,7 +489,7 @@ mod recorded {
 mod unrecorded {
     use std::time::Duration;
 
-    use super::Kind;
+    use super::MetricKind;
 
     pub(crate) struct Label;
 
@@ -494,7 +499,13 @@ mod unrecorded {
         }
     }
 
-    pub(crate) fn describe(_name: &'static str, _kind: Kind, _seconds: bool, _help: &'static str) {}
+    pub(crate) fn describe(
+        _name: &'static str,
+        _kind: MetricKind,
+        _seconds: bool,
+        _help: &'static str,
+    ) {
+    }
 
     pub(crate) fn increment_labelled(
         _name: &'static str,
@@ -646,7 +657,7 @@ mod tests {
                 "{name}"
             );
             assert_eq!(
-                matches!(kind, Kind::Counter),
+                matches!(kind, MetricKind::Counter),
                 name.ends_with("_total"),
                 "{name}"
             );

@@ -46,7 +46,7 @@ use crate::{Network, user_id};
 
 mod report;
 
-pub use report::{CaseResult, CheckReport, Outcome, Severity};
+pub use report::{CaseResult, CheckReport, Severity, Verdict};
 
 /// Bodies longer than this are not read further.
 const MAX_BODY: usize = 1024 * 1024;
@@ -494,9 +494,9 @@ fn judge(
         Severity::Conformance
     };
     let outcome = match (passed, severity) {
-        (true, _) => Outcome::Pass,
-        (false, Severity::Advised) if !options.strict => Outcome::Warn,
-        (false, _) => Outcome::Fail,
+        (true, _) => Verdict::Pass,
+        (false, Severity::Advised) if !options.strict => Verdict::Warn,
+        (false, _) => Verdict::Fail,
     };
     CaseResult {
         name: case.name,

@@ -22,7 +22,7 @@ pub enum Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-pub enum Outcome {
+pub enum Verdict {
     /// The endpoint did what the case expects.
     Pass,
     /// An advised case not met, outside strict mode: reported, the check still passes.
@@ -47,7 +47,7 @@ pub struct CaseResult {
     /// Whether the endpoint did what the case expects.
     pub passed: bool,
     /// What that means for the check: pass, warning or failure.
-    pub outcome: Outcome,
+    pub outcome: Verdict,
     /// What the endpoint did (status, and what was wrong).
     pub detail: String,
     /// How long the answer took, in milliseconds.
@@ -77,12 +77,12 @@ impl CheckReport {
 
     /// The cases that fail the check.
     pub fn failures(&self) -> impl Iterator<Item = &CaseResult> {
-        self.cases.iter().filter(|c| c.outcome == Outcome::Fail)
+        self.cases.iter().filter(|c| c.outcome == Verdict::Fail)
     }
 
     /// The advised cases not met that only warn (none in strict mode).
     pub fn warnings(&self) -> impl Iterator<Item = &CaseResult> {
-        self.cases.iter().filter(|c| c.outcome == Outcome::Warn)
+        self.cases.iter().filter(|c| c.outcome == Verdict::Warn)
     }
 
     /// The report as JSON: `template`, `strict`, `passed` and the `cases`, each with its
@@ -110,7 +110,7 @@ impl fmt::Display for CheckReport {
         writeln!(f, "checking {}", self.template)?;
         for case in &self.cases {
             let (label, kind) = match case.outcome {
-                Outcome::Pass => {
+                Verdict::Pass => {
                     writeln!(
                         f,
                         "PASS {:<15} {:>6} ms  {}",
@@ -118,8 +118,8 @@ impl fmt::Display for CheckReport {
                     )?;
                     continue;
                 }
-                Outcome::Warn => ("WARN", "advised"),
-                Outcome::Fail => ("FAIL", "expected"),
+                Verdict::Warn => ("WARN", "advised"),
+                Verdict::Fail => ("FAIL", "expected"),
             };
             writeln!(
                 f,
@@ -127,7 +127,7 @@ impl fmt::Display for CheckReport {
                 case.name, case.elapsed_ms, case.detail, case.expectation
             )?;
             if let Some(advice) = case.advice {
-                let why = if case.outcome == Outcome::Warn {
+                let why = if case.outcome == Verdict::Warn {
                     "advised, not required"
                 } else {
                     "advised, required in strict mode"

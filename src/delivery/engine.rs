@@ -15,7 +15,7 @@ use tracing::{Instrument, Level, Span, field};
 
 use super::XorShift;
 use super::later;
-use super::options::Checked;
+use super::options::EngineConfig;
 use super::pause::{Change, Gate, HostPause, PauseReason};
 use super::policy::{HostSignal, Policy};
 use super::reply::Reply;
@@ -77,16 +77,16 @@ enum Step {
 }
 
 impl<S: PendingStore> Engine<S> {
-    pub(crate) fn new(store: S, checked: Checked, poll_every: Option<Duration>) -> Self {
-        let pause = HostPause::new(checked.policy.probe_every, checked.policy.outage);
+    pub(crate) fn new(store: S, config: EngineConfig, poll_every: Option<Duration>) -> Self {
+        let pause = HostPause::new(config.policy.probe_every, config.policy.outage);
         Self {
             store,
-            client: checked.client,
-            reporter: Reporter::new(checked.events_capacity, checked.clock),
-            policy: checked.policy,
+            client: config.client,
+            reporter: Reporter::new(config.events_capacity, config.clock),
+            policy: config.policy,
             limits: Limits {
-                concurrency: checked.concurrency,
-                min_interval: checked.min_interval,
+                concurrency: config.concurrency,
+                min_interval: config.min_interval,
                 poll_every,
             },
             jitter: Mutex::new(XorShift::from_time()),

@@ -13,7 +13,7 @@ use super::engine::{Engine, run};
 use super::events::{PingEvent, PingStats, ShutdownReport};
 use super::health::Health;
 use super::later;
-use super::options::Checked;
+use super::options::EngineConfig;
 use super::pause::PauseReason;
 use super::store::PendingStore;
 use crate::livefyre::LivefyreClient;
@@ -48,10 +48,10 @@ impl<S: PendingStore> Clone for Delivery<S> {
 }
 
 impl<S: PendingStore> Delivery<S> {
-    /// Spawns an engine over `store` on the runtime `checked` was made in.
-    pub(crate) fn spawn(store: S, checked: Checked, poll_every: Option<Duration>) -> Self {
-        let runtime = checked.runtime.clone();
-        let engine = Arc::new(Engine::new(store, checked, poll_every));
+    /// Spawns an engine over `store` on the runtime `config` was made in.
+    pub(crate) fn spawn(store: S, config: EngineConfig, poll_every: Option<Duration>) -> Self {
+        let runtime = config.runtime.clone();
+        let engine = Arc::new(Engine::new(store, config, poll_every));
         let join = runtime.spawn(run(engine.clone()));
         Self {
             task: Arc::new(Task {

@@ -47,7 +47,7 @@ pub(crate) struct DeliveryOptions {
 }
 
 /// The options, checked: what an engine is built from.
-pub(crate) struct Checked {
+pub(crate) struct EngineConfig {
     pub(crate) client: LivefyreClient,
     pub(crate) policy: Policy,
     pub(crate) concurrency: usize,
@@ -84,7 +84,7 @@ impl DeliveryOptions {
     /// [`ConfigError`] for a bad base URL, a zero limit, a rate that is not a positive
     /// number, outage probe intervals that are zero or out of order, or when called
     /// outside a Tokio runtime.
-    pub(crate) fn check(self) -> Result<Checked, ConfigError> {
+    pub(crate) fn check(self) -> Result<EngineConfig, ConfigError> {
         let mut client = LivefyreClient::for_worker(
             self.network,
             self.base_url.as_deref(),
@@ -118,7 +118,7 @@ impl DeliveryOptions {
         }
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| ConfigError::Invalid("spawn must be called inside a Tokio runtime"))?;
-        Ok(Checked {
+        Ok(EngineConfig {
             client,
             policy: Policy {
                 schedule: self.schedule,

@@ -241,9 +241,9 @@ impl EmulatorBuilder {
             .await
             .map_err(EmulatorError::Bind)?;
         let addr = listener.local_addr().map_err(EmulatorError::Bind)?;
-        let state = state::State {
+        let state = state::EmulatorState {
             pull_url: self.pull_url,
-            ..state::State::new(self.max_users)
+            ..state::EmulatorState::new(self.max_users)
         };
         let shared = Arc::new(Shared {
             // Pingers reuse one token for hours: verify it once.
@@ -260,7 +260,7 @@ impl EmulatorBuilder {
             max_queue: self.max_queue,
             pull_retries: self.pull_retries,
             max_pull_attempts: self.max_pull_attempts,
-            token: crate::token::ReusedToken::new(std::sync::Arc::new(crate::clock::SystemClock)),
+            token: crate::token::OutgoingToken::new(std::sync::Arc::new(crate::clock::SystemClock)),
             pull_log: puller::PullLog::new(),
             eviction_log: LogThrottle::new(ONCE_A_MINUTE),
         });
@@ -539,7 +539,7 @@ impl std::error::Error for EmulatorError {
 pub(crate) struct Shared {
     network: Network,
     validator: SystemTokenValidator,
-    state: Mutex<state::State>,
+    state: Mutex<state::EmulatorState>,
     /// Woken on every change of a remote user (for `wait_for_profile`).
     changed: Notify,
     /// Woken when a pull is queued.
@@ -553,7 +553,7 @@ pub(crate) struct Shared {
     pull_retries: RetrySchedule,
     max_pull_attempts: u32,
     /// The token pulls carry: one for hours, as Livefyre's.
-    token: crate::token::ReusedToken,
+    token: crate::token::OutgoingToken,
     /// Failed pulls at WARN, rate-limited per kind.
     pull_log: puller::PullLog,
     /// Evictions at WARN, rate-limited.
@@ -561,7 +561,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn state(&self) -> MutexGuard<'_, state::State> {
+    fn state(&self) -> MutexGuard<'_, state::EmulatorState> {
         crate::sync::lock(&self.state)
     }
 

@@ -95,7 +95,7 @@ pub enum EmulatorEvent {
     },
 }
 
-pub(crate) struct State {
+pub(crate) struct EmulatorState {
     pub(crate) users: KeptUsers,
     pub(crate) events: KeptEvents,
     pub(crate) pull_url: Option<PullUrlTemplate>,
@@ -110,7 +110,7 @@ pub(crate) fn now() -> f64 {
     unix_seconds(SystemTime::now())
 }
 
-impl State {
+impl EmulatorState {
     /// Empty, keeping at most `max_users` users.
     pub(crate) fn new(max_users: usize) -> Self {
         Self {

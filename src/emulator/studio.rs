@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::RemoteUser;
 use super::form;
-use super::state::State;
+use super::state::EmulatorState;
 
 /// Users per page.
 pub(super) const PAGE_SIZE: usize = 100;
@@ -54,7 +54,7 @@ pub(super) struct Selection {
 
 /// The users `view` asks for, in id order: only the page's users are copied; the others
 /// are counted as they go by.
-pub(super) fn select(state: &State, view: &View) -> Selection {
+pub(super) fn select(state: &EmulatorState, view: &View) -> Selection {
     let start = (view.page - 1).saturating_mul(PAGE_SIZE);
     let mut users = Vec::with_capacity(PAGE_SIZE);
     let mut matched = 0;
@@ -253,14 +253,14 @@ mod tests {
         }
     }
 
-    fn page_of(state: &State, query: &str) -> String {
+    fn page_of(state: &EmulatorState, query: &str) -> String {
         let view = View::from_query(Some(query));
         users_page("example.fyre.co", &select(state, &view), &view)
     }
 
     #[test]
     fn escapes_what_users_control() {
-        let mut state = State::new(10);
+        let mut state = EmulatorState::new(10);
         let user = state.users.pinged("u1");
         user.profile = Some(
             Profile::builder("u1", "<script>alert(1)</script>")
@@ -282,7 +282,7 @@ mod tests {
 
     #[test]
     fn keeps_the_latest_failure_apart_from_the_last_sync() {
-        let mut state = State::new(10);
+        let mut state = EmulatorState::new(10);
         state.record_pull("u1", failed_pull(1_700_000_000.0, "gone"), None);
         let ok = PullRecord {
             ok: true,

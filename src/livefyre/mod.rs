@@ -15,7 +15,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::http::TlsRoots;
 use crate::http::{FetchError, HyperTransport, Transport, describe, parse_retry_after, within};
 use crate::template::{PullUrlTemplate, TemplateError};
-use crate::token::ReusedToken;
+use crate::token::OutgoingToken;
 use crate::user_id::{self, UserIdError};
 use crate::{Network, percent};
 
@@ -32,7 +32,7 @@ pub struct LivefyreClient {
     base: Arc<str>,
     transport: Arc<dyn Transport>,
     timeout: Duration,
-    tokens: Arc<ReusedToken>,
+    tokens: Arc<OutgoingToken>,
 }
 
 impl LivefyreClient {
@@ -66,7 +66,7 @@ impl LivefyreClient {
             base: base.into(),
             transport: Arc::new(transport),
             timeout: DEFAULT_ATTEMPT_TIMEOUT,
-            tokens: Arc::new(ReusedToken::new(Arc::new(SystemClock))),
+            tokens: Arc::new(OutgoingToken::new(Arc::new(SystemClock))),
         })
     }
 
@@ -129,7 +129,7 @@ impl LivefyreClient {
     }
 
     pub(crate) fn shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.tokens = Arc::new(ReusedToken::new(clock));
+        self.tokens = Arc::new(OutgoingToken::new(clock));
         self
     }
 

@@ -85,8 +85,8 @@ impl OutboxWorkerBuilder {
         }
         let max_age = self.options.schedule.max_age_duration();
         let attempt_timeout = self.options.attempt_timeout;
-        let checked = self.options.check()?;
-        let runtime = checked.runtime.clone();
+        let engine_config = self.options.check()?;
+        let runtime = engine_config.runtime.clone();
         let channel = self.table.channel().to_owned();
         let config = StoreConfig {
             owner: self.owner.unwrap_or_else(default_owner),
@@ -94,13 +94,13 @@ impl OutboxWorkerBuilder {
             attempt_timeout,
             max_age,
             backlog_every: self.poll_every.max(BACKLOG_AT_MOST_EVERY),
-            claim_slots: checked
+            claim_slots: engine_config
                 .min_interval
                 .is_none()
-                .then_some(checked.concurrency),
+                .then_some(engine_config.concurrency),
         };
         let store = PgStore::new(&runtime, self.pool.clone(), self.table, config);
-        let delivery = Delivery::spawn(store, checked, Some(self.poll_every));
+        let delivery = Delivery::spawn(store, engine_config, Some(self.poll_every));
         let listener = runtime.spawn(listen_for_changes(
             self.pool,
             channel,

@@ -63,13 +63,13 @@ impl PingerBuilder {
     /// [`ConfigError`] for a bad base URL, a zero limit, or when called outside a Tokio runtime.
     pub fn spawn(self) -> Result<Pinger, ConfigError> {
         let max_age = self.options.schedule.max_age_duration();
-        let checked = self.options.check()?;
+        let config = self.options.check()?;
         if self.max_pending == 0 {
             return Err(ConfigError::Invalid("max_pending must be at least 1"));
         }
         let store = MemoryStore::new(PendingSet::new(self.max_pending, self.debounce), max_age);
         Ok(Pinger {
-            delivery: Delivery::spawn(store, checked, None),
+            delivery: Delivery::spawn(store, config, None),
         })
     }
 }

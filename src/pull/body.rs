@@ -12,13 +12,13 @@ pin_project! {
     /// service's body untouched.
     pub struct PullBody<B> {
         #[pin]
-        kind: Kind<B>,
+        kind: Origin<B>,
     }
 }
 
 pin_project! {
-    #[project = KindProj]
-    enum Kind<B> {
+    #[project = OriginProj]
+    enum Origin<B> {
         // A response of the Pull endpoint: the bytes not yet sent.
         Pull { data: Option<Bytes> },
         // A response of the inner service.
@@ -29,7 +29,7 @@ pin_project! {
 impl<B> PullBody<B> {
     pub(crate) fn full(data: Bytes) -> Self {
         Self {
-            kind: Kind::Pull {
+            kind: Origin::Pull {
                 data: (!data.is_empty()).then_some(data),
             },
         }
@@ -37,7 +37,7 @@ impl<B> PullBody<B> {
 
     pub(crate) fn inner(body: B) -> Self {
         Self {
-            kind: Kind::Inner { body },
+            kind: Origin::Inner { body },
         }
     }
 }
@@ -55,24 +55,24 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project().kind.project() {
-            KindProj::Pull { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            KindProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
+            OriginProj::Pull { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            OriginProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Pull { data } => data.is_none(),
-            Kind::Inner { body } => body.is_end_stream(),
+            Origin::Pull { data } => data.is_none(),
+            Origin::Inner { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Pull { data } => {
+            Origin::Pull { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            Kind::Inner { body } => body.size_hint(),
+            Origin::Inner { body } => body.size_hint(),
         }
     }
 }
@@ -80,11 +80,11 @@ where
 impl<B> std::fmt::Debug for PullBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.kind {
-            Kind::Pull { data } => f
+            Origin::Pull { data } => f
                 .debug_struct("PullBody")
                 .field("remaining", &data.as_ref().map_or(0, Bytes::len))
                 .finish(),
-            Kind::Inner { .. } => f.debug_struct("PullBody").field("inner", &"..").finish(),
+            Origin::Inner { .. } => f.debug_struct("PullBody").field("inner", &"..").finish(),
         }
     }
 }

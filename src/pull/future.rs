@@ -20,13 +20,13 @@ pin_project! {
     /// Polling it again after it completed is a bug in the caller, and panics.
     pub struct ResponseFuture<F, B> {
         #[pin]
-        state: State<F, B>,
+        state: Stage<F, B>,
     }
 }
 
 pin_project! {
-    #[project = StateProj]
-    enum State<F, B> {
+    #[project = StageProj]
+    enum Stage<F, B> {
         // Not ours: the inner service's future.
         Inner { #[pin] future: F },
         // Rejected before the source was asked.
@@ -41,13 +41,13 @@ pin_project! {
 impl<F, B> ResponseFuture<F, B> {
     pub(crate) fn inner(future: F) -> Self {
         Self {
-            state: State::Inner { future },
+            state: Stage::Inner { future },
         }
     }
 
     pub(crate) fn ready(response: Response<Bytes>) -> Self {
         Self {
-            state: State::Ready {
+            state: Stage::Ready {
                 response: Some(response.map(PullBody::full)),
             },
         }
@@ -55,7 +55,7 @@ impl<F, B> ResponseFuture<F, B> {
 
     pub(crate) fn load(future: impl Future<Output = Response<Bytes>> + Send + 'static) -> Self {
         Self {
-            state: State::Load {
+            state: Stage::Load {
                 future: Box::pin(future),
             },
         }
@@ -71,21 +71,21 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.project().state;
         let output = match state.as_mut().project() {
-            StateProj::Inner { future } => match future.poll(cx) {
+            StageProj::Inner { future } => match future.poll(cx) {
                 Poll::Ready(result) => result.map(|response| response.map(PullBody::inner)),
                 Poll::Pending => return Poll::Pending,
             },
-            StateProj::Ready { response } => match response.take() {
+            StageProj::Ready { response } => match response.take() {
                 Some(response) => Ok(response),
                 None => panic!("{POLLED_AFTER_COMPLETION}"),
             },
-            StateProj::Load { future } => match future.as_mut().poll(cx) {
+            StageProj::Load { future } => match future.as_mut().poll(cx) {
                 Poll::Ready(response) => Ok(response.map(PullBody::full)),
                 Poll::Pending => return Poll::Pending,
             },
-            StateProj::Done => panic!("{POLLED_AFTER_COMPLETION}"),
+            StageProj::Done => panic!("{POLLED_AFTER_COMPLETION}"),
         };
-        state.set(State::Done);
+        state.set(Stage::Done);
         Poll::Ready(output)
     }
 }

@@ -9,7 +9,7 @@ use tower::{Layer, Service};
 use super::Rejection;
 use super::endpoint::{Decision, Route};
 use super::future::ResponseFuture;
-use super::misconfiguration::OperatorLog;
+use super::operator_log::OperatorLog;
 use super::{ProfileSource, PullBody};
 use crate::Network;
 use crate::clock::Clock;

@@ -61,7 +61,7 @@ mod body;
 mod endpoint;
 mod future;
 mod layer;
-mod misconfiguration;
+mod operator_log;
 mod prepared;
 mod query;
 mod rejection;

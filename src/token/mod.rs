@@ -35,7 +35,7 @@ mod cache;
 mod error;
 pub(crate) mod jws;
 #[cfg(feature = "ping")]
-mod reuse;
+mod outgoing;
 mod validate;
 
 use std::fmt;
@@ -45,7 +45,7 @@ pub use build::{Claims, system_token_at, user_auth_token_at};
 pub use cache::{DEFAULT_TOKEN_CACHE_CAPACITY, MAX_TOKEN_CACHE_CAPACITY, TokenCache};
 pub use error::TokenError;
 #[cfg(feature = "ping")]
-pub(crate) use reuse::ReusedToken;
+pub(crate) use outgoing::OutgoingToken;
 #[cfg(feature = "pull")]
 pub(crate) use validate::unverified_domain;
 pub use validate::{Expiry, SystemTokenValidator};

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::routing::get;
-use pingpull::check::{CheckError, CheckOptions, Outcome, Severity, check_endpoint};
+use pingpull::check::{CheckError, CheckOptions, Severity, Verdict, check_endpoint};
 use pingpull::pull::{InMemorySource, PullLayer};
 use pingpull::token::SystemTokenValidator;
 use pingpull::{Network, Profile};
@@ -175,7 +175,7 @@ async fn validating_the_first_of_two_tokens_passes_with_a_warning() {
     let warning = report.warnings().next().expect("a warning");
     assert_eq!(warning.name, "repeated_token");
     assert_eq!(warning.severity, Severity::Advised);
-    assert_eq!(warning.outcome, Outcome::Warn);
+    assert_eq!(warning.outcome, Verdict::Warn);
     let text = report.to_string();
     assert!(
         text.lines().any(|l| l.starts_with("WARN repeated_token")),

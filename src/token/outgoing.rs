@@ -9,12 +9,12 @@ use crate::Network;
 use crate::clock::{Clock, unix_whole_seconds};
 use crate::sync::lock;
 
-pub(crate) struct ReusedToken {
+pub(crate) struct OutgoingToken {
     clock: Arc<dyn Clock>,
     current: Mutex<Option<(Token, i64)>>,
 }
 
-impl ReusedToken {
+impl OutgoingToken {
     pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,
@@ -60,7 +60,7 @@ mod tests {
     fn token_is_reused_then_renewed_after_half_its_life() {
         let network = Network::new("example.fyre.co", "k").unwrap();
         let clock = ManualClock::at_unix(1_700_000_000);
-        let reused = ReusedToken::new(Arc::new(clock.clone()));
+        let reused = OutgoingToken::new(Arc::new(clock.clone()));
         let first = reused.get(&network);
         clock.advance(Duration::from_secs(43_199));
         assert_eq!(reused.get(&network).as_str(), first.as_str());
