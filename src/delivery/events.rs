@@ -1,10 +1,7 @@
 //! What delivery reports to users: the event stream, why an attempt failed, and the stats.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-use super::store::StoreCounts;
 
 /// Why an attempt did not deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,34 +101,6 @@ pub struct PingStats {
     pub pending: u64,
     /// Requests in flight now.
     pub in_flight: u64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) sent: AtomicU64,
-    pub(crate) succeeded: AtomicU64,
-    pub(crate) retried: AtomicU64,
-    pub(crate) given_up: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn add(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self, counts: StoreCounts) -> PingStats {
-        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        PingStats {
-            pinged: counts.new_users + counts.coalesced,
-            coalesced: counts.coalesced,
-            sent: read(&self.sent),
-            succeeded: read(&self.succeeded),
-            retried: read(&self.retried),
-            given_up: read(&self.given_up),
-            pending: counts.pending as u64,
-            in_flight: counts.in_flight as u64,
-        }
-    }
 }
 
 /// What a shutdown could not deliver.

@@ -2,13 +2,14 @@
 //! under `pingpull::ping`, never with the token.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tracing::Level;
 
-use super::events::{Counters, Failure, PingEvent, PingStats};
+use super::events::{Failure, PingEvent, PingStats};
 use super::health::HealthTracker;
 use super::pause::PauseReason;
 use super::store::{Outcome, Settled, StoreCounts};
@@ -228,5 +229,33 @@ impl Reporter {
     fn emit(&self, event: PingEvent) {
         // No subscriber is fine: the stats and logs still tell.
         let _ = self.events.send(event);
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) sent: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) given_up: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, counts: StoreCounts) -> PingStats {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PingStats {
+            pinged: counts.new_users + counts.coalesced,
+            coalesced: counts.coalesced,
+            sent: read(&self.sent),
+            succeeded: read(&self.succeeded),
+            retried: read(&self.retried),
+            given_up: read(&self.given_up),
+            pending: counts.pending as u64,
+            in_flight: counts.in_flight as u64,
+        }
     }
 }

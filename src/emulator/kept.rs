@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 
-use super::state::{EmulatorEvent, RemoteUser};
+use super::records::{EmulatorEvent, RemoteUser};
 
 /// How many events `/events` keeps.
 pub(crate) const EVENTS_KEPT: usize = 1000;

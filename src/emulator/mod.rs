@@ -46,6 +46,7 @@ mod head_timeout;
 mod kept;
 mod paging;
 mod puller;
+mod records;
 mod server;
 mod state;
 mod studio;
@@ -59,7 +60,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-pub use state::{EmulatorEvent, PullRecord, RemoteUser};
+pub use records::{EmulatorEvent, PullRecord, RemoteUser};
 
 /// Users the emulator keeps unless configured: about 90 MB at most.
 pub const DEFAULT_MAX_USERS: usize = 100_000;

@@ -7,8 +7,10 @@ use http::HeaderValue;
 use http::header::LINK;
 
 use super::kept::EVENTS_KEPT;
-use super::server::ServerResponse;
 use crate::percent;
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
 
 /// Items per page when `limit` is not given.
 pub(crate) const DEFAULT_LIMIT: usize = 1000;
@@ -58,12 +60,12 @@ fn decode_user_cursor(cursor: &str) -> Option<String> {
 /// Adds `Next-Cursor: C` and, when `more` items wait after this page, a
 /// `Link: <path?limit=N&cursor=C>; rel="next"` header.
 pub(super) fn with_next(
-    mut response: ServerResponse,
+    mut response: Response<Full<Bytes>>,
     path: &str,
     limit: usize,
     next: Option<String>,
     more: bool,
-) -> ServerResponse {
+) -> Response<Full<Bytes>> {
     let Some(next) = next else {
         return response;
     };

@@ -10,7 +10,8 @@ use http::Method;
 use tracing::Level;
 
 use super::Shared;
-use super::state::{PullRecord, now};
+use super::records::PullRecord;
+use super::state::now;
 use crate::Profile;
 use crate::http::{FetchError, Fetched, HttpClient};
 use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};

@@ -16,7 +16,8 @@ use tokio::net::TcpListener;
 use tracing::Level;
 
 use super::head_timeout::{HeadTimeoutListener, HeadTimer};
-use super::state::{EmulatorEvent, now};
+use super::records::EmulatorEvent;
+use super::state::now;
 use super::{Shared, form, paging, studio};
 use crate::template::PullUrlTemplate;
 use crate::{percent, user_id};

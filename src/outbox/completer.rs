@@ -11,8 +11,8 @@ use sqlx::PgPool;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::settle_batch::{self, SettleBatch};
-use super::store::StoreError;
-use super::table::{OutboxClaim, OutboxError, OutboxTable};
+
+use super::table::{OutboxClaim, OutboxError, OutboxTable, StoreError};
 use crate::delivery::{Outcome, Settled};
 
 /// The most claims one flush settles: bounds the statements' arrays.

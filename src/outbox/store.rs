@@ -3,8 +3,8 @@
 //! rows for the engine's next asks, and the completer writes settles together.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::completer::Completer;
 use super::prefetch::{ClaimSettings, Prefetch};
-use super::table::{Backlog, OutboxClaim, OutboxError, OutboxTable};
+use super::table::{Backlog, OutboxClaim, OutboxError, OutboxTable, StoreError};
 use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts};
 use crate::metrics::OutboxMetrics;
 use crate::sync::lock;
@@ -24,10 +24,6 @@ const LOCKED_ROW_PAUSE: Duration = Duration::from_millis(50);
 /// engine asked for are prefetched for its next asks (see `prefetch`). A prefetched row
 /// not delivered while its lease is still young is released.
 const CLAIMS_PER_SLOT: usize = 16;
-
-/// The store's error as the engine sees it: a settling error is shared by every claim
-/// of the flush it failed.
-pub(crate) type StoreError = Arc<OutboxError>;
 
 /// How a worker's store claims and settles.
 pub(crate) struct StoreConfig {

@@ -2,6 +2,7 @@
 //! statements workers deliver with.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::Postgres;
@@ -492,6 +493,10 @@ fn check_identifier(what: &'static str, name: &str, max: usize) -> Result<(), Ou
         })
     }
 }
+
+/// The store's error as the engine sees it: a settling error is shared by every claim
+/// of the flush it failed.
+pub(crate) type StoreError = Arc<OutboxError>;
 
 #[cfg(test)]
 impl Statements {

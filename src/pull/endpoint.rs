@@ -15,62 +15,16 @@ use pin_project_lite::pin_project;
 use tracing::{Instrument, Level};
 
 use super::Rejection;
-use super::layer::Config;
+use super::config::Config;
 use super::prepared::{BODY_CAPACITY, Loaded};
 use super::query::QueryPairs;
 use crate::percent;
 use crate::profile::{SIGNATURE_HEADER, sign_body};
-use crate::template::{IdPosition, PullUrlTemplate, TemplateError};
+use crate::template::IdPosition;
 use crate::user_id;
 
 /// The query parameter carrying Livefyre's token.
 use crate::template::LFTOKEN;
-
-/// Which requests are ours and where their id stands.
-#[derive(Debug, Clone)]
-pub(crate) struct Route {
-    /// The template's path split on `/`.
-    segments: Vec<String>,
-    id: IdPosition,
-}
-
-impl Route {
-    pub(crate) fn new(template: &PullUrlTemplate) -> Result<Self, TemplateError> {
-        // `PullUrlTemplate::parse` refused many ids and the `lftoken` parameter.
-        let id = template.id_position()?;
-        Ok(Self {
-            segments: template.path().split('/').map(str::to_owned).collect(),
-            id,
-        })
-    }
-
-    /// `Some` if `path` is the template's path; with the raw id if it stands in the path.
-    fn matches<'a>(&self, path: &'a str) -> Option<Option<&'a str>> {
-        let mut raw_id = None;
-        let mut request = path.split('/');
-        for (index, expected) in self.segments.iter().enumerate() {
-            let segment = request.next()?;
-            match &self.id {
-                IdPosition::Path {
-                    index: at,
-                    prefix,
-                    suffix,
-                } if *at == index => {
-                    let id = segment
-                        .strip_prefix(prefix.as_str())?
-                        .strip_suffix(suffix.as_str())?;
-                    raw_id = Some(id);
-                }
-                _ if segment != expected => return None,
-                _ => {}
-            }
-        }
-        if request.next().is_some() {
-            return None;
-        }
-        Some(raw_id)
-    }
-}
 
 /// What to do with a request.
 pub(crate) enum Decision {

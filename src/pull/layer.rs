@@ -1,16 +1,13 @@
+//! [`PullLayer`]: the Pull endpoint's configuration, its setters and their defaults.
+
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderValue, Request, Response};
-use tower::{Layer, Service};
-
-use super::Rejection;
-use super::endpoint::{Decision, Route};
-use super::future::ResponseFuture;
+use super::config::{Config, duration_header};
 use super::operator_log::OperatorLog;
-use super::{ProfileSource, PullBody};
+use super::route::Route;
+use super::{ProfileSource, Rejection};
 use crate::Network;
 use crate::clock::Clock;
 use crate::metrics::PullMetrics;
@@ -33,22 +30,7 @@ pub const DEFAULT_MAX_URI_LEN: usize = 8 * 1024;
 /// clone: the configuration is shared.
 #[derive(Clone)]
 pub struct PullLayer {
-    config: Arc<Config>,
-}
-
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) template: PullUrlTemplate,
-    pub(crate) route: Route,
-    pub(crate) validator: SystemTokenValidator,
-    pub(crate) source: Arc<dyn ProfileSource>,
-    pub(crate) timeout: Duration,
-    pub(crate) retry_after: HeaderValue,
-    pub(crate) sign: bool,
-    pub(crate) max_uri_len: usize,
-    /// Rate-limited lines for the operator (shared by clones of the configuration).
-    pub(crate) operator_log: Arc<OperatorLog>,
-    pub(crate) metrics: Arc<PullMetrics>,
+    pub(super) config: Arc<Config>,
 }
 
 impl PullLayer {
@@ -145,19 +127,6 @@ impl PullLayer {
     }
 }
 
-fn duration_header(duration: Duration) -> HeaderValue {
-    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
-    HeaderValue::from(secs)
-}
-
-impl<S> Layer<S> for PullLayer {
-    type Service = Pull<S>;
-
-    fn layer(&self, inner: S) -> Pull<S> {
-        Pull::new(inner, self.clone())
-    }
-}
-
 impl fmt::Debug for PullLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PullLayer")
@@ -168,80 +137,5 @@ impl fmt::Debug for PullLayer {
             .field("sign", &self.config.sign)
             .field("max_uri_len", &self.config.max_uri_len)
             .finish_non_exhaustive()
-    }
-}
-
-/// The Pull endpoint service: answers requests on the template's path, passes every
-/// other request to the inner service untouched.
-#[derive(Clone)]
-pub struct Pull<S> {
-    inner: S,
-    layer: PullLayer,
-}
-
-impl<S> Pull<S> {
-    /// Wraps `inner` with the endpoint configured by `layer`.
-    pub fn new(inner: S, layer: PullLayer) -> Self {
-        Self { inner, layer }
-    }
-
-    /// The same as [`PullLayer::new`]: the layer that makes this service.
-    ///
-    /// # Errors
-    ///
-    /// As [`PullLayer::new`].
-    pub fn layer(
-        template: &str,
-        network: Network,
-        source: impl ProfileSource,
-    ) -> Result<PullLayer, TemplateError> {
-        PullLayer::new(template, network, source)
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, unwrapped.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S: fmt::Debug> fmt::Debug for Pull<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pull")
-            .field("inner", &self.inner)
-            .field("layer", &self.layer)
-            .finish()
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Pull<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-{
-    type Response = Response<PullBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Whether a request is ours is only known in `call`, so the inner service must
-        // be ready for any request.
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        match Decision::for_request(&self.layer.config, &request) {
-            Decision::PassThrough => ResponseFuture::inner(self.inner.call(request)),
-            Decision::Respond(response) => ResponseFuture::ready(response),
-            Decision::Load(load) => ResponseFuture::load(load.run(self.layer.config.clone())),
-        }
     }
 }

@@ -58,6 +58,7 @@
 //! ```
 
 mod body;
+mod config;
 mod endpoint;
 mod future;
 mod layer;
@@ -65,12 +66,15 @@ mod operator_log;
 mod prepared;
 mod query;
 mod rejection;
+mod route;
+mod service;
 mod source;
 
 pub use crate::percent::DecodeError;
 pub use body::PullBody;
 pub use future::ResponseFuture;
-pub use layer::{DEFAULT_MAX_URI_LEN, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, Pull, PullLayer};
+pub use layer::{DEFAULT_MAX_URI_LEN, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, PullLayer};
 pub use prepared::{Loaded, PreparedProfile, ProfileRefused};
 pub use rejection::Rejection;
+pub use service::Pull;
 pub use source::{InMemorySource, ProfileSource, SourceFn, source_fn};
