@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use pingpull::outbox::OutboxTable;
-use pingpull::ping::Outcome;
+use pingpull::testing::{OutboxTableHooks as _, Outcome};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
 

@@ -140,6 +140,8 @@ pub mod profile;
 pub mod pull;
 mod sync;
 pub mod template;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(any(feature = "pull", feature = "ping"))]
 mod throttle;
 pub mod token;

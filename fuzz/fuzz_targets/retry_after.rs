@@ -4,7 +4,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
-use pingpull::ping::parse_retry_after;
+use pingpull::testing::parse_retry_after;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -35,6 +35,10 @@ pub(crate) use engine::Engine;
 pub use events::{Failure, PingEvent, PingStats, ShutdownReport};
 pub(crate) use handle::Delivery;
 pub use health::Health;
+pub use options::{
+    DEFAULT_CONCURRENCY, DEFAULT_EVENTS_CAPACITY, DEFAULT_OUTAGE_FIRST_PROBE,
+    DEFAULT_OUTAGE_LONGEST_PROBE, DEFAULT_PROBE_EVERY,
+};
 pub(crate) use options::{DeliveryOptions, delivery_setters};
 pub use retry::RetrySchedule;
 pub(crate) use retry::XorShift;

@@ -13,9 +13,9 @@ use crate::http::Transport;
 use crate::livefyre::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient};
 
 /// Requests in flight at once unless configured.
-pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
+pub const DEFAULT_CONCURRENCY: usize = 8;
 /// After a 403, one probe this often unless configured.
-pub(crate) const DEFAULT_PROBE_EVERY: Duration = Duration::from_secs(60);
+pub const DEFAULT_PROBE_EVERY: Duration = Duration::from_secs(60);
 /// Different users whose attempts failed in a row (connection errors, timeouts, 5xx; no
 /// answer from Livefyre in between) after which Livefyre counts as unreachable and the
 /// circuit opens. High enough that a share of passing faults does not open it, and that a
@@ -23,13 +23,13 @@ pub(crate) const DEFAULT_PROBE_EVERY: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_OUTAGE_THRESHOLD: u32 = 10;
 /// While Livefyre is unreachable, the first probe follows this long after the circuit
 /// opened unless configured.
-pub(crate) const DEFAULT_OUTAGE_FIRST_PROBE: Duration = Duration::from_secs(1);
+pub const DEFAULT_OUTAGE_FIRST_PROBE: Duration = Duration::from_secs(1);
 /// While Livefyre is unreachable, failed probes double the wait up to this unless
 /// configured. Equal to the first: one probe a second, so delivery resumes within about a
 /// second of Livefyre answering again, however long the outage.
-pub(crate) const DEFAULT_OUTAGE_LONGEST_PROBE: Duration = Duration::from_secs(1);
+pub const DEFAULT_OUTAGE_LONGEST_PROBE: Duration = Duration::from_secs(1);
 /// Events a slow subscriber may lag behind unless configured.
-pub(crate) const DEFAULT_EVENTS_CAPACITY: usize = 1024;
+pub const DEFAULT_EVENTS_CAPACITY: usize = 1024;
 
 /// The settings both front-ends share; each builder's setters write here.
 pub(crate) struct DeliveryOptions {
@@ -98,26 +98,32 @@ impl DeliveryOptions {
             }
             None => Arc::new(SystemClock),
         };
-        if self.concurrency == 0 || self.events_capacity == 0 {
-            return Err(ConfigError::Invalid(
-                "concurrency and events_capacity must be at least 1",
-            ));
+        if self.concurrency == 0 {
+            return Err(ConfigError::out_of_range("concurrency", "at least 1"));
+        }
+        if self.events_capacity == 0 {
+            return Err(ConfigError::out_of_range("events_capacity", "at least 1"));
         }
         let min_interval = match self.rate_limit {
             None => None,
             Some(rate) if rate.is_finite() && rate > 0.0 => {
                 Some(Duration::from_secs_f64(1.0 / rate))
             }
-            Some(_) => return Err(ConfigError::Invalid("rate_limit must be a positive number")),
+            Some(_) => {
+                return Err(ConfigError::out_of_range(
+                    "rate_limit",
+                    "a positive number of requests per second",
+                ));
+            }
         };
         let (first_probe, longest_probe) = self.outage_probe;
         if first_probe.is_zero() || longest_probe < first_probe {
-            return Err(ConfigError::Invalid(
-                "outage_probe needs a first interval above zero and a longest one at least as long",
+            return Err(ConfigError::out_of_range(
+                "outage_probe",
+                "a first interval above zero and a longest one at least as long",
             ));
         }
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| ConfigError::Invalid("spawn must be called inside a Tokio runtime"))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
         Ok(EngineConfig {
             client,
             policy: Policy {
@@ -160,7 +166,8 @@ macro_rules! delivery_setters {
             self
         }
 
-        /// At most this many requests in flight at once (default 8).
+        /// At most this many requests in flight at once (default
+        /// [`DEFAULT_CONCURRENCY`](crate::ping::DEFAULT_CONCURRENCY), 8).
         pub fn concurrency(mut self, concurrency: usize) -> Self {
             self.options.concurrency = concurrency;
             self
@@ -172,7 +179,8 @@ macro_rules! delivery_setters {
             self
         }
 
-        /// Gives each request at most `timeout` (default 10 s).
+        /// Gives each request at most `timeout` (default
+        /// [`DEFAULT_ATTEMPT_TIMEOUT`](crate::ping::DEFAULT_ATTEMPT_TIMEOUT), 10 s).
         pub fn attempt_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.options.attempt_timeout = timeout;
             self
@@ -184,7 +192,8 @@ macro_rules! delivery_setters {
             self
         }
 
-        /// After a 403, sends one probe this often until a ping is accepted (default 60 s).
+        /// After a 403, sends one probe this often until a ping is accepted (default
+        /// [`DEFAULT_PROBE_EVERY`](crate::ping::DEFAULT_PROBE_EVERY), 60 s).
         pub fn probe_every(mut self, interval: std::time::Duration) -> Self {
             self.options.probe_every = interval;
             self
@@ -193,6 +202,8 @@ macro_rules! delivery_setters {
         /// While Livefyre is unreachable (the circuit is open: many connection errors,
         /// timeouts or 5xx answers in a row), sends one probe `first` after the circuit
         /// opened, then doubles the wait after each failed probe up to `longest` (default
+        /// [`DEFAULT_OUTAGE_FIRST_PROBE`](crate::ping::DEFAULT_OUTAGE_FIRST_PROBE) and
+        /// [`DEFAULT_OUTAGE_LONGEST_PROBE`](crate::ping::DEFAULT_OUTAGE_LONGEST_PROBE),
         /// 1 s and 1 s: one probe a second). A longer `longest` sends fewer requests during
         /// a long outage, but delivery may then resume up to `longest` after Livefyre is back.
         pub fn outage_probe(
@@ -227,7 +238,8 @@ macro_rules! delivery_setters {
             self
         }
 
-        /// How many events a slow subscriber may lag behind before it misses some (default 1024).
+        /// How many events a slow subscriber may lag behind before it misses some (default
+        /// [`DEFAULT_EVENTS_CAPACITY`](crate::ping::DEFAULT_EVENTS_CAPACITY), 1024).
         pub fn events_capacity(mut self, capacity: usize) -> Self {
             self.options.events_capacity = capacity;
             self

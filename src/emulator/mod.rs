@@ -65,6 +65,22 @@ pub use records::{EmulatorEvent, PullRecord, RemoteUser};
 /// Users the emulator keeps unless configured: about 90 MB at most.
 pub const DEFAULT_MAX_USERS: usize = 100_000;
 
+/// How long one pull may take unless configured ([`EmulatorBuilder::pull_timeout`]).
+pub const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a client may take to send its request head, then its body, unless configured
+/// ([`EmulatorBuilder::request_read_timeout`]).
+pub const DEFAULT_REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pulls in flight at once unless configured ([`EmulatorBuilder::pull_concurrency`]).
+pub const DEFAULT_PULL_CONCURRENCY: usize = 8;
+
+/// Pulls waiting at most unless configured ([`EmulatorBuilder::max_queue`]).
+pub const DEFAULT_MAX_QUEUE: usize = 100_000;
+
+/// Attempts of one pull in all unless configured ([`EmulatorBuilder::pull_retries`]).
+pub const DEFAULT_MAX_PULL_ATTEMPTS: u32 = 4;
+
 use crate::ping::RetrySchedule;
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
@@ -128,12 +144,16 @@ impl Faults {
 
     fn check(&self) -> Result<(), EmulatorError> {
         let rate_ok = |r: f64| r.is_finite() && (0.0..=1.0).contains(&r);
-        if !rate_ok(self.fail_rate)
-            || !rate_ok(self.rate_429)
-            || self.fail_rate + self.rate_429 > 1.0
-        {
-            return Err(EmulatorError::Config(
-                "fault rates must be between 0 and 1 and add up to at most 1",
+        if !rate_ok(self.fail_rate) {
+            return Err(EmulatorError::out_of_range("fail_rate", "between 0 and 1"));
+        }
+        if !rate_ok(self.rate_429) {
+            return Err(EmulatorError::out_of_range("rate_429", "between 0 and 1"));
+        }
+        if self.fail_rate + self.rate_429 > 1.0 {
+            return Err(EmulatorError::out_of_range(
+                "rate_429",
+                "at most 1 minus fail_rate (the two rates add up to at most 1)",
             ));
         }
         Ok(())
@@ -180,27 +200,27 @@ impl EmulatorBuilder {
         self
     }
 
-    /// How long one pull may take (default 5 s).
+    /// How long one pull may take (default [`DEFAULT_PULL_TIMEOUT`], 5 s).
     pub fn pull_timeout(mut self, timeout: Duration) -> Self {
         self.pull_timeout = timeout;
         self
     }
 
     /// How long a client may take to send its request head, and then its body (default
-    /// 10 s); a slower one is disconnected (head) or answered 408 (body), so slow or
+    /// [`DEFAULT_REQUEST_READ_TIMEOUT`], 10 s); a slower one is disconnected (head) or answered 408 (body), so slow or
     /// stalled clients cannot hold connections open for ever.
     pub fn request_read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
         self
     }
 
-    /// Pulls in flight at once (default 8).
+    /// Pulls in flight at once (default [`DEFAULT_PULL_CONCURRENCY`], 8).
     pub fn pull_concurrency(mut self, concurrency: usize) -> Self {
         self.pull_concurrency = concurrency;
         self
     }
 
-    /// Pulls waiting at most (default 100 000); beyond it pings are answered 503.
+    /// Pulls waiting at most (default [`DEFAULT_MAX_QUEUE`], 100 000); beyond it pings are answered 503.
     pub fn max_queue(mut self, max_queue: usize) -> Self {
         self.max_queue = max_queue;
         self
@@ -214,7 +234,7 @@ impl EmulatorBuilder {
     }
 
     /// Delays between attempts of a pull answered 5xx or timed out (default 100 ms,
-    /// 500 ms, 2 s), and how many attempts in all (default 4).
+    /// 500 ms, 2 s), and how many attempts in all (default [`DEFAULT_MAX_PULL_ATTEMPTS`], 4).
     pub fn pull_retries(mut self, schedule: RetrySchedule, max_attempts: u32) -> Self {
         self.pull_retries = schedule;
         self.max_pull_attempts = max_attempts.max(1);
@@ -228,14 +248,19 @@ impl EmulatorBuilder {
     /// [`EmulatorError`] if the address cannot be bound or a setting is out of range.
     pub async fn start(self) -> Result<Emulator, EmulatorError> {
         self.faults.check()?;
-        if self.pull_concurrency == 0 || self.max_queue == 0 || self.max_users == 0 {
-            return Err(EmulatorError::Config(
-                "pull_concurrency, max_queue and max_users must be at least 1",
-            ));
+        for (setting, value) in [
+            ("pull_concurrency", self.pull_concurrency),
+            ("max_queue", self.max_queue),
+            ("max_users", self.max_users),
+        ] {
+            if value == 0 {
+                return Err(EmulatorError::out_of_range(setting, "at least 1"));
+            }
         }
         if self.read_timeout.is_zero() {
-            return Err(EmulatorError::Config(
-                "request_read_timeout must be longer than zero",
+            return Err(EmulatorError::out_of_range(
+                "request_read_timeout",
+                "longer than zero",
             ));
         }
         let listener = TcpListener::bind(self.listen)
@@ -314,14 +339,14 @@ impl Emulator {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             pull_url: None,
             faults: Faults::default(),
-            pull_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(10),
-            pull_concurrency: 8,
-            max_queue: 100_000,
+            pull_timeout: DEFAULT_PULL_TIMEOUT,
+            read_timeout: DEFAULT_REQUEST_READ_TIMEOUT,
+            pull_concurrency: DEFAULT_PULL_CONCURRENCY,
+            max_queue: DEFAULT_MAX_QUEUE,
             max_users: DEFAULT_MAX_USERS,
             pull_retries: RetrySchedule::new([100, 500, 2000].map(Duration::from_millis))
                 .jitter(0.0),
-            max_pull_attempts: 4,
+            max_pull_attempts: DEFAULT_MAX_PULL_ATTEMPTS,
         }
     }
 
@@ -516,14 +541,27 @@ pub enum EmulatorError {
     /// The listen address could not be bound.
     Bind(std::io::Error),
     /// A setting is out of range.
-    Config(&'static str),
+    OutOfRange {
+        /// The builder method that took it, e.g. `max_users`.
+        setting: &'static str,
+        /// What it accepts, e.g. `at least 1`.
+        expected: &'static str,
+    },
+}
+
+impl EmulatorError {
+    fn out_of_range(setting: &'static str, expected: &'static str) -> Self {
+        Self::OutOfRange { setting, expected }
+    }
 }
 
 impl fmt::Display for EmulatorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Bind(error) => write!(f, "cannot listen: {error}"),
-            Self::Config(what) => f.write_str(what),
+            Self::OutOfRange { setting, expected } => {
+                write!(f, "`{setting}` must be {expected}")
+            }
         }
     }
 }
@@ -532,7 +570,7 @@ impl std::error::Error for EmulatorError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Bind(error) => Some(error),
-            Self::Config(_) => None,
+            Self::OutOfRange { .. } => None,
         }
     }
 }

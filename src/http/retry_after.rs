@@ -3,9 +3,6 @@
 use std::time::{Duration, SystemTime};
 
 /// Reads a `Retry-After` value: delta-seconds or an HTTP date. `None` if neither.
-///
-/// Public only for the fuzz targets; not part of the supported API.
-#[doc(hidden)]
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {

@@ -315,8 +315,22 @@ pub enum ConfigError {
     BaseUrl(String),
     /// An https base URL, but the `rustls` feature is off.
     HttpsNeedsRustls,
-    /// A setting is out of range; which one and why.
-    Invalid(&'static str),
+    /// A setting is out of range.
+    OutOfRange {
+        /// The builder method that took it, e.g. `concurrency`.
+        setting: &'static str,
+        /// What it accepts, e.g. `at least 1`.
+        expected: &'static str,
+    },
+    /// `spawn` was called outside a Tokio runtime.
+    NoRuntime,
+}
+
+impl ConfigError {
+    /// `setting` is out of range: it must be `expected`.
+    pub(crate) fn out_of_range(setting: &'static str, expected: &'static str) -> Self {
+        Self::OutOfRange { setting, expected }
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -331,7 +345,10 @@ impl fmt::Display for ConfigError {
             Self::HttpsNeedsRustls => {
                 f.write_str("an https base URL needs pingpull's `rustls` feature")
             }
-            Self::Invalid(what) => f.write_str(what),
+            Self::OutOfRange { setting, expected } => {
+                write!(f, "`{setting}` must be {expected}")
+            }
+            Self::NoRuntime => f.write_str("spawn must be called inside a Tokio runtime"),
         }
     }
 }

@@ -59,12 +59,8 @@ mod completer;
 mod prefetch;
 mod settle_batch;
 mod store;
-mod table;
+pub(crate) mod table;
 mod worker;
 
 pub use table::{OutboxError, OutboxTable};
-pub use worker::{OutboxWorker, OutboxWorkerBuilder};
-
-// For tests of the outbox's guarantees (claiming and settling by hand); not supported API.
-#[doc(hidden)]
-pub use table::OutboxClaim;
+pub use worker::{DEFAULT_LEASE, DEFAULT_POLL_EVERY, OutboxWorker, OutboxWorkerBuilder};

@@ -22,8 +22,7 @@ impl OutboxTable {
     ///
     /// [`OutboxError::Database`] if a statement fails; rows not settled by then are as
     /// they were, and are claimed again once their leases run out.
-    #[doc(hidden)]
-    pub async fn settle_batch(
+    pub(crate) async fn settle_batch(
         &self,
         connection: &mut PgConnection,
         settles: &[(&OutboxClaim, &Outcome)],

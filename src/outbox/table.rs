@@ -204,14 +204,13 @@ impl OutboxTable {
     }
 
     /// Claims up to `limit` due users for `owner`, each under a lease of `lease`: until it
-    /// runs out no other worker claims them. Workers call this; it is public for tests of
-    /// the outbox's guarantees.
+    /// runs out no other worker claims them. Workers call this; tests of the outbox's
+    /// guarantees too (through `testing`).
     ///
     /// # Errors
     ///
     /// [`OutboxError::Database`] if the statement fails.
-    #[doc(hidden)]
-    pub async fn claim_due<'e, E>(
+    pub(crate) async fn claim_due<'e, E>(
         &self,
         executor: E,
         owner: &str,
@@ -255,8 +254,7 @@ impl OutboxTable {
     ///
     /// [`OutboxError::Database`] if a statement fails; the row is then as it was, and is
     /// claimed again once the lease runs out.
-    #[doc(hidden)]
-    pub async fn settle(
+    pub(crate) async fn settle(
         &self,
         connection: &mut sqlx::PgConnection,
         claim: &OutboxClaim,
@@ -306,8 +304,7 @@ impl OutboxTable {
     /// # Errors
     ///
     /// [`OutboxError::Database`] if the query fails.
-    #[doc(hidden)]
-    pub async fn next_due_in<'e, E>(&self, executor: E) -> Result<Option<f64>, OutboxError>
+    pub(crate) async fn next_due_in<'e, E>(&self, executor: E) -> Result<Option<f64>, OutboxError>
     where
         E: Executor<'e, Database = Postgres>,
     {
@@ -336,8 +333,7 @@ impl OutboxTable {
     /// The rendered text of the statement named `name` in the outbox's SQL (`claim`,
     /// `next_due`, `backlog`, ...), for benchmarks that explain it; `None` for an unknown
     /// name.
-    #[doc(hidden)]
-    pub fn statement(&self, name: &str) -> Option<&str> {
+    pub(crate) fn statement(&self, name: &str) -> Option<&str> {
         let sql = &self.sql;
         let statement = match name {
             "claim" => &sql.claim,

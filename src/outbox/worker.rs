@@ -20,10 +20,12 @@ use crate::delivery::{
 };
 use crate::ping::{ConfigError, LivefyreClient};
 
-/// How long a claim keeps other workers off a user unless configured.
-const DEFAULT_LEASE: Duration = Duration::from_secs(60);
-/// How often the worker looks at the table unless configured.
-const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(1);
+/// How long a claim keeps other workers off a user unless configured
+/// ([`OutboxWorkerBuilder::lease`]).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// How often the worker looks at the table unless configured
+/// ([`OutboxWorkerBuilder::poll_every`]).
+pub const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(1);
 /// Reading the table's backlog, behind the gauges and `health()`, is a scan: a short poll
 /// interval must not repeat it more often than this.
 const BACKLOG_AT_MOST_EVERY: Duration = Duration::from_secs(1);
@@ -42,7 +44,7 @@ pub struct OutboxWorkerBuilder {
 impl OutboxWorkerBuilder {
     delivery_setters!();
 
-    /// How long a claim keeps other workers off a user (default 60 s). A worker that dies
+    /// How long a claim keeps other workers off a user (default [`DEFAULT_LEASE`], 60 s). A worker that dies
     /// mid-delivery delays that user by at most this much; it must exceed the attempt
     /// timeout, or a slow answer would let a second worker ping the same user.
     pub fn lease(mut self, lease: Duration) -> Self {
@@ -50,7 +52,7 @@ impl OutboxWorkerBuilder {
         self
     }
 
-    /// Looks at the table at least this often (default 1 s). Committed changes wake the
+    /// Looks at the table at least this often (default [`DEFAULT_POLL_EVERY`], 1 s). Committed changes wake the
     /// worker at once through a notification; polling covers the times its listening
     /// connection is down.
     pub fn poll_every(mut self, interval: Duration) -> Self {
@@ -76,12 +78,13 @@ impl OutboxWorkerBuilder {
     /// attempt timeout, a zero poll interval, or when called outside a Tokio runtime.
     pub fn spawn(self) -> Result<OutboxWorker, ConfigError> {
         if self.lease <= self.options.attempt_timeout {
-            return Err(ConfigError::Invalid(
-                "the outbox lease must be longer than the attempt timeout",
+            return Err(ConfigError::out_of_range(
+                "lease",
+                "longer than the attempt timeout",
             ));
         }
         if self.poll_every.is_zero() {
-            return Err(ConfigError::Invalid("poll_every must be more than zero"));
+            return Err(ConfigError::out_of_range("poll_every", "more than zero"));
         }
         let max_age = self.options.schedule.max_age_duration();
         let attempt_timeout = self.options.attempt_timeout;

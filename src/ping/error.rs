@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::user_id::UserIdError;
 
-/// Why [`Pinger::ping`] refused a user.
+/// Why [`Pinger::ping`](super::Pinger::ping) refused a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PingError {

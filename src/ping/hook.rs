@@ -138,7 +138,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = PingHookFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -147,7 +147,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Read before the route consumes the request.
         let user_id = (self.user_id)(&request);
-        PingHookFuture {
+        ResponseFuture {
             inner: self.inner.call(request),
             ping: user_id.map(|id| (self.pinger.clone(), id)),
         }
@@ -156,14 +156,14 @@ where
 
 pin_project! {
     /// The response future of [`PingHook`].
-    pub struct PingHookFuture<Fut> {
+    pub struct ResponseFuture<Fut> {
         #[pin]
         inner: Fut,
         ping: Option<(Pinger, String)>,
     }
 }
 
-impl<Fut, B, E> Future for PingHookFuture<Fut>
+impl<Fut, B, E> Future for ResponseFuture<Fut>
 where
     Fut: Future<Output = Result<Response<B>, E>>,
 {

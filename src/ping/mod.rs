@@ -48,16 +48,15 @@ mod pinger;
 #[cfg(feature = "emulator")]
 pub(crate) use crate::delivery::XorShift;
 pub use error::PingError;
-pub use hook::{PingHook, PingHookFuture, PingHookLayer};
-pub use pinger::{Pinger, PingerBuilder};
+pub use hook::{PingHook, PingHookLayer, ResponseFuture};
+pub use pinger::{DEFAULT_DEBOUNCE, DEFAULT_MAX_PENDING, Pinger, PingerBuilder};
 
-pub use crate::delivery::{Failure, Health, PingEvent, PingStats, RetrySchedule, ShutdownReport};
+pub use crate::delivery::{
+    DEFAULT_CONCURRENCY, DEFAULT_EVENTS_CAPACITY, DEFAULT_OUTAGE_FIRST_PROBE,
+    DEFAULT_OUTAGE_LONGEST_PROBE, DEFAULT_PROBE_EVERY, Failure, Health, PingEvent, PingStats,
+    RetrySchedule, ShutdownReport,
+};
 pub use crate::http::{HyperTransport, Transport};
 #[cfg(feature = "rustls")]
 pub use crate::http::{TlsRoots, TlsRootsError};
 pub use crate::livefyre::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, RequestError};
-// For the fuzz targets and the outbox's tests (settling a claim by hand); not supported API.
-#[doc(hidden)]
-pub use crate::delivery::{Outcome, Settled};
-#[doc(hidden)]
-pub use crate::http::parse_retry_after;

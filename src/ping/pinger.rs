@@ -16,8 +16,12 @@ use crate::delivery::{
 use crate::livefyre::{ConfigError, LivefyreClient};
 use crate::user_id;
 
-/// Users pending at once unless configured.
-const DEFAULT_MAX_PENDING: usize = 100_000;
+/// Users pending at once unless configured ([`PingerBuilder::max_pending`]).
+pub const DEFAULT_MAX_PENDING: usize = 100_000;
+
+/// How long a user's first ping waits for more before it is sent, unless configured
+/// ([`PingerBuilder::debounce`]): not at all.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::ZERO;
 
 /// Configures and spawns a [`Pinger`]; start with [`Pinger::builder`].
 #[must_use]
@@ -33,13 +37,13 @@ impl PingerBuilder {
         Self {
             options: DeliveryOptions::new(network),
             max_pending: DEFAULT_MAX_PENDING,
-            debounce: Duration::ZERO,
+            debounce: DEFAULT_DEBOUNCE,
         }
     }
 
     delivery_setters!();
 
-    /// At most this many users pending at once (default 100 000); beyond it `ping`
+    /// At most this many users pending at once (default [`DEFAULT_MAX_PENDING`], 100 000); beyond it `ping`
     /// returns [`PingError::QueueFull`] for new users, never dropping one.
     pub fn max_pending(mut self, max_pending: usize) -> Self {
         self.max_pending = max_pending;
@@ -47,7 +51,7 @@ impl PingerBuilder {
     }
 
     /// Waits `window` after a user's first ping before sending, so a burst of changes
-    /// becomes one request (default 0: send at once).
+    /// becomes one request (default [`DEFAULT_DEBOUNCE`]: send at once).
     pub fn debounce(mut self, window: Duration) -> Self {
         self.debounce = window;
         self
@@ -65,7 +69,7 @@ impl PingerBuilder {
         let max_age = self.options.schedule.max_age_duration();
         let config = self.options.check()?;
         if self.max_pending == 0 {
-            return Err(ConfigError::Invalid("max_pending must be at least 1"));
+            return Err(ConfigError::out_of_range("max_pending", "at least 1"));
         }
         let store = MemoryStore::new(PendingSet::new(self.max_pending, self.debounce), max_age);
         Ok(Pinger {

@@ -14,6 +14,9 @@ use crate::metrics::PullMetrics;
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::{SystemTokenValidator, TokenCache};
 
+/// How far past its expiry a token is still accepted unless configured: not at all.
+pub const DEFAULT_LEEWAY: Duration = Duration::ZERO;
+
 /// How long the profile source may take before the endpoint answers 503.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -24,7 +27,8 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// longer ones get 414. A pull URL is under 400 bytes.
 pub const DEFAULT_MAX_URI_LEN: usize = 8 * 1024;
 
-/// The Pull endpoint as a tower [`Layer`]; wraps any service in [`Pull`].
+/// The Pull endpoint as a tower [`Layer`](tower::Layer); wraps any service in
+/// [`Pull`](super::Pull).
 ///
 /// Configured from the same URL template the customer registers with Livefyre. Cheap to
 /// clone: the configuration is shared.
@@ -67,19 +71,20 @@ impl PullLayer {
         })
     }
 
-    /// Answers 503 when the source takes longer than `timeout` (default 5 s).
+    /// Answers 503 when the source takes longer than `timeout` (default [`DEFAULT_TIMEOUT`], 5 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config_mut().timeout = timeout;
         self
     }
 
-    /// The `Retry-After` of a 503, rounded up to whole seconds (default 30 s).
+    /// The `Retry-After` of a 503, rounded up to whole seconds (default
+    /// [`DEFAULT_RETRY_AFTER`], 30 s).
     pub fn retry_after(mut self, retry_after: Duration) -> Self {
         self.config_mut().retry_after = duration_header(retry_after);
         self
     }
 
-    /// Accepts tokens up to `leeway` past their expiry (default 0).
+    /// Accepts tokens up to `leeway` past their expiry (default [`DEFAULT_LEEWAY`]: none).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         let config = self.config_mut();
         config.validator = config.validator.clone().leeway(leeway);

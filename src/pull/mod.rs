@@ -73,7 +73,9 @@ mod source;
 pub use crate::percent::DecodeError;
 pub use body::PullBody;
 pub use future::ResponseFuture;
-pub use layer::{DEFAULT_MAX_URI_LEN, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, PullLayer};
+pub use layer::{
+    DEFAULT_LEEWAY, DEFAULT_MAX_URI_LEN, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, PullLayer,
+};
 pub use prepared::{Loaded, PreparedProfile, ProfileRefused};
 pub use rejection::Rejection;
 pub use service::Pull;

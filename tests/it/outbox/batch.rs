@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use pingpull::Network;
-use pingpull::outbox::{OutboxClaim, OutboxWorker};
-use pingpull::ping::{Failure, Outcome, PingEvent, RetrySchedule, Settled};
+use pingpull::outbox::OutboxWorker;
+use pingpull::ping::{Failure, PingEvent, RetrySchedule};
+use pingpull::testing::{OutboxClaim, OutboxTableHooks as _, Outcome, Settled};
 use tokio::time::Instant;
 
 use crate::support::database::TestDb;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use pingpull::Network;
 use pingpull::outbox::{OutboxError, OutboxTable, OutboxWorker};
-use pingpull::ping::{Failure, Outcome, PingEvent, RetrySchedule, Settled};
+use pingpull::ping::{Failure, PingEvent, RetrySchedule};
+use pingpull::testing::{OutboxTableHooks as _, Outcome, Settled};
 use sqlx::postgres::PgPoolOptions;
 use tokio::time::Instant;
 

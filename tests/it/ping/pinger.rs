@@ -8,8 +8,8 @@ use std::time::Duration;
 use http::{Request, Response};
 use pingpull::Network;
 use pingpull::ping::{
-    Failure, LivefyreClient, PingError, PingEvent, PingHookLayer, Pinger, RequestError,
-    RetrySchedule,
+    ConfigError, Failure, LivefyreClient, PingError, PingEvent, PingHookLayer, Pinger,
+    RequestError, RetrySchedule,
 };
 use pingpull::token::SystemTokenValidator;
 use tokio::sync::broadcast;
@@ -547,18 +547,33 @@ fn bad_configuration_fails_at_build_time() {
         .build()
         .unwrap();
     let _guard = runtime.enter();
-    for builder in [
-        Pinger::builder(network()).base_url("ftp://127.0.0.1"),
+    assert!(matches!(
         Pinger::builder(network())
-            .base_url("http://127.0.0.1")
-            .concurrency(0),
-        Pinger::builder(network())
-            .base_url("http://127.0.0.1")
-            .max_pending(0),
-        Pinger::builder(network())
-            .base_url("http://127.0.0.1")
-            .rate_limit(-1.0),
+            .base_url("ftp://127.0.0.1")
+            .spawn(),
+        Err(ConfigError::BaseUrl(_))
+    ));
+    let local = || Pinger::builder(network()).base_url("http://127.0.0.1");
+    for (builder, named) in [
+        (local().concurrency(0), "concurrency"),
+        (local().max_pending(0), "max_pending"),
+        (local().rate_limit(-1.0), "rate_limit"),
+        (local().events_capacity(0), "events_capacity"),
     ] {
-        assert!(builder.spawn().is_err());
+        let error = builder.spawn().unwrap_err();
+        assert!(
+            matches!(error, ConfigError::OutOfRange { setting, .. } if setting == named),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().starts_with(&format!("`{named}` must be")),
+            "{error}"
+        );
     }
+}
+
+#[test]
+fn spawning_outside_a_runtime_is_an_error() {
+    let error = Pinger::builder(network()).spawn().unwrap_err();
+    assert_eq!(error, ConfigError::NoRuntime);
 }

@@ -353,7 +353,11 @@ async fn debug_and_display_of_public_types_hold_no_secret() {
     for error in [
         ConfigError::BaseUrl("ftp://x".into()),
         ConfigError::HttpsNeedsRustls,
-        ConfigError::Invalid("concurrency must be at least 1"),
+        ConfigError::OutOfRange {
+            setting: "concurrency",
+            expected: "at least 1",
+        },
+        ConfigError::NoRuntime,
     ] {
         shown.push(format!("{error:?} {error}"));
     }
@@ -389,7 +393,10 @@ async fn debug_and_display_of_public_types_hold_no_secret() {
         shown.push(format!("{failure:?} {failure}"));
     }
     for error in [
-        EmulatorError::Config("x"),
+        EmulatorError::OutOfRange {
+            setting: "max_users",
+            expected: "at least 1",
+        },
         Emulator::builder(network.clone())
             .listen(emulator.addr())
             .start()
