@@ -149,6 +149,14 @@ pub mod user_id;
 
 pub use network::{Network, NetworkError};
 
+/// The attribute that implements [`ProfileSource`](pull::ProfileSource) and
+/// [`Transport`](ping::Transport) (`#[pingpull::async_trait]`), re-exported so that an
+/// implementation needs no dependency beyond pingpull. The traits keep `async-trait`'s
+/// boxed futures: they are object-safe (a layer holds `Arc<dyn ProfileSource>`), which
+/// native `async fn` in traits is not.
+#[cfg(any(feature = "pull", feature = "ping"))]
+pub use async_trait::async_trait;
+
 /// Any error, boxed: what a [`ProfileSource`](pull::ProfileSource) or a
 /// [`Transport`](ping::Transport) may return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

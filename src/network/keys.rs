@@ -53,6 +53,27 @@ impl Network {
         mac.finalize().into_bytes().into()
     }
 
+    /// Every key, current first: what a signature per key (during a rotation) is made
+    /// with, in order.
+    #[allow(dead_code)]
+    pub(crate) fn keys_used(&self) -> impl Iterator<Item = KeyUsed> + '_ {
+        std::iter::once(KeyUsed::Current)
+            .chain((0..self.inner.previous.len()).map(KeyUsed::Previous))
+    }
+
+    /// The HS256 signature of `message` with the key `used`: the current key, or a
+    /// previous one (during a rotation, for a peer that may still hold it); `None` for a
+    /// previous key this network does not have.
+    #[allow(dead_code)]
+    pub(crate) fn sign_with(&self, used: KeyUsed, message: &[u8]) -> Option<[u8; SIGNATURE_LEN]> {
+        let mut mac = match used {
+            KeyUsed::Current => self.hmac(),
+            KeyUsed::Previous(index) => self.inner.previous.get(index)?.clone(),
+        };
+        mac.update(message);
+        Some(mac.finalize().into_bytes().into())
+    }
+
     /// Which of the network's keys made `signature`, the HS256 signature of `message`, if
     /// any; each comparison in constant time.
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> Option<KeyUsed> {
@@ -94,4 +115,25 @@ pub(super) fn keyed(key: &str) -> Result<HmacSha256, NetworkError> {
     }
     // HMAC accepts keys of any length; the error arm only guards that promise.
     HmacSha256::new_from_slice(key.as_bytes()).map_err(|_| NetworkError::EmptyKey)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_with_each_key_and_verifies_which_one() {
+        let network = Network::new("example.fyre.co", "new")
+            .unwrap()
+            .with_previous_keys(["old"])
+            .unwrap();
+        let current = network.sign_with(KeyUsed::Current, b"m").unwrap();
+        let previous = network.sign_with(KeyUsed::Previous(0), b"m").unwrap();
+        assert_eq!(current, network.sign(b"m"));
+        assert_ne!(current, previous);
+        assert_eq!(network.verify(b"m", &previous), Some(KeyUsed::Previous(0)));
+        assert_eq!(network.sign_with(KeyUsed::Previous(1), b"m"), None);
+        let used: Vec<_> = network.keys_used().collect();
+        assert_eq!(used, [KeyUsed::Current, KeyUsed::Previous(0)]);
+    }
 }
