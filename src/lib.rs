@@ -23,6 +23,7 @@
 //! | `emulator` | no | [`emulator`] and [`check`]; implies `ping` |
 //! | `cli` | no | the `pingpull` command line; implies `emulator` and `rustls` |
 //! | `postgres` | no | [`outbox`]: durable pings in PostgreSQL; implies `ping` |
+//! | `actix` | no | [`actix`]: the Pull endpoint and the ping hook as actix-web middleware |
 //! | `metrics` | no | metrics through the `metrics` facade; the application installs the exporter (README, "Metrics") |
 //!
 //! The core ([`Network`], [`token`], [`profile`], [`template`], [`user_id`], [`clock`])
@@ -111,6 +112,9 @@
 #![cfg_attr(doctest, doc = include_str!("../README.md"))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "actix")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+pub mod actix;
 #[cfg(feature = "emulator")]
 #[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
 pub mod check;
@@ -127,6 +131,8 @@ mod livefyre;
 #[cfg(any(feature = "pull", feature = "ping"))]
 mod metrics;
 mod network;
+#[cfg(all(test, feature = "pull", feature = "ping"))]
+mod operator_docs;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod outbox;

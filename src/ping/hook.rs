@@ -172,12 +172,20 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let output = std::task::ready!(this.inner.poll(cx));
-        if let (Ok(response), Some((pinger, user_id))) = (&output, this.ping.take())
-            && response.status().is_success()
-            && let Err(error) = pinger.ping(&user_id)
-        {
-            tracing::event!(target: "pingpull::ping", Level::WARN, %error, "update route succeeded but the ping was not recorded");
+        if let (Ok(response), Some((pinger, user_id))) = (&output, this.ping.take()) {
+            ping_after(pinger, &user_id, response.status().as_u16());
         }
         Poll::Ready(output)
+    }
+}
+
+/// After an update route answered `status`: pings `user_id` if it was a success (2xx),
+/// and logs at WARN a ping that could not be recorded. The one rule of every ping hook
+/// (tower's here, actix-web's).
+pub(crate) fn ping_after(pinger: Pinger, user_id: &str, status: u16) {
+    if (200..300).contains(&status)
+        && let Err(error) = pinger.ping(user_id)
+    {
+        tracing::event!(target: "pingpull::ping", Level::WARN, %error, "update route succeeded but the ping was not recorded");
     }
 }

@@ -48,6 +48,8 @@ mod pinger;
 #[cfg(feature = "emulator")]
 pub(crate) use crate::delivery::XorShift;
 pub use error::PingError;
+#[cfg(feature = "actix")]
+pub(crate) use hook::ping_after;
 pub use hook::{PingHook, PingHookLayer, ResponseFuture};
 pub use pinger::{DEFAULT_DEBOUNCE, DEFAULT_MAX_PENDING, Pinger, PingerBuilder};
 

@@ -34,7 +34,7 @@ pub const DEFAULT_MAX_URI_LEN: usize = 8 * 1024;
 /// clone: the configuration is shared.
 #[derive(Clone)]
 pub struct PullLayer {
-    pub(super) config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
 }
 
 impl PullLayer {

@@ -59,7 +59,7 @@
 
 mod body;
 mod config;
-mod endpoint;
+pub(crate) mod endpoint;
 mod future;
 mod layer;
 mod operator_log;

@@ -1,5 +1,7 @@
 //! The Pull endpoint (the layer and its sources), with the `pull` feature.
 
+#[cfg(feature = "actix")]
+mod actix;
 mod endpoint;
 mod frameworks;
 #[cfg(all(feature = "ping", feature = "metrics"))]
