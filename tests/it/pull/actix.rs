@@ -18,18 +18,11 @@ use pingpull::check::{CheckOptions, check_endpoint};
 use pingpull::emulator::Emulator;
 use pingpull::ping::Pinger;
 use pingpull::profile::{self, SIGNATURE_HEADER};
-use pingpull::pull::{InMemorySource, PullLayer};
-use pingpull::{Network, Profile, token};
+use pingpull::pull::PullLayer;
+use pingpull::token;
 
-fn network() -> Network {
-    Network::new("example.fyre.co", "testkeytest").unwrap()
-}
-
-fn users() -> InMemorySource {
-    [Profile::builder("u1", "Ada").tags(["staff"]).build()]
-        .into_iter()
-        .collect()
-}
+// The same network and users the tower stacks are checked with.
+use super::frameworks::{network, users};
 
 /// An actix server on its own thread and `System`, stopped when dropped.
 struct ActixServer {

@@ -17,11 +17,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::Layer;
 
-fn network() -> Network {
+pub(super) fn network() -> Network {
     Network::new("example.fyre.co", "testkeytest").unwrap()
 }
 
-fn users() -> InMemorySource {
+pub(super) fn users() -> InMemorySource {
     [Profile::builder("u1", "Ada").tags(["staff"]).build()]
         .into_iter()
         .collect()
