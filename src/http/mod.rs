@@ -4,11 +4,14 @@
 //! `Retry-After`, and each concern of an exchange written once: the error chain on one
 //! line, the bounded body read, the timeout. Nothing here knows Livefyre's API.
 
+mod proxy;
 mod retry_after;
 #[cfg(feature = "rustls")]
 mod tls;
 mod transport;
 
+pub(crate) use proxy::without_userinfo;
+pub use proxy::{Proxy, ProxyError};
 pub use retry_after::parse_retry_after;
 #[cfg(feature = "rustls")]
 pub use tls::{TlsRoots, TlsRootsError};
@@ -25,32 +28,33 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use proxy::ProxyConnector;
 
 #[cfg(feature = "rustls")]
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Connector = hyper_rustls::HttpsConnector<ProxyConnector>;
 #[cfg(not(feature = "rustls"))]
-type Connector = HttpConnector;
+type Connector = ProxyConnector;
 
+/// http, and https trusting `roots`; through `proxy` where it says so.
 #[cfg(feature = "rustls")]
-fn connector() -> Connector {
-    connector_trusting(&TlsRoots::default())
-}
-
-/// http, and https trusting `roots`.
-#[cfg(feature = "rustls")]
-fn connector_trusting(roots: &TlsRoots) -> Connector {
+fn connector(roots: Option<&TlsRoots>, proxy: Option<Proxy>) -> Connector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
+    let tls = match roots {
+        Some(roots) => roots.client_config(),
+        None => TlsRoots::default().client_config(),
+    };
     hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(roots.client_config())
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http)
+        .wrap_connector(ProxyConnector::new(http, proxy))
 }
 
+/// http only (https needs the `rustls` feature); through `proxy` where it says so.
 #[cfg(not(feature = "rustls"))]
-fn connector() -> Connector {
-    HttpConnector::new()
+fn connector(proxy: Option<Proxy>) -> Connector {
+    ProxyConnector::new(HttpConnector::new(), proxy)
 }
 
 /// Whether the client can reach https URLs (the `rustls` feature).
@@ -89,20 +93,35 @@ impl std::fmt::Display for FetchError {
 #[derive(Clone)]
 pub(crate) struct HttpClient {
     pool: Client<Connector, Full<Bytes>>,
+    /// Plain-http requests through it carry its credentials.
+    proxy: Option<Proxy>,
 }
 
 impl HttpClient {
+    /// A direct client (https trusting Mozilla's roots, with the `rustls` feature).
     pub(crate) fn new() -> Self {
+        Self::through(None)
+    }
+
+    /// A client that goes through `proxy` where it says so.
+    pub(crate) fn through(proxy: Option<Proxy>) -> Self {
+        #[cfg(feature = "rustls")]
+        let connector = connector(None, proxy.clone());
+        #[cfg(not(feature = "rustls"))]
+        let connector = connector(proxy.clone());
         Self {
-            pool: Client::builder(TokioExecutor::new()).build(connector()),
+            pool: Client::builder(TokioExecutor::new()).build(connector),
+            proxy,
         }
     }
 
-    /// A client whose https connections trust `roots` instead of Mozilla's alone.
+    /// A client whose https connections trust `roots` instead of Mozilla's alone, through
+    /// `proxy` where it says so.
     #[cfg(feature = "rustls")]
-    pub(crate) fn trusting(roots: &TlsRoots) -> Self {
+    pub(crate) fn trusting(roots: &TlsRoots, proxy: Option<Proxy>) -> Self {
         Self {
-            pool: Client::builder(TokioExecutor::new()).build(connector_trusting(roots)),
+            pool: Client::builder(TokioExecutor::new()).build(connector(Some(roots), proxy.clone())),
+            proxy,
         }
     }
 
@@ -110,9 +129,12 @@ impl HttpClient {
     /// token: it never appears in the error.
     pub(crate) async fn exchange(
         &self,
-        request: Request<Bytes>,
+        mut request: Request<Bytes>,
     ) -> Result<(Parts, Incoming), FetchError> {
         let uri = request.uri().clone();
+        if let Some(proxy) = &self.proxy {
+            proxy.authorize(&uri, request.headers_mut());
+        }
         let response = self
             .pool
             .request(request.map(Full::new))

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Request, Response};
 
-use super::{FetchError, HttpClient, SUPPORTS_HTTPS, read_body};
+use super::{FetchError, HttpClient, Proxy, SUPPORTS_HTTPS, read_body};
 use crate::BoxError;
 
 /// Answers longer than this are not read further (Livefyre's are empty or tiny).
@@ -48,10 +48,14 @@ impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
 }
 
 /// The default transport: hyper-util's pooled HTTP/1.1 keep-alive client, with https
-/// through rustls (ring) when the `rustls` feature is on.
+/// through rustls (ring) when the `rustls` feature is on, direct or through a forward
+/// [`Proxy`].
 #[derive(Clone)]
 pub struct HyperTransport {
     http: HttpClient,
+    #[cfg(feature = "rustls")]
+    roots: Option<super::TlsRoots>,
+    proxy: Option<Proxy>,
 }
 
 impl HyperTransport {
@@ -59,6 +63,9 @@ impl HyperTransport {
     pub fn new() -> Self {
         Self {
             http: HttpClient::new(),
+            #[cfg(feature = "rustls")]
+            roots: None,
+            proxy: None,
         }
     }
 
@@ -67,8 +74,27 @@ impl HyperTransport {
     #[cfg(feature = "rustls")]
     pub fn with_roots(roots: &super::TlsRoots) -> Self {
         Self {
-            http: HttpClient::trusting(roots),
+            roots: Some(roots.clone()),
+            ..Self::new()
         }
+        .rebuilt()
+    }
+
+    /// The same transport, going through `proxy` where it says so (a new pool).
+    pub fn proxy(mut self, proxy: &Proxy) -> Self {
+        self.proxy = Some(proxy.clone());
+        self.rebuilt()
+    }
+
+    /// A pool for the roots and proxy set.
+    fn rebuilt(mut self) -> Self {
+        #[cfg(feature = "rustls")]
+        if let Some(roots) = &self.roots {
+            self.http = HttpClient::trusting(roots, self.proxy.clone());
+            return self;
+        }
+        self.http = HttpClient::through(self.proxy.clone());
+        self
     }
 
     /// Whether this transport can reach https URLs (the `rustls` feature).
@@ -87,6 +113,7 @@ impl fmt::Debug for HyperTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HyperTransport")
             .field("https", &Self::supports_https())
+            .field("proxy", &self.proxy)
             .finish()
     }
 }

@@ -5,6 +5,8 @@ pub(crate) mod database;
 #[cfg(feature = "ping")]
 pub(crate) mod fake_livefyre;
 #[cfg(feature = "ping")]
+pub(crate) mod forward_proxy;
+#[cfg(feature = "ping")]
 pub(crate) mod scripted_livefyre;
 pub(crate) mod traces;
 
