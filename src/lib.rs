@@ -13,6 +13,21 @@
 //! The protocol, and every choice pingpull makes where Livefyre left it open, is
 //! described in `docs/protocol.md` in the repository.
 //!
+//! # Guides
+//!
+//! This reference documents each item; the guides in the repository's `docs/` folder
+//! explain how the parts work together, with examples that run as tests:
+//!
+//! - `docs/pull.md`: the Pull endpoint, profile sources, what it answers and why, tokens
+//!   and profiles;
+//! - `docs/pinger.md`: the Pinger's guarantee, retries and outages, settings, the ping
+//!   hook, https and private CAs;
+//! - `docs/outbox.md`: durable pings in PostgreSQL, and how delivery works across
+//!   instances;
+//! - `docs/operations.md`: logs, traces, metrics, health checks, rotating the network key;
+//! - `docs/cli.md`: the `pingpull` command line, the emulator and the conformance check;
+//! - `docs/performance.md`: what to expect, as measured.
+//!
 //! # Features
 //!
 //! | feature | default | what |
@@ -24,7 +39,7 @@
 //! | `cli` | no | the `pingpull` command line; implies `emulator` and `rustls` |
 //! | `postgres` | no | [`outbox`]: durable pings in PostgreSQL; implies `ping` |
 //! | `actix` | no | [`actix`]: the Pull endpoint and the ping hook as actix-web middleware |
-//! | `metrics` | no | metrics through the `metrics` facade; the application installs the exporter (README, "Metrics") |
+//! | `metrics` | no | metrics through the `metrics` facade; the application installs the exporter (`docs/operations.md`) |
 //!
 //! The core ([`Network`], [`token`], [`profile`], [`template`], [`user_id`], [`clock`])
 //! needs no feature and no HTTP stack.
@@ -33,8 +48,10 @@
 //!
 //! Mount [`PullLayer`](pull::PullLayer) with the template you register with Livefyre and
 //! a [`ProfileSource`](pull::ProfileSource) (here the ready
-//! [`InMemorySource`](pull::InMemorySource)). Requests on the template's path are
-//! answered by the layer; every other request reaches your service untouched.
+//! [`InMemorySource`](pull::InMemorySource); your own implements it with
+//! `#[pingpull::async_trait]`, or comes from a closure with [`pull::source_fn`]).
+//! Requests on the template's path are answered by the layer; every other request
+//! reaches your service untouched.
 //!
 //! ```
 //! use pingpull::pull::{InMemorySource, PullLayer, Rejection};
@@ -45,7 +62,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let network = Network::new("example.fyre.co", "testkeytest")?;
 //! let users = InMemorySource::new();
-//! users.insert(Profile::builder("u1", "Ada Lovelace").build());
+//! users.insert(Profile::builder("u1", "Ada Lovelace").build())?;
 //!
 //! let pull = PullLayer::new("https://www.example.com/livefyre/pull?id={id}", network.clone(), users)?;
 //! let app = ServiceBuilder::new().layer(pull.clone()).service(service_fn(|_request| async {
@@ -108,7 +125,8 @@
 //! - [`check`]: a conformance check of a Pull endpoint (`pingpull check`);
 //! - [`template`], [`user_id`], [`clock`]: Pull URL templates, user id rules, and the
 //!   clock used for token expiry.
-// The README's Rust examples run as doctests too; the rendered docs never include it.
+// The Rust examples of README.md and of the guides run as doctests too; the rendered
+// docs never include them.
 #![cfg_attr(doctest, doc = include_str!("../README.md"))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -154,6 +172,26 @@ pub mod token;
 pub mod user_id;
 
 pub use network::{Network, NetworkError};
+
+// The guides' examples, as doctests (one module per guide, only when collecting them).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/pull.md")]
+mod pull_guide {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/pinger.md")]
+mod pinger_guide {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/outbox.md")]
+mod outbox_guide {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/operations.md")]
+mod operations_guide {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/cli.md")]
+mod cli_guide {}
+#[cfg(doctest)]
+#[doc = include_str!("../docs/performance.md")]
+mod performance_guide {}
 
 /// The attribute that implements [`ProfileSource`](pull::ProfileSource) and
 /// [`Transport`](ping::Transport) (`#[pingpull::async_trait]`), re-exported so that an

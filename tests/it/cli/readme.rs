@@ -1,4 +1,4 @@
-//! The README's claims about the command line that `commands.rs` does not check:
+//! docs/cli.md's claims about the command line that `commands.rs` does not check:
 //! `--network` and `--key` over the environment, `--ttl`, `--from-file FILE`, and the
 //! emulator's `--pull-url`, `--rate-429`, `--latency-ms` and `--seed`. Every process gets
 //! a cleared environment and is stopped by the test.

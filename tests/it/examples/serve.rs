@@ -246,7 +246,7 @@ async fn every_example_prints_first_what_the_readme_says() {
     let (status, rest) = pinger.exit().await;
     assert!(status.success(), "pinger: {status}; {rest:?}");
 
-    // Servers (README: "each printing the pull URL template it serves as its first
+    // Servers (docs/pull.md: "each printing the pull URL template it serves as its first
     // line"; the health example "prints its address"), stopped with SIGTERM.
     for (name, path) in [
         ("axum", "/livefyre/pull?id={id}"),

@@ -1,4 +1,4 @@
-//! The README's claims about the outbox that `worker.rs` does not check: 403 probing,
+//! docs/outbox.md's claims about the outbox that `worker.rs` does not check: 403 probing,
 //! a permanent 4xx giving the user up with its row deleted, polling while no
 //! notification arrives, and a shutdown report naming what was not delivered. Each test
 //! works in a fresh schema of the test database, dropped afterwards.

@@ -1,4 +1,4 @@
-//! The Pinger's documented defaults, as the README states them, checked as values and as
+//! The Pinger's documented defaults, as docs/pinger.md states them, checked as values and as
 //! behaviour in virtual time (an in-memory Livefyre behind `Transport`, a paused clock):
 //! the retry schedule with ±20 % jitter, `Retry-After` up to 1 hour, the 24 h maximum
 //! age, the 10 s attempt timeout, 8 requests at once, one probe a minute after a 403 and

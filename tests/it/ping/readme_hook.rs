@@ -1,7 +1,7 @@
-//! The README's claims about the emulator's coalescing and the ping hook that no other
-//! test checks: queued pings make one pull, a ping during a pull makes one more; the hook
-//! pings nobody when the closure returns `None`, and a ping it cannot record is logged at
-//! WARN without changing the response.
+//! The guides' claims about the emulator's coalescing (docs/cli.md) and the ping hook
+//! (docs/pinger.md) that no other test checks: queued pings make one pull, a ping during
+//! a pull makes one more; the hook pings nobody when the closure returns `None`, and a
+//! ping it cannot record is logged at WARN without changing the response.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,4 +1,4 @@
-//! The README's claims about the Pull endpoint that the endpoint's own tests do not
+//! docs/pull.md's claims about the Pull endpoint that the endpoint's own tests do not
 //! check: the verified-token cache and `leeway` set on the layer, `Cache-Control:
 //! no-store` on every kind of answer, and the documented defaults.
 
@@ -202,7 +202,7 @@ async fn every_refusal_carries_no_store() {
     }
 }
 
-/// The defaults the README states for the layer: timeout 5 s, `max_uri_len` 8 KiB, a
+/// The defaults docs/pull.md states for the layer: timeout 5 s, `max_uri_len` 8 KiB, a
 /// 64-token cache, tokens over 4 KiB refused unread, and `Retry-After` on a 503.
 #[test]
 fn the_layer_defaults_are_the_documented_ones() {
