@@ -7,7 +7,7 @@
 //! recording costs an atomic add. Without a recorder they record nothing; without the
 //! feature every handle is a zero-sized no-op, so call sites need no `cfg`.
 //!
-//! The names and labels are a contract, listed in the README's "Metrics" section. No label
+//! The names and labels are a contract, listed in docs/operations.md ("Metrics"). No label
 //! or value ever holds a token, a key or a user id.
 
 #[cfg(feature = "ping")]

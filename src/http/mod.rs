@@ -120,7 +120,8 @@ impl HttpClient {
     #[cfg(feature = "rustls")]
     pub(crate) fn trusting(roots: &TlsRoots, proxy: Option<Proxy>) -> Self {
         Self {
-            pool: Client::builder(TokioExecutor::new()).build(connector(Some(roots), proxy.clone())),
+            pool: Client::builder(TokioExecutor::new())
+                .build(connector(Some(roots), proxy.clone())),
             proxy,
         }
     }

@@ -59,9 +59,7 @@ impl Proxy {
     /// after the authority but `/` (an https or SOCKS proxy is not supported).
     pub fn new(url: &str) -> Result<Self, ProxyError> {
         let shown = without_userinfo(url);
-        let bad = || ProxyError {
-            url: shown.clone(),
-        };
+        let bad = || ProxyError { url: shown.clone() };
         let uri: Uri = url.parse().map_err(|_| bad())?;
         let path_is_root = uri.path_and_query().is_none_or(|pq| pq.as_str() == "/");
         if uri.scheme_str() != Some("http") || uri.host().is_none_or(str::is_empty) || !path_is_root
@@ -167,7 +165,10 @@ impl Service<Uri> for ProxyConnector {
     }
 
     fn call(&mut self, destination: Uri) -> Self::Future {
-        let route = self.proxy.as_ref().and_then(|proxy| proxy.route(&destination));
+        let route = self
+            .proxy
+            .as_ref()
+            .and_then(|proxy| proxy.route(&destination));
         let mut direct = self.direct.clone();
         Box::pin(async move {
             match route {
@@ -274,9 +275,15 @@ mod tests {
         }
         let error = Proxy::new("https://user:s3cret@proxy.internal").unwrap_err();
         assert!(!error.to_string().contains("s3cret"), "{error}");
-        assert!(error.to_string().contains("https://***@proxy.internal"), "{error}");
+        assert!(
+            error.to_string().contains("https://***@proxy.internal"),
+            "{error}"
+        );
         let proxy = Proxy::new("http://user:s3cret@proxy.internal:3128").unwrap();
-        assert_eq!(format!("{proxy:?}"), "Proxy(\"http://***@proxy.internal:3128\")");
+        assert_eq!(
+            format!("{proxy:?}"),
+            "Proxy(\"http://***@proxy.internal:3128\")"
+        );
     }
 
     #[test]
@@ -288,7 +295,10 @@ mod tests {
         assert!(headers[PROXY_AUTHORIZATION].is_sensitive());
         // https sends them in the CONNECT, never to the destination.
         let mut headers = HeaderMap::new();
-        proxy.authorize(&"https://livefyre.internal/x".parse().unwrap(), &mut headers);
+        proxy.authorize(
+            &"https://livefyre.internal/x".parse().unwrap(),
+            &mut headers,
+        );
         assert!(headers.is_empty());
     }
 }

@@ -27,7 +27,7 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// /// A Livefyre that accepts everything, for tests.
 /// struct AlwaysOk;
 ///
-/// #[async_trait::async_trait]
+/// #[pingpull::async_trait]
 /// impl Transport for AlwaysOk {
 ///     async fn send(&self, _request: http::Request<Bytes>) -> Result<http::Response<()>, BoxError> {
 ///         Ok(http::Response::new(()))

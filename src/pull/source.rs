@@ -29,7 +29,7 @@ use crate::Profile;
 ///
 /// struct Users;
 ///
-/// #[async_trait::async_trait]
+/// #[pingpull::async_trait]
 /// impl ProfileSource for Users {
 ///     async fn load(&self, user_id: &str) -> Result<Option<Profile>, BoxError> {
 ///         Ok((user_id == "u1").then(|| Profile::builder("u1", "Ada").build()))
@@ -57,7 +57,7 @@ pub trait ProfileSource: Send + Sync + 'static {
     /// /// One user, prepared once.
     /// struct Founder(Arc<PreparedProfile>);
     ///
-    /// #[async_trait::async_trait]
+    /// #[pingpull::async_trait]
     /// impl ProfileSource for Founder {
     ///     async fn load(&self, user_id: &str) -> Result<Option<Profile>, BoxError> {
     ///         Ok((user_id == self.0.profile().id).then(|| Profile::clone(self.0.profile())))

@@ -88,7 +88,10 @@ async fn relay(client: TcpStream, seen: Arc<Mutex<Vec<Seen>>>) {
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     if method == "CONNECT" {
         let Ok(mut upstream) = TcpStream::connect(target).await else {
-            let _ = client.get_mut().write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+            let _ = client
+                .get_mut()
+                .write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+                .await;
             return;
         };
         let _ = client
@@ -99,12 +102,18 @@ async fn relay(client: TcpStream, seen: Arc<Mutex<Vec<Seen>>>) {
         return;
     }
     let Some(rest) = target.strip_prefix("http://") else {
-        let _ = client.get_mut().write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+        let _ = client
+            .get_mut()
+            .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            .await;
         return;
     };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let Ok(mut upstream) = TcpStream::connect(authority).await else {
-        let _ = client.get_mut().write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+        let _ = client
+            .get_mut()
+            .write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+            .await;
         return;
     };
     let path = if path.is_empty() { "/" } else { path };
