@@ -13,7 +13,9 @@ use http::{Method, Request, StatusCode, Uri};
 use crate::clock::{Clock, SystemClock};
 #[cfg(feature = "rustls")]
 use crate::http::TlsRoots;
-use crate::http::{FetchError, HyperTransport, Transport, describe, parse_retry_after, within};
+use crate::http::{
+    FetchError, HyperTransport, Transport, describe, parse_retry_after, within, without_userinfo,
+};
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::OutgoingToken;
 use crate::user_id::{self, UserIdError};
@@ -292,18 +294,6 @@ fn check_base_url(base_url: &str) -> Result<String, ConfigError> {
         return Err(bad());
     }
     Ok(base_url.trim_end_matches('/').to_owned())
-}
-
-/// `base_url` with any `user:password@` replaced by `***@`, for error messages.
-fn without_userinfo(base_url: &str) -> String {
-    let start = base_url.find("://").map_or(0, |i| i + 3);
-    let end = base_url[start..]
-        .find(['/', '?', '#'])
-        .map_or(base_url.len(), |i| start + i);
-    match base_url[start..end].rfind('@') {
-        Some(at) => format!("{}***{}", &base_url[..start], &base_url[start + at..]),
-        None => base_url.to_owned(),
-    }
 }
 
 /// A misconfiguration found when building a client or Pinger.

@@ -58,7 +58,7 @@ pub use crate::delivery::{
     DEFAULT_OUTAGE_LONGEST_PROBE, DEFAULT_PROBE_EVERY, Failure, Health, PingEvent, PingStats,
     RetrySchedule, ShutdownReport,
 };
-pub use crate::http::{HyperTransport, Transport};
+pub use crate::http::{HyperTransport, Proxy, ProxyError, Transport};
 #[cfg(feature = "rustls")]
 pub use crate::http::{TlsRoots, TlsRootsError};
 pub use crate::livefyre::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, RequestError};
