@@ -9,6 +9,8 @@ mod https;
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
 mod pinger;
+#[cfg(feature = "emulator")]
+mod proxy;
 mod readme_defaults;
 #[cfg(feature = "emulator")]
 mod readme_hook;
