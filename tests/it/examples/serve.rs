@@ -3,7 +3,8 @@
 //! close a connection whose request head never completes (the 10 s header-read timeout
 //! of examples/common/serve.rs) while answering others, and stop with status 0 on
 //! SIGTERM or Ctrl-C; the pinger waits for room when full and, stopped early, names the
-//! users it had accepted.
+//! users it had accepted, and stops waiting when nothing is delivered for a while even
+//! as retries go on.
 //!
 //! Unix only: the servers are stopped with signals. The example binaries come from the
 //! same build: `cargo test --all-features` builds them; a run of this binary alone
@@ -26,6 +27,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::support::fake_livefyre::{FakeLivefyre, Reply};
+use crate::support::refusing_port;
 
 /// The examples' header-read timeout (examples/common/serve.rs).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -434,6 +436,27 @@ async fn pinger_example_stopped_while_full_names_the_users_it_accepted() {
             .any(|l| l.starts_with("never pinged: user-1000 ")),
         "{rest:?}"
     );
+    assert_eq!(status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn pinger_example_gives_up_when_nothing_is_delivered_while_retries_go_on() {
+    // Nothing answers: every attempt fails and is retried (probes once a second once the
+    // Pinger sees Livefyre unreachable), so events keep coming but none is a delivery.
+    // The window is 2 s here (30 s by default); before, each retry restarted it and the
+    // example waited for ever.
+    let (_socket, addr) = refusing_port();
+    let base_url = format!("http://{addr}");
+    let mut pinger = Example::start("pinger", &[&base_url], &[("PINGER_STALLED_AFTER", "2")]);
+    let (status, rest) = pinger.exit().await;
+    let stderr = pinger.stderr().await;
+    assert!(
+        stderr.contains("nothing delivered for 2 s: giving up"),
+        "{stderr}"
+    );
+    let summary = "3 user(s) accepted: 0 delivered, 0 given up, 3 undelivered; \
+                   0 refused, 0 never pinged";
+    assert!(rest.iter().any(|l| l == summary), "{rest:?}");
     assert_eq!(status.code(), Some(1));
 }
 
