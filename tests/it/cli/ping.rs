@@ -271,6 +271,28 @@ fn bad_limits_are_usage_errors() {
     }
 }
 
+#[test]
+fn a_negative_deadline_is_a_range_error_not_an_unknown_flag() {
+    for bad in ["-1", "-0.5"] {
+        let output = run(&[
+            "ping",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--deadline",
+            bad,
+            "u1",
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {}", stderr(&output));
+        let error = stderr(&output);
+        assert!(
+            error.contains(&format!("invalid value '{bad}' for '--deadline"))
+                && error.contains("expected a positive number of seconds"),
+            "{bad}: {error}"
+        );
+        assert!(!error.contains("unexpected argument"), "{bad}: {error}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_base_url_that_is_not_livefyres_is_named() {
     // The site itself, say: it has no ping route and answers 404.

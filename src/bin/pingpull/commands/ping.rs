@@ -17,6 +17,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use super::error::CommandError;
 use super::livefyre::{base_url, base_url_hint, tls_roots};
+use super::numbers::{positive_rate, positive_seconds};
 
 mod progress;
 
@@ -47,13 +48,13 @@ pub(crate) struct PingArgs {
     #[arg(long)]
     from_file: Option<PathBuf>,
     /// Seconds to wait for delivery before giving up; retries are spaced to fit in it
-    #[arg(long, default_value_t = 30.0, value_parser = positive_number)]
+    #[arg(long, default_value_t = 30.0, value_parser = positive_seconds, allow_negative_numbers = true)]
     deadline: f64,
     /// Requests in flight at once
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..), allow_negative_numbers = true)]
     concurrency: u16,
     /// At most this many requests started per second (default: no limit)
-    #[arg(long, value_name = "PER_SECOND", value_parser = positive_number)]
+    #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate, allow_negative_numbers = true)]
     rate_limit: Option<f64>,
     /// Print a JSON summary on stdout instead of the text one (the per-user lines stay)
     #[arg(long)]
@@ -62,22 +63,13 @@ pub(crate) struct PingArgs {
     users: Vec<String>,
 }
 
-/// A finite number above zero, for `--deadline` and `--rate-limit`: clap reports
-/// anything else as a usage error.
-fn positive_number(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(number) if number.is_finite() && number > 0.0 => Ok(number),
-        _ => Err(format!("expected a positive number, got `{text}`")),
-    }
-}
-
 /// Pings `args`' users, prints a line per delivery when piped (or progress on a
 /// terminal) and a summary whose counts come from the Pinger's own record; `verbose`
 /// (the global `-v` count) asks for per-user lines on a terminal and retry lines.
 pub(crate) async fn run(network: Network, args: PingArgs, verbose: u8) -> Result<(), CommandError> {
     let users = users_to_ping(&args.users, args.from_file.as_deref())?;
     let deadline = Duration::try_from_secs_f64(args.deadline)
-        // clap took only positive finite numbers: this one is too large.
+        // clap took only positive numbers a Duration holds: unreachable.
         .map_err(|_| CommandError::Usage("--deadline is too far in the future".into()))?;
     // Each user once: a user pending once is counted once by the Pinger's record.
     let mut seen = HashSet::new();
