@@ -91,11 +91,11 @@ enum Command {
         after_help = "Example:\n  pingpull quickstart\n\nNeeds no network or key: it uses the development network example.fyre.co.\nExit status: 0 when the emulator's copy of the profile caught up, 1 otherwise."
     )]
     Quickstart,
-    /// Run the Livefyre emulator until interrupted; prints its base URL first
+    /// Run the Livefyre emulator until Ctrl-C or SIGTERM; prints its base URL first
     // Examples stay under clap's 100 columns, broken with `\` where longer: a line clap
     // wraps cannot be pasted into a shell.
     #[command(
-        after_help = "Example:\n  PINGPULL_NETWORK=example.fyre.co PINGPULL_KEY=testkeytest \\\n    pingpull emulator --listen 127.0.0.1:8080 \\\n    --pull-url 'http://127.0.0.1:3000/livefyre/pull?id={id}'\n\nExit status: 0 stopped by Ctrl-C, 2 usage error (such as an address in use)."
+        after_help = "Example:\n  PINGPULL_NETWORK=example.fyre.co PINGPULL_KEY=testkeytest \\\n    pingpull emulator --listen 127.0.0.1:8080 \\\n    --pull-url 'http://127.0.0.1:3000/livefyre/pull?id={id}'\n\nExit status: 0 stopped by Ctrl-C or SIGTERM once the requests in progress were answered, 1 some were still unanswered 10 s after it, 2 usage error (such as an address in use)."
     )]
     Emulator(emulator::EmulatorArgs),
     /// Make or verify tokens

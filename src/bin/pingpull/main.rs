@@ -13,6 +13,8 @@ mod cli;
 mod commands;
 #[cfg(feature = "cli")]
 mod logging;
+#[cfg(feature = "cli")]
+mod signals;
 
 use std::process::ExitCode;
 

@@ -5,4 +5,5 @@ mod ping;
 pub(crate) mod quickstart;
 mod readme;
 mod register;
+mod signals;
 mod volume;

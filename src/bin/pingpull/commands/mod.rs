@@ -1,8 +1,8 @@
 //! What each command does: a module per subcommand, holding its flags and its `run`.
 //!
 //! Dependencies point one way: `main` dispatches to the subcommands' modules, which use
-//! [`livefyre`] (how to reach Livefyre's API), [`error`] (how a command fails) and
-//! [`numbers`] (flags that must be above zero); none of them uses `main` or another
+//! [`livefyre`] (how to reach Livefyre's API), [`error`] (how a command fails) and the
+//! crate's `signals` (what stops a command); none of them uses `main` or another
 //! subcommand's module.
 
 pub(crate) mod check;
