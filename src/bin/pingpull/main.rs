@@ -1,7 +1,8 @@
 //! `pingpull`: run the Livefyre emulator, check a Pull endpoint, make and verify tokens,
 //! ping users, register the Pull URL, or watch Ping for Pull end to end (`quickstart`).
 //!
-//! Exit status: 0 on success, 1 when a check or a delivery failed, 2 on usage errors.
+//! Exit status: 0 on success, 1 when a check or a delivery failed, 2 on usage errors,
+//! 130 or 143 when Ctrl-C or SIGTERM stopped `ping` (after its summary).
 //! Standard output carries the results scripts read; logs and progress go to stderr.
 //!
 //! Built without the `cli` feature (a plain `cargo install`), the binary only says how to

@@ -21,6 +21,15 @@ impl StopSignal {
             Self::Terminate => "SIGTERM",
         }
     }
+
+    /// 128 plus the signal's number: the status a shell gives a process the signal
+    /// ended, so a script tells "stopped" from "failed" (1).
+    pub(crate) fn exit_status(self) -> u8 {
+        match self {
+            Self::Interrupt => 130,
+            Self::Terminate => 143,
+        }
+    }
 }
 
 /// Resolves with the first SIGINT or SIGTERM. The handlers are installed by this call,

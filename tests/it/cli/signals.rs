@@ -1,16 +1,20 @@
 //! Ctrl-C and SIGTERM (what `docker stop` and Kubernetes send) stop the commands
-//! gracefully: the emulator answers the request in progress and exits 0. Unix only:
-//! signals are sent with `kill`.
+//! gracefully: the emulator answers the request in progress and exits 0; `ping` prints
+//! its summary and exits 128 + the signal's number. Unix only: signals are sent with
+//! `kill`.
 
 #![cfg(unix)]
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use pingpull::{Network, token};
+use tokio::sync::mpsc;
 
 use super::commands::pingpull;
+use crate::support::fake_livefyre::{FakeLivefyre, Reply};
 
 /// Sends `signal` (`TERM`, `INT`) to `child`.
 fn signal(child: &Child, signal: &str) {
@@ -82,4 +86,74 @@ fn the_emulator_answers_the_request_in_progress_on_sigterm_then_exits_0() {
         log.contains("stopping: answering the requests in progress"),
         "{log}"
     );
+}
+
+/// `pingpull ping user-1 user-2 user-3` against a Livefyre that answers user-1 at once
+/// and holds the others; once user-1 is delivered and the others are in flight, sends
+/// `kill_with`. Returns the exit code and stdout.
+async fn ping_stopped_by(kill_with: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let (in_flight, mut arrived) = mpsc::unbounded_channel();
+    let livefyre = FakeLivefyre::with_script(move |received| {
+        if received.user.as_deref() == Some("user-1") {
+            return Reply::status(200);
+        }
+        let _ = in_flight.send(());
+        Reply::status(200).after(Duration::from_secs(600))
+    })
+    .await;
+    let mut child = pingpull()
+        .args(["ping", "--base-url", &livefyre.base_url()])
+        .args(extra)
+        .args(["user-1", "user-2", "user-3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let stdout = tokio::task::spawn_blocking(move || {
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        (first, stdout)
+    });
+    arrived.recv().await.unwrap();
+    arrived.recv().await.unwrap();
+    let (first, stdout) = stdout.await.unwrap();
+    assert_eq!(first, "delivered user-1 (1 attempt(s))\n");
+
+    signal(&child, kill_with);
+    tokio::task::spawn_blocking(move || {
+        let rest = read_all(stdout);
+        (child.wait().unwrap().code(), rest)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_sums_up_on_sigterm_and_exits_143() {
+    let (code, summary) = ping_stopped_by("TERM", &[]).await;
+    assert_eq!(
+        summary,
+        "delivered 1, failed 2 (0 given up, 2 still pending; 1 request(s) answered 2xx); \
+         SIGTERM stopped delivery\n\
+         failed user-2 (not delivered: stopped by SIGTERM)\n\
+         failed user-3 (not delivered: stopped by SIGTERM)\n"
+    );
+    assert_eq!(code, Some(143));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_sums_up_on_ctrl_c_and_exits_130() {
+    let (code, summary) = ping_stopped_by("INT", &["--json"]).await;
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["stopped_by_signal"], "SIGINT");
+    assert_eq!(
+        (&summary["delivered"], &summary["undelivered"]),
+        (&serde_json::json!(1), &serde_json::json!(2))
+    );
+    assert_eq!(
+        summary["failed"][0],
+        serde_json::json!({"user": "user-2", "reason": "not delivered: stopped by SIGINT"})
+    );
+    assert_eq!(code, Some(130));
 }
