@@ -12,6 +12,9 @@
 //! # many users, one id a line on standard input:
 //! seq 1 5000 | sed 's/^/user-/' | cargo run --example pinger -- http://127.0.0.1:8080 -
 //! ```
+//!
+//! `PINGER_STALLED_AFTER` (seconds, default 30) sets how long it waits with nothing
+//! delivered or given up before it stops and reports.
 
 // Only the Ctrl-C/SIGTERM handling is used here.
 #[allow(dead_code)]
@@ -38,7 +41,9 @@ use tokio::sync::broadcast::{self, error::RecvError};
 const MAX_PENDING: usize = 1_000;
 
 /// With nothing delivered or given up for this long (Livefyre down, a wrong key), stop
-/// waiting and report: the users already accepted are named in the report.
+/// waiting and report: the users already accepted are named in the report. Retries do
+/// not count: a Pinger retrying against a closed port is still stalled.
+/// `PINGER_STALLED_AFTER` (seconds) overrides it.
 const STALLED_AFTER: Duration = Duration::from_secs(30);
 
 /// Users listed on the report before "and N more".
@@ -66,6 +71,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
         None => start_stand_in(network.clone()).await?,
     };
     let users = users(args.collect())?;
+    let stalled_after = stalled_after()?;
     println!("pinging {} user(s) at {base_url}", users.len());
 
     let pinger = Pinger::builder(network)
@@ -76,7 +82,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
 
     let mut progress = Progress::default();
     tokio::select! {
-        () = deliver(&pinger, &users, &mut progress) => {}
+        () = deliver(&pinger, &users, &mut progress, stalled_after) => {}
         () = interrupted => eprintln!("interrupted: shutting down"),
     }
     let report = pinger.shutdown(Duration::from_secs(5)).await;
@@ -101,6 +107,21 @@ fn network() -> Result<Network, Box<dyn std::error::Error>> {
             );
             Ok(Network::new("example.fyre.co", "testkeytest")?)
         }
+    }
+}
+
+/// [`STALLED_AFTER`], or the seconds `PINGER_STALLED_AFTER` gives.
+fn stalled_after() -> Result<Duration, Box<dyn std::error::Error>> {
+    match std::env::var("PINGER_STALLED_AFTER") {
+        Ok(seconds) => seconds
+            .parse::<f64>()
+            .ok()
+            .filter(|s| *s > 0.0)
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .ok_or_else(|| {
+                format!("PINGER_STALLED_AFTER: expected seconds, got `{seconds}`").into()
+            }),
+        Err(_) => Ok(STALLED_AFTER),
     }
 }
 
@@ -129,10 +150,17 @@ struct Progress {
 }
 
 /// Pings every user, waiting for room while the Pinger is full, then waits until none is
-/// pending. Returns early if delivery stalls.
-async fn deliver(pinger: &Pinger, users: &[String], progress: &mut Progress) {
+/// pending. Returns early if delivery stalls: nothing delivered or given up for
+/// `stalled_after`.
+async fn deliver(
+    pinger: &Pinger,
+    users: &[String],
+    progress: &mut Progress,
+    stalled_after: Duration,
+) {
     // Subscribed before the first ping, so no delivery is missed while waiting.
     let mut events = pinger.events();
+    let mut stall = Stall::new(pinger, stalled_after);
     let mut told = false;
     for user in users {
         loop {
@@ -143,7 +171,7 @@ async fn deliver(pinger: &Pinger, users: &[String], progress: &mut Progress) {
                         println!("{max_pending} users pending (the maximum): waiting for room");
                         told = true;
                     }
-                    if !settled_some(pinger, &mut events, max_pending as u64).await {
+                    if !stall.wait_below(&mut events, max_pending as u64).await {
                         return;
                     }
                 }
@@ -155,35 +183,63 @@ async fn deliver(pinger: &Pinger, users: &[String], progress: &mut Progress) {
         }
         progress.handed_over += 1;
     }
-    settled_some(pinger, &mut events, 1).await;
+    stall.wait_below(&mut events, 1).await;
 }
 
-/// Waits until fewer than `limit` users are pending; false if nothing was delivered or
-/// given up for [`STALLED_AFTER`].
-async fn settled_some(
-    pinger: &Pinger,
-    events: &mut broadcast::Receiver<PingEvent>,
-    limit: u64,
-) -> bool {
-    while pinger.stats().pending >= limit {
-        match tokio::time::timeout(STALLED_AFTER, events.recv()).await {
-            // A lagging receiver missed events, deliveries among them: look again.
-            Ok(Ok(PingEvent::Delivered { .. } | PingEvent::GaveUp { .. }))
-            | Ok(Err(RecvError::Lagged(_))) => {}
-            // Retries are not progress; keep waiting (the timeout restarts, which is fine
-            // for a demo: a stalled Pinger sends retries rarely).
-            Ok(Ok(_)) => {}
-            Ok(Err(RecvError::Closed)) => return false,
-            Err(_) => {
+/// Watches for delivery stalling: the time since a user was last delivered or given up
+/// (from the Pinger's counters, so a lagging event stream changes nothing), not since
+/// the last event; a retry is an event but no progress.
+struct Stall<'a> {
+    pinger: &'a Pinger,
+    after: Duration,
+    /// Users delivered or given up so far.
+    settled: u64,
+    since: tokio::time::Instant,
+}
+
+impl<'a> Stall<'a> {
+    fn new(pinger: &'a Pinger, after: Duration) -> Self {
+        let stats = pinger.stats();
+        Self {
+            pinger,
+            after,
+            settled: stats.succeeded + stats.given_up,
+            since: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Waits until fewer than `limit` users are pending; false if delivery stalled.
+    async fn wait_below(
+        &mut self,
+        events: &mut broadcast::Receiver<PingEvent>,
+        limit: u64,
+    ) -> bool {
+        loop {
+            let stats = self.pinger.stats();
+            if stats.pending < limit {
+                return true;
+            }
+            let settled = stats.succeeded + stats.given_up;
+            let now = tokio::time::Instant::now();
+            if settled != self.settled {
+                self.settled = settled;
+                self.since = now;
+            } else if now >= self.since + self.after {
                 eprintln!(
                     "nothing delivered for {} s: giving up",
-                    STALLED_AFTER.as_secs()
+                    self.after.as_secs_f64()
                 );
+                return false;
+            }
+            // Any event (a retry, a delivery, missed events), or the time: look again.
+            let stalled_at = self.since + self.after;
+            if let Ok(Err(RecvError::Closed)) =
+                tokio::time::timeout_at(stalled_at, events.recv()).await
+            {
                 return false;
             }
         }
     }
-    true
 }
 
 /// Prints each event as it comes, with the time since the start.

@@ -1,5 +1,5 @@
 //! The binary's logs: to stderr, filtered by `RUST_LOG` when it is set, else at a level
-//! each command chooses, raised one step by each `-v`.
+//! each command chooses (with some targets quieter), raised one step by each `-v`.
 
 use std::env::VarError;
 use std::io::{IsTerminal as _, Write};
@@ -9,6 +9,7 @@ use indicatif::ProgressBar;
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Directive;
 
 /// The levels `-v` steps through, quietest first.
 const LEVELS: [LevelFilter; 4] = [
@@ -18,10 +19,12 @@ const LEVELS: [LevelFilter; 4] = [
     LevelFilter::TRACE,
 ];
 
-/// Installs the stderr subscriber. `quietest` is the command's level without `-v`.
-pub(crate) fn init(quietest: LevelFilter, verbose: u8) {
+/// Installs the stderr subscriber. `quietest` is the command's level without `-v`, and
+/// `quieter` the targets held to a lower level then (any `-v` lifts them with the rest).
+pub(crate) fn init(quietest: LevelFilter, quieter: &[(&str, LevelFilter)], verbose: u8) {
     let level = raised(quietest, verbose);
-    let (filter, complaint) = filter(std::env::var("RUST_LOG"), level);
+    let quieter = if verbose == 0 { quieter } else { &[] };
+    let (filter, complaint) = filter(std::env::var("RUST_LOG"), level, quieter);
     tracing_subscriber::fmt()
         .with_writer(|| AboveProgress)
         .with_ansi(colour())
@@ -74,11 +77,24 @@ fn raised(quietest: LevelFilter, verbose: u8) -> LevelFilter {
     LEVELS[index.min(LEVELS.len() - 1)]
 }
 
-/// The filter `RUST_LOG` asks for, or `default` when it is unset or empty. An invalid
-/// `RUST_LOG` falls back to `default` with a complaint for the operator: a typo must not
-/// silence the logs without a word.
-fn filter(rust_log: Result<String, VarError>, default: LevelFilter) -> (EnvFilter, Option<String>) {
-    let fallback = || EnvFilter::default().add_directive(default.into());
+/// The filter `RUST_LOG` asks for, or `default` (with `quieter` targets) when it is unset
+/// or empty. An invalid `RUST_LOG` falls back to `default` with a complaint for the
+/// operator: a typo must not silence the logs without a word.
+fn filter(
+    rust_log: Result<String, VarError>,
+    default: LevelFilter,
+    quieter: &[(&str, LevelFilter)],
+) -> (EnvFilter, Option<String>) {
+    let fallback = || {
+        quieter.iter().fold(
+            EnvFilter::default().add_directive(default.into()),
+            |filter, (target, level)| match format!("{target}={level}").parse::<Directive>() {
+                Ok(directive) => filter.add_directive(directive),
+                // The targets are the binary's own constants: always valid.
+                Err(_) => filter,
+            },
+        )
+    };
     match rust_log {
         Ok(directives) if !directives.trim().is_empty() => {
             match EnvFilter::builder().parse(&directives) {
@@ -127,7 +143,7 @@ mod tests {
 
     #[test]
     fn rust_log_wins_over_the_default() {
-        let (filter, complaint) = filter(Ok("pingpull=trace".into()), LevelFilter::WARN);
+        let (filter, complaint) = filter(Ok("pingpull=trace".into()), LevelFilter::WARN, &[]);
         assert_eq!(filter.max_level_hint(), Some(LevelFilter::TRACE));
         assert_eq!(complaint, None);
     }
@@ -135,7 +151,7 @@ mod tests {
     #[test]
     fn unset_or_empty_rust_log_gives_the_default() {
         for unset in [Err(VarError::NotPresent), Ok(String::new()), Ok(" ".into())] {
-            let (filter, complaint) = filter(unset, LevelFilter::INFO);
+            let (filter, complaint) = filter(unset, LevelFilter::INFO, &[]);
             assert_eq!(filter.max_level_hint(), Some(LevelFilter::INFO));
             assert_eq!(complaint, None);
         }
@@ -143,10 +159,19 @@ mod tests {
 
     #[test]
     fn invalid_rust_log_falls_back_with_a_complaint() {
-        let (filter, complaint) = filter(Ok("pingpull=loud".into()), LevelFilter::WARN);
+        let (filter, complaint) = filter(Ok("pingpull=loud".into()), LevelFilter::WARN, &[]);
         assert_eq!(filter.max_level_hint(), Some(LevelFilter::WARN));
         let complaint = complaint.unwrap_or_default();
         assert!(complaint.starts_with("RUST_LOG ignored ("), "{complaint}");
         assert!(complaint.ends_with("logging at warn"), "{complaint}");
+    }
+
+    #[test]
+    fn quieter_targets_apply_to_the_default_only() {
+        let quieter = [("pingpull::ping", LevelFilter::ERROR)];
+        let (default, _) = filter(Err(VarError::NotPresent), LevelFilter::WARN, &quieter);
+        assert_eq!(default.to_string(), "pingpull::ping=error,warn");
+        let (asked, _) = filter(Ok("debug".into()), LevelFilter::WARN, &quieter);
+        assert_eq!(asked.to_string(), "debug");
     }
 }

@@ -1,184 +1,39 @@
 //! `pingpull`: run the Livefyre emulator, check a Pull endpoint, make and verify tokens,
-//! ping users, register the Pull URL.
+//! ping users, register the Pull URL, or watch Ping for Pull end to end (`quickstart`).
 //!
-//! Exit status: 0 on success, 1 when a check or a delivery failed, 2 on usage errors.
+//! Exit status: 0 on success, 1 when a check or a delivery failed, 2 on usage errors,
+//! 130 or 143 when Ctrl-C or SIGTERM stopped `ping` (after its summary).
 //! Standard output carries the results scripts read; logs and progress go to stderr.
+//!
+//! Built without the `cli` feature (a plain `cargo install`), the binary only says how to
+//! build it: the command line's dependencies (clap, the emulator, TLS) are in that feature.
 
+#[cfg(feature = "cli")]
+mod cli;
+#[cfg(feature = "cli")]
 mod commands;
+#[cfg(feature = "cli")]
 mod logging;
+#[cfg(feature = "cli")]
+mod signals;
 
-use std::fmt;
 use std::process::ExitCode;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
-use pingpull::Network;
-use tracing::level_filters::LevelFilter;
-
-use commands::error::CommandError;
-use commands::{check, emulator, ping, register, token};
-
-/// Livefyre "Ping for Pull" from the command line.
-#[derive(Debug, Parser)]
-#[command(name = "pingpull", version, about, long_about = None)]
-struct Cli {
-    #[command(flatten)]
-    network: NetworkArgs,
-    /// More log detail on stderr, once per step: -v, -vv, -vvv (RUST_LOG, when set, wins)
-    #[arg(short, long, action = ArgAction::Count, global = true)]
-    verbose: u8,
-    #[command(subcommand)]
-    command: Command,
-}
-
-/// The network: name and keys, from flags or (better, out of shell history) the environment.
-/// A key may start with `-`: taken as a flag, clap's error would quote part of it.
-#[derive(Args)]
-struct NetworkArgs {
-    /// Network name, e.g. example.fyre.co
-    #[arg(long, env = "PINGPULL_NETWORK", global = true)]
-    network: Option<String>,
-    /// Network key (prefer the environment variable: flags end up in shell history)
-    #[arg(
-        long,
-        env = "PINGPULL_KEY",
-        global = true,
-        hide_env_values = true,
-        allow_hyphen_values = true
-    )]
-    key: Option<String>,
-    /// Keys still accepted while rotating the key, comma-separated; tokens and signatures
-    /// made with them verify, nothing is signed with them
-    #[arg(
-        long,
-        env = "PINGPULL_PREVIOUS_KEYS",
-        global = true,
-        hide_env_values = true,
-        allow_hyphen_values = true,
-        value_name = "KEYS"
-    )]
-    previous_keys: Option<String>,
-}
-
-impl NetworkArgs {
-    /// The previous keys given: spaces around each trimmed, empty items ignored (so
-    /// `old,` or an empty variable mean what they look like).
-    fn previous_keys(&self) -> impl Iterator<Item = &str> {
-        self.previous_keys
-            .as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|key| !key.is_empty())
-    }
-}
-
-// Keys are secrets: never in Debug output.
-impl fmt::Debug for NetworkArgs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redacted = |key: &Option<String>| key.as_ref().map(|_| "<redacted>");
-        f.debug_struct("NetworkArgs")
-            .field("network", &self.network)
-            .field("key", &redacted(&self.key))
-            .field("previous_keys", &redacted(&self.previous_keys))
-            .finish()
-    }
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the Livefyre emulator until interrupted; prints its base URL first
-    // Examples stay under clap's 100 columns, broken with `\` where longer: a line clap
-    // wraps cannot be pasted into a shell.
-    #[command(
-        after_help = "Example:\n  PINGPULL_NETWORK=example.fyre.co PINGPULL_KEY=testkeytest \\\n    pingpull emulator --listen 127.0.0.1:8080 \\\n    --pull-url 'http://127.0.0.1:3000/livefyre/pull?id={id}'"
-    )]
-    Emulator(emulator::EmulatorArgs),
-    /// Make or verify tokens
-    #[command(subcommand)]
-    Token(token::TokenCommand),
-    /// Ping users through the Pinger (coalescing, retries) and wait for delivery
-    #[command(
-        after_help = "Examples:\n  pingpull ping --base-url http://127.0.0.1:8080 u1 u2\n  cut -d, -f1 changed.csv | pingpull ping --from-file - --deadline 60 --json\n\nOn a terminal, progress shows on stderr and per-user lines need -v; piped, stdout has one line per delivery and stderr a progress line every 5 s (retry lines with -v). Each user is pinged once; the counts come from the Pinger.\nExit status: 0 all delivered, 1 some not (each named with the reason, or the deadline), 2 usage error."
-    )]
-    Ping(ping::PingArgs),
-    /// Register the Pull URL template with the network
-    #[command(
-        after_help = "Examples:\n  pingpull register --base-url http://127.0.0.1:8080 \\\n    'https://www.example.com/livefyre/pull?id={id}'\n  pingpull register 'https://www.example.com/livefyre/pull?id={id}' --check-user u1\n\nExit status: 0 registered (and, with --check-user, pulled), 1 registration or pull failed, 2 usage error."
-    )]
-    Register(register::RegisterArgs),
-    /// Act as Livefyre against a Pull endpoint and report whether it conforms
-    #[command(
-        after_help = "Examples:\n  pingpull check 'http://127.0.0.1:3000/livefyre/pull?id={id}' \\\n    --user u1 --unknown-user nobody\n  pingpull check 'http://127.0.0.1:3000/livefyre/pull?id={id}' \\\n    --user u1 --strict   # advised cases fail too"
-    )]
-    Check(check::CheckArgs),
-}
-
-impl Command {
-    /// The log level without `-v`: the emulator is a long-running service whose operator
-    /// wants to see it start and take registrations; the other commands report on stdout
-    /// and log only what went wrong.
-    fn quietest_log_level(&self) -> LevelFilter {
-        match self {
-            Self::Emulator(_) => LevelFilter::INFO,
-            _ => LevelFilter::WARN,
-        }
-    }
-}
-
-/// Runs the command `cli` names, for the network its flags or the environment give.
-async fn run(cli: Cli) -> Result<(), CommandError> {
-    let network = network(&cli.network)?;
-    let previous_keys = network.previous_key_count();
-    tracing::debug!(target: "pingpull::cli", network = network.name(), previous_keys, "network configured");
-    if previous_keys > 0 {
-        tracing::info!(target: "pingpull::cli", previous_keys, "key rotation: tokens and profile signatures made with a previous key are accepted");
-    }
-    match cli.command {
-        Command::Emulator(args) => emulator::run(network, args).await,
-        Command::Token(command) => token::run(&network, command),
-        Command::Ping(args) => ping::run(network, args, cli.verbose).await,
-        Command::Register(args) => register::run(network, args).await,
-        Command::Check(args) => check::run(network, args).await,
-    }
-}
-
-/// The network the flags or the environment name, or the usage error saying what is wrong.
-fn network(args: &NetworkArgs) -> Result<Network, CommandError> {
-    let (Some(name), Some(key)) = (&args.network, &args.key) else {
-        return Err(CommandError::Usage(
-            "the network is needed: --network and --key, or PINGPULL_NETWORK and PINGPULL_KEY"
-                .into(),
-        ));
-    };
-    Network::new(name.clone(), key.clone())
-        .and_then(|network| network.with_previous_keys(args.previous_keys()))
-        .map_err(|e| CommandError::Usage(e.to_string()))
-}
-
+#[cfg(feature = "cli")]
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    logging::init(cli.command.quietest_log_level(), cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("pingpull: cannot start the async runtime: {error}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(CommandError::Failed(message)) => {
-            if !message.is_empty() {
-                eprintln!("pingpull: {message}");
-            }
-            ExitCode::from(1)
-        }
-        Err(CommandError::Usage(message)) => {
-            eprintln!("pingpull: {message}");
-            ExitCode::from(2)
-        }
-    }
+    cli::main()
+}
+
+/// Without the feature there is no command line: say so, rather than install nothing
+/// with only a cargo warning, as `required-features` would.
+#[cfg(not(feature = "cli"))]
+fn main() -> ExitCode {
+    eprintln!(
+        "pingpull: the command line needs the `cli` feature; build it with\n  \
+         cargo install pingpull --features cli --locked\n\
+         or, in a clone of the repository,\n  \
+         cargo install --path . --features cli --locked\n  \
+         cargo run --features cli -- --help"
+    );
+    ExitCode::from(2)
 }

@@ -2,6 +2,8 @@
 
 pub(crate) mod commands;
 mod ping;
+pub(crate) mod quickstart;
 mod readme;
 mod register;
+mod signals;
 mod volume;

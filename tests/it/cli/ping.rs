@@ -134,6 +134,78 @@ async fn every_delivery_is_printed_before_the_summary() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_wait_their_turn_beyond_the_pending_bound_and_each_is_delivered() {
+    let emulator = EmulatorProcess::start(&[]);
+    let users = users(2000);
+    let output = ping(
+        &["--base-url", &emulator.base_url, "--max-pending", "50"],
+        &users,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let delivered: HashSet<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("delivered user-"))
+        .collect();
+    assert_eq!(delivered.len(), 2000);
+    assert!(
+        text.ends_with(
+            "delivered 2000, failed 0 (0 given up, 0 still pending; 2000 request(s) answered 2xx)\n"
+        ),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_never_handed_over_before_the_deadline_are_named_with_it() {
+    // Nothing answers for 30 s: 10 users reach the Pinger, the other 90 wait their turn
+    // until the deadline.
+    let slow =
+        FakeLivefyre::with_script(|_| Reply::status(200).after(Duration::from_secs(30))).await;
+    let output = ping(
+        &[
+            "--base-url",
+            &slow.base_url(),
+            "--deadline",
+            "0.5",
+            "--max-pending",
+            "10",
+            "--json",
+        ],
+        &users(100),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let summary: serde_json::Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(
+        (
+            &summary["users"],
+            &summary["undelivered"],
+            &summary["failed_count"]
+        ),
+        (
+            &serde_json::json!(100),
+            &serde_json::json!(100),
+            &serde_json::json!(100)
+        )
+    );
+    let failed = summary["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 100);
+    assert!(
+        failed
+            .iter()
+            .all(|f| f["reason"] == "not delivered: deadline of 0.5 s reached"),
+        "{summary}"
+    );
+    // Sorted by id.
+    assert_eq!(failed[0]["user"], "user-1");
+    assert_eq!(failed[1]["user"], "user-10");
+    assert!(slow.received().len() <= 10, "{}", slow.received().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_stopped_by_the_deadline_are_named_with_it() {
     // Answers slower than the deadline: the users are in flight when it passes.
     let slow =
@@ -253,6 +325,7 @@ fn bad_limits_are_usage_errors() {
         ["--deadline", "0"],
         ["--deadline", "inf"],
         ["--deadline", "1e30"],
+        ["--max-pending", "0"],
     ] {
         // `--flag=value`: a negative number would otherwise be taken for a flag.
         let flag = format!("{}={}", bad[0], bad[1]);
@@ -268,6 +341,28 @@ fn bad_limits_are_usage_errors() {
             "{bad:?}: {}",
             stderr(&output)
         );
+    }
+}
+
+#[test]
+fn a_negative_deadline_is_a_range_error_not_an_unknown_flag() {
+    for bad in ["-1", "-0.5"] {
+        let output = run(&[
+            "ping",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--deadline",
+            bad,
+            "u1",
+        ]);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {}", stderr(&output));
+        let error = stderr(&output);
+        assert!(
+            error.contains(&format!("invalid value '{bad}' for '--deadline"))
+                && error.contains("expected a positive number of seconds"),
+            "{bad}: {error}"
+        );
+        assert!(!error.contains("unexpected argument"), "{bad}: {error}");
     }
 }
 

@@ -8,6 +8,7 @@ use pingpull::Network;
 use pingpull::check::{CheckError, CheckOptions, check_endpoint};
 
 use super::error::CommandError;
+use super::numbers::positive_seconds;
 
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
@@ -20,7 +21,7 @@ pub(crate) struct CheckArgs {
     #[arg(long)]
     unknown_user: Option<String>,
     /// Seconds after which an answer counts as too slow
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = positive_seconds, allow_negative_numbers = true)]
     timeout: f64,
     /// Print the report as JSON
     #[arg(long)]
@@ -34,9 +35,9 @@ pub(crate) struct CheckArgs {
 /// Runs the checks and prints the report; fails unless every conformance case passed
 /// (and, with `--strict`, every advised case).
 pub(crate) async fn run(network: Network, args: CheckArgs) -> Result<(), CommandError> {
-    let timeout = Duration::try_from_secs_f64(args.timeout).map_err(|_| {
-        CommandError::Usage("--timeout must be a positive number of seconds".into())
-    })?;
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        // clap took only positive finite numbers: this one is too large.
+        .map_err(|_| CommandError::Usage("--timeout is too long".into()))?;
     let mut options = CheckOptions::new(network, args.template, args.user)
         .timeout(timeout)
         .strict(args.strict);

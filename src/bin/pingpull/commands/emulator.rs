@@ -1,4 +1,5 @@
-//! `pingpull emulator`: runs the Livefyre emulator until interrupted.
+//! `pingpull emulator`: runs the Livefyre emulator until Ctrl-C or SIGTERM, then stops
+//! gracefully.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use pingpull::Network;
 use pingpull::emulator::{Emulator, Faults};
 
 use super::error::CommandError;
+use crate::signals::stop_signal;
 
 #[derive(Debug, Args)]
 pub(crate) struct EmulatorArgs {
@@ -35,8 +37,16 @@ pub(crate) struct EmulatorArgs {
     max_users: usize,
 }
 
-/// Starts the emulator, prints its base URL on stdout and serves until Ctrl-C.
+/// How long requests in progress may run on after the stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Starts the emulator, prints its base URL on stdout and serves until Ctrl-C or
+/// SIGTERM (`docker stop`, Kubernetes), then answers the requests in progress (up to
+/// 10 s) and exits 0 (1 if some were still unanswered then).
 pub(crate) async fn run(network: Network, args: EmulatorArgs) -> Result<(), CommandError> {
+    // Before the base URL is printed: a signal sent as soon as it is read is not missed.
+    let stopped = stop_signal()
+        .map_err(|e| CommandError::Failed(format!("cannot handle Ctrl-C and SIGTERM: {e}")))?;
     let faults = Faults::none()
         .fail_rate(args.fail_rate)
         .rate_429(args.rate_429)
@@ -57,15 +67,21 @@ pub(crate) async fn run(network: Network, args: EmulatorArgs) -> Result<(), Comm
         .map_err(|e| CommandError::Usage(e.to_string()))?;
     println!("{}", emulator.base_url());
     eprintln!(
-        "emulator for {} at {}; Studio page: {}/studio/users; Ctrl-C stops it",
+        "emulator for {} at {}; Studio page: {}/studio/users; Ctrl-C or SIGTERM stops it",
         emulator.network().name(),
         emulator.base_url(),
         emulator.base_url()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| CommandError::Failed(format!("waiting for Ctrl-C: {e}")))?;
+    let signal = stopped.await;
+    tracing::info!(target: "pingpull::cli", signal = signal.name(), "stopping: answering the requests in progress");
     // Requests in progress are answered, idle connections closed, pulls stopped.
-    emulator.shutdown(Duration::from_secs(10)).await;
-    Ok(())
+    if emulator.shutdown(SHUTDOWN_GRACE).await {
+        Ok(())
+    } else {
+        Err(CommandError::Failed(format!(
+            "requests still in progress {} s after {} were cut off",
+            SHUTDOWN_GRACE.as_secs(),
+            signal.name()
+        )))
+    }
 }

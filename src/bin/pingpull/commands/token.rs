@@ -13,12 +13,12 @@ use super::error::CommandError;
 pub(crate) enum TokenCommand {
     /// Print a system token (the lftoken Livefyre sends)
     #[command(
-        after_help = "Examples:\n  pingpull token system\n  pingpull token system --expires-at 1700086400   # reproducible"
+        after_help = "Examples:\n  pingpull token system\n  pingpull token system --expires-at 1700086400   # reproducible\n\nExit status: 0 printed, 2 usage error."
     )]
     System(TokenLifetime),
     /// Print a user auth token
     #[command(
-        after_help = "Example:\n  pingpull token user --user u1 --display-name 'Ada Lovelace' --ttl 3600"
+        after_help = "Example:\n  pingpull token user --user u1 --display-name 'Ada Lovelace' --ttl 3600\n\nExit status: 0 printed, 2 usage error."
     )]
     User {
         /// User id ([A-Za-z0-9_.-]+)
@@ -32,7 +32,9 @@ pub(crate) enum TokenCommand {
     },
     /// Verify a system token: print its claims as JSON (exit 0) or the reason (exit 1);
     /// on stderr, which key verified it (`key: current` or `key: previous`)
-    #[command(after_help = "Example:\n  pingpull token verify \"$LFTOKEN\"")]
+    #[command(
+        after_help = "Example:\n  pingpull token verify \"$LFTOKEN\"\n\nExit status: 0 valid, 1 invalid (the reason on stdout), 2 usage error."
+    )]
     Verify {
         /// The token
         token: String,
