@@ -14,7 +14,7 @@ use super::records::PullRecord;
 use super::state::now;
 use crate::Profile;
 use crate::http::{FetchError, Fetched, HttpClient};
-use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
+use crate::profile::{read_tolerant, verify_signature_headers};
 use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 
 /// Profiles larger than this are refused (a full one is under 1 KiB).
@@ -93,12 +93,11 @@ fn judge(
         let reason = format!("the Pull endpoint answered {}", answer.status);
         return (failure(status, &reason, None, attempts), None);
     }
-    let signature_verified = answer.headers.get(SIGNATURE_HEADER).map(|value| {
-        value
-            .to_str()
-            .ok()
-            .is_some_and(|v| verify_body_signature(&shared.network, v, &answer.body).is_ok())
-    });
+    // During a key rotation the endpoint lists a signature per key: one that verifies
+    // with the key Livefyre holds is enough.
+    let signature_verified =
+        verify_signature_headers(&shared.network, &answer.headers, &answer.body)
+            .map(|verified| verified.is_ok());
     if signature_verified == Some(false) {
         let reason = "X-Profile-Signature does not match the body and network key";
         return (failure(status, reason, signature_verified, attempts), None);

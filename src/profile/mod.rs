@@ -31,6 +31,8 @@ mod validate;
 use serde::{Deserialize, Serialize};
 
 pub use builder::ProfileBuilder;
+#[cfg(feature = "emulator")]
+pub(crate) use signature::verify_signature_headers;
 pub use signature::{SIGNATURE_HEADER, SignatureError, sign_body, verify_body_signature};
 pub use tolerant::{ReadError, read_tolerant};
 pub use validate::{Violation, ViolationKind, Violations};

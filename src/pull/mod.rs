@@ -16,7 +16,8 @@
 //! 5. refuses to send a profile that fails [`Profile::validate`](crate::Profile::validate)
 //!    or whose id differs from the requested one (500, logged at ERROR);
 //! 6. answers 200 with the profile JSON, `Content-Type: application/json`,
-//!    `Cache-Control: no-store` and an `X-Profile-Signature` of the body.
+//!    `Cache-Control: no-store` and an `X-Profile-Signature` of the body (during a key
+//!    rotation, one signature per key, current first, separated by commas).
 //!
 //! Every response carries `Cache-Control: no-store`; a rejection's reason travels in the
 //! response extensions as a [`Rejection`]. Events go to `tracing` under the target
@@ -24,7 +25,7 @@
 //!
 //! A source that keeps its profiles between pulls hands out [`PreparedProfile`]s (see
 //! [`ProfileSource::load_for_pull`]): validated and rendered once per change, signed once
-//! per network key, so a pull copies a pointer. [`InMemorySource`] does this, and refuses
+//! for the network's keys, so a pull copies a pointer. [`InMemorySource`] does this, and refuses
 //! an invalid profile when it is inserted ([`ProfileRefused`]).
 //!
 //! The endpoint needs a Tokio runtime with the timer (as axum, tonic and hyper servers have).
