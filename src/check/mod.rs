@@ -176,6 +176,12 @@ fn usable_template(options: &CheckOptions) -> Result<PullUrlTemplate, CheckError
 }
 
 /// The tokens the cases send: a valid one, and one wrong in each way a token can be.
+///
+/// Each wrong one is marked as a conformance probe (`"pingpull_probe":true`, which
+/// endpoints ignore): a Pull layer then logs its refusal at DEBUG and keeps its
+/// once-a-minute warnings for real misconfigured pulls (docs/protocol.md §6). The valid
+/// one is a plain system token, as Livefyre's are: if it is refused, that is a real
+/// misconfiguration, and the endpoint says so.
 struct Tokens {
     valid: String,
     wrong_key: String,
@@ -187,18 +193,26 @@ struct Tokens {
 impl Tokens {
     fn new(network: &Network, user: &str) -> Self {
         let now = unix_whole_seconds(SystemTime::now());
+        let lifetime = i64::try_from(token::SYSTEM_TOKEN_LIFETIME.as_secs()).unwrap_or(0);
+        let probe = |signer: &Network| {
+            Claims::system(signer, now + lifetime)
+                .conformance_probe()
+                .sign(signer)
+                .into_string()
+        };
         Self {
             valid: token::system_token(network).into_string(),
             wrong_key: Network::new(network.name(), format!("{}-not-the-key", network.key()))
-                .map(|n| token::system_token(&n).into_string())
+                .map(|n| probe(&n))
                 .unwrap_or_default(),
             other_network: Network::new("another-network.fyre.co", network.key())
-                .map(|n| token::system_token(&n).into_string())
+                .map(|n| probe(&n))
                 .unwrap_or_default(),
             user: Claims::user(network, user, "Someone", now + 3600)
-                .map(|c| c.sign(network).into_string())
+                .map(|c| c.conformance_probe().sign(network).into_string())
                 .unwrap_or_default(),
             expired: Claims::system(network, now - 3600)
+                .conformance_probe()
                 .sign(network)
                 .into_string(),
         }
