@@ -39,7 +39,7 @@ use http::{Method, StatusCode};
 use crate::clock::unix_whole_seconds;
 use crate::http::{FetchError, Fetched, HttpClient, host_and_port};
 use crate::percent;
-use crate::profile::{read_tolerant, verify_signature_headers};
+use crate::profile::{read_tolerant, read_unservable, verify_signature_headers};
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::{self, Claims};
 use crate::{Network, user_id};
@@ -459,16 +459,24 @@ fn not_found(answer: &Fetched, _: &Context<'_>) -> Result<String, String> {
     expect_status(answer, StatusCode::NOT_FOUND).map(|()| "404".to_owned())
 }
 
+/// The status expected, or what was answered instead: with a 500's reason when the
+/// endpoint gives one (docs/protocol.md §6).
 fn expect_status(answer: &Fetched, expected: StatusCode) -> Result<(), String> {
     if answer.status == expected {
-        Ok(())
-    } else {
-        Err(format!(
-            "answered {}, expected {}",
-            answer.status.as_u16(),
-            expected.as_u16()
-        ))
+        return Ok(());
     }
+    let mut wrong = format!(
+        "answered {}, expected {}",
+        answer.status.as_u16(),
+        expected.as_u16()
+    );
+    if answer.status == StatusCode::INTERNAL_SERVER_ERROR
+        && let Some(why) = read_unservable(&answer.body)
+    {
+        wrong.push_str(": the endpoint could not serve the profile: ");
+        wrong.push_str(&why);
+    }
+    Err(wrong)
 }
 
 /// The outcome of a case: its judge's verdict, unless the answer failed or came late.
