@@ -39,7 +39,7 @@ use http::{Method, StatusCode};
 use crate::clock::unix_whole_seconds;
 use crate::http::{FetchError, Fetched, HttpClient, host_and_port};
 use crate::percent;
-use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
+use crate::profile::{read_tolerant, read_unservable, verify_signature_headers};
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::{self, Claims};
 use crate::{Network, user_id};
@@ -176,6 +176,12 @@ fn usable_template(options: &CheckOptions) -> Result<PullUrlTemplate, CheckError
 }
 
 /// The tokens the cases send: a valid one, and one wrong in each way a token can be.
+///
+/// Each wrong one is marked as a conformance probe (`"pingpull_probe":true`, which
+/// endpoints ignore): a Pull layer then logs its refusal at DEBUG and keeps its
+/// once-a-minute warnings for real misconfigured pulls (docs/protocol.md §6). The valid
+/// one is a plain system token, as Livefyre's are: if it is refused, that is a real
+/// misconfiguration, and the endpoint says so.
 struct Tokens {
     valid: String,
     wrong_key: String,
@@ -187,18 +193,26 @@ struct Tokens {
 impl Tokens {
     fn new(network: &Network, user: &str) -> Self {
         let now = unix_whole_seconds(SystemTime::now());
+        let lifetime = i64::try_from(token::SYSTEM_TOKEN_LIFETIME.as_secs()).unwrap_or(0);
+        let probe = |signer: &Network| {
+            Claims::system(signer, now + lifetime)
+                .conformance_probe()
+                .sign(signer)
+                .into_string()
+        };
         Self {
             valid: token::system_token(network).into_string(),
             wrong_key: Network::new(network.name(), format!("{}-not-the-key", network.key()))
-                .map(|n| token::system_token(&n).into_string())
+                .map(|n| probe(&n))
                 .unwrap_or_default(),
             other_network: Network::new("another-network.fyre.co", network.key())
-                .map(|n| token::system_token(&n).into_string())
+                .map(|n| probe(&n))
                 .unwrap_or_default(),
             user: Claims::user(network, user, "Someone", now + 3600)
-                .map(|c| c.sign(network).into_string())
+                .map(|c| c.conformance_probe().sign(network).into_string())
                 .unwrap_or_default(),
             expired: Claims::system(network, now - 3600)
+                .conformance_probe()
                 .sign(network)
                 .into_string(),
         }
@@ -410,14 +424,12 @@ fn valid_pull(answer: &Fetched, context: &Context<'_>) -> Result<String, String>
     }
     let profile = read_tolerant(&answer.body, Some(context.user)).map_err(|e| e.to_string())?;
     profile.validate().map_err(|e| e.to_string())?;
-    let signature = match answer.headers.get(SIGNATURE_HEADER) {
+    // During a key rotation the endpoint lists a signature per key: one that verifies
+    // with the key held here is enough.
+    let signature = match verify_signature_headers(context.network, &answer.headers, &answer.body) {
         None => "no signature header",
-        Some(value) => {
-            let value = value
-                .to_str()
-                .map_err(|_| "X-Profile-Signature is not text".to_owned())?;
-            verify_body_signature(context.network, value, &answer.body)
-                .map_err(|e| e.to_string())?;
+        Some(verified) => {
+            verified.map_err(|e| e.to_string())?;
             "signature verified"
         }
     };
@@ -447,16 +459,24 @@ fn not_found(answer: &Fetched, _: &Context<'_>) -> Result<String, String> {
     expect_status(answer, StatusCode::NOT_FOUND).map(|()| "404".to_owned())
 }
 
+/// The status expected, or what was answered instead: with a 500's reason when the
+/// endpoint gives one (docs/protocol.md §6).
 fn expect_status(answer: &Fetched, expected: StatusCode) -> Result<(), String> {
     if answer.status == expected {
-        Ok(())
-    } else {
-        Err(format!(
-            "answered {}, expected {}",
-            answer.status.as_u16(),
-            expected.as_u16()
-        ))
+        return Ok(());
     }
+    let mut wrong = format!(
+        "answered {}, expected {}",
+        answer.status.as_u16(),
+        expected.as_u16()
+    );
+    if answer.status == StatusCode::INTERNAL_SERVER_ERROR
+        && let Some(why) = read_unservable(&answer.body)
+    {
+        wrong.push_str(": the endpoint could not serve the profile: ");
+        wrong.push_str(&why);
+    }
+    Err(wrong)
 }
 
 /// The outcome of a case: its judge's verdict, unless the answer failed or came late.

@@ -20,7 +20,8 @@
 //!
 //! Pings for a user whose pull is already queued coalesce; a ping during a pull queues
 //! one more. 5xx answers and timeouts are retried with backoff; a 403, 404, invalid JSON
-//! or invalid profile is recorded as that pull's failure. [`Faults`] make the ping side
+//! or invalid profile is recorded as that pull's failure, with the reason a Pull layer's
+//! 500 gives (docs/protocol.md §6). [`Faults`] make the ping side
 //! fail on purpose, so you can test your own retry handling.
 //!
 //! ```

@@ -14,7 +14,7 @@ use super::records::PullRecord;
 use super::state::now;
 use crate::Profile;
 use crate::http::{FetchError, Fetched, HttpClient};
-use crate::profile::{SIGNATURE_HEADER, read_tolerant, verify_body_signature};
+use crate::profile::{read_tolerant, read_unservable, verify_signature_headers};
 use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 
 /// Profiles larger than this are refused (a full one is under 1 KiB).
@@ -90,15 +90,21 @@ fn judge(
 ) -> (PullRecord, Option<Profile>) {
     let status = Some(answer.status.as_u16());
     if !answer.status.is_success() {
-        let reason = format!("the Pull endpoint answered {}", answer.status);
+        let mut reason = format!("the Pull endpoint answered {}", answer.status);
+        // A 500 may say why the profile could not be served (docs/protocol.md §6).
+        if answer.status == http::StatusCode::INTERNAL_SERVER_ERROR
+            && let Some(why) = read_unservable(&answer.body)
+        {
+            reason.push_str(": ");
+            reason.push_str(&why);
+        }
         return (failure(status, &reason, None, attempts), None);
     }
-    let signature_verified = answer.headers.get(SIGNATURE_HEADER).map(|value| {
-        value
-            .to_str()
-            .ok()
-            .is_some_and(|v| verify_body_signature(&shared.network, v, &answer.body).is_ok())
-    });
+    // During a key rotation the endpoint lists a signature per key: one that verifies
+    // with the key Livefyre holds is enough.
+    let signature_verified =
+        verify_signature_headers(&shared.network, &answer.headers, &answer.body)
+            .map(|verified| verified.is_ok());
     if signature_verified == Some(false) {
         let reason = "X-Profile-Signature does not match the body and network key";
         return (failure(status, reason, signature_verified, attempts), None);

@@ -44,7 +44,7 @@ pub struct PullRecord {
     pub status: Option<u16>,
     /// Whether the profile was stored.
     pub ok: bool,
-    /// Why not, if not.
+    /// Why not, if not (with the reason a 500's body gives, docs/protocol.md §6).
     pub error: Option<String>,
     /// Whether `X-Profile-Signature` verified; `None` if absent.
     pub signature_verified: Option<bool>,

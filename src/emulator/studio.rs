@@ -136,10 +136,15 @@ fn row(page: &mut String, user: &RemoteUser) {
         Some(url) => format!("<img src=\"{}\" alt=\"\">", escape(url)),
         None => "<img alt=\"\">".to_owned(),
     };
-    let name = profile.map_or_else(
-        || "<span class=\"muted\">(not pulled yet)</span>".to_owned(),
-        |p| escape(&p.display_name),
-    );
+    let name = match (profile, &user.last_failure) {
+        (Some(profile), _) => escape(&profile.display_name),
+        // Never pulled successfully: the name cell says why rather than "not yet".
+        (None, Some(failure)) => format!(
+            "<span class=\"failed\">(pull failed: {})</span>",
+            escape(failure.error.as_deref().unwrap_or("unknown error"))
+        ),
+        (None, None) => "<span class=\"muted\">(not pulled yet)</span>".to_owned(),
+    };
     let last_sync = user
         .updated_at
         .map_or_else(|| "never".to_owned(), format_time);
@@ -302,6 +307,29 @@ mod tests {
             page.contains("Tue, 14 Nov 2023 22:13:20 GMT (HTTP 404): <span class=\"failed\">gone")
         );
         assert!(page_of(&state, "failed=1").contains("No users on page 1"));
+    }
+
+    #[test]
+    fn a_user_never_pulled_successfully_is_labelled_with_the_failure() {
+        let mut state = EmulatorState::new(10);
+        state.users.pinged("waiting");
+        let failed = PullRecord {
+            status: Some(500),
+            ..failed_pull(
+                1_700_000_000.0,
+                "the Pull endpoint answered 500 Internal Server Error: invalid profile: `tags[0]` must match [A-Za-z0-9_]{1,63}",
+            )
+        };
+        state.record_pull("broken", failed, None);
+        let page = page_of(&state, "");
+        assert!(
+            page.contains("<td><span class=\"failed\">(pull failed: the Pull endpoint answered 500 Internal Server Error: invalid profile: `tags[0]` must match [A-Za-z0-9_]{1,63})</span></td><td><code>broken</code>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("(not pulled yet)</span></td><td><code>waiting</code>"),
+            "{page}"
+        );
     }
 
     #[test]

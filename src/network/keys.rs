@@ -55,7 +55,6 @@ impl Network {
 
     /// Every key, current first: what a signature per key (during a rotation) is made
     /// with, in order.
-    #[allow(dead_code)]
     pub(crate) fn keys_used(&self) -> impl Iterator<Item = KeyUsed> + '_ {
         std::iter::once(KeyUsed::Current)
             .chain((0..self.inner.previous.len()).map(KeyUsed::Previous))
@@ -66,12 +65,18 @@ impl Network {
     /// previous key this network does not have.
     #[allow(dead_code)]
     pub(crate) fn sign_with(&self, used: KeyUsed, message: &[u8]) -> Option<[u8; SIGNATURE_LEN]> {
-        let mut mac = match used {
-            KeyUsed::Current => self.hmac(),
-            KeyUsed::Previous(index) => self.inner.previous.get(index)?.clone(),
-        };
+        let mut mac = self.hmac_with(used)?;
         mac.update(message);
         Some(mac.finalize().into_bytes().into())
+    }
+
+    /// A fresh HMAC-SHA256 keyed with the key `used`, for a message fed a piece at a time;
+    /// `None` for a previous key this network does not have.
+    pub(crate) fn hmac_with(&self, used: KeyUsed) -> Option<HmacSha256> {
+        match used {
+            KeyUsed::Current => Some(self.hmac()),
+            KeyUsed::Previous(index) => self.inner.previous.get(index).cloned(),
+        }
     }
 
     /// Which of the network's keys made `signature`, the HS256 signature of `message`, if
@@ -90,6 +95,13 @@ impl Network {
             KeyUsed::Previous(index) => index + 1,
         };
         self.inner.ids.get(index).copied().unwrap_or_default()
+    }
+
+    /// The fingerprint of every key, current first: what tells one set of keys from
+    /// another (a signature per key is kept for one set).
+    #[cfg(feature = "pull")]
+    pub(crate) fn key_ids(&self) -> &[KeyId] {
+        &self.inner.ids
     }
 
     /// Whether one of this network's keys has fingerprint `id`.

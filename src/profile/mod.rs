@@ -26,13 +26,21 @@
 mod builder;
 mod signature;
 mod tolerant;
+#[cfg(any(feature = "pull", feature = "emulator"))]
+mod unservable;
 mod validate;
 
 use serde::{Deserialize, Serialize};
 
 pub use builder::ProfileBuilder;
+#[cfg(feature = "emulator")]
+pub(crate) use signature::verify_signature_headers;
 pub use signature::{SIGNATURE_HEADER, SignatureError, sign_body, verify_body_signature};
 pub use tolerant::{ReadError, read_tolerant};
+#[cfg(feature = "emulator")]
+pub(crate) use unservable::read_unservable;
+#[cfg(feature = "pull")]
+pub(crate) use unservable::unservable_body;
 pub use validate::{Violation, ViolationKind, Violations};
 
 /// A user's profile, as the Pull endpoint sends it and Livefyre keeps it.

@@ -1,6 +1,11 @@
 //! The `X-Profile-Signature` header (docs/protocol.md §6): a detached JWS (RFC 7515 appendix F)
 //! of the exact profile body bytes, HS256 with the network key, so a receiver can check
 //! that the profile came from the key holder unaltered.
+//!
+//! During a key rotation the header lists one such JWS per key of the network, current
+//! first, separated by commas (HTTP's own list syntax, so a proxy that splits or joins
+//! header lines keeps the meaning); a verifier accepts the header when any one of them
+//! verifies with any key it holds, so neither side has to switch first.
 
 use std::fmt;
 
@@ -18,7 +23,19 @@ pub const SIGNATURE_HEADER: &str = "x-profile-signature";
 /// base64url of `{"alg":"HS256"}`, the protected header of every profile signature.
 const HEADER_SEGMENT: &str = "eyJhbGciOiJIUzI1NiJ9";
 
-/// The detached JWS of `body`: `base64url(header)..base64url(signature)`.
+/// The most signatures a verifier reads from one header; any after them are ignored, so
+/// a hostile endpoint cannot make a verifier hash the body without end.
+const MAX_SIGNATURES: usize = 16;
+
+/// Length of one signature in the header: `{HEADER_SEGMENT}..` and 43 base64url characters.
+const ONE_SIGNATURE_LEN: usize = HEADER_SEGMENT.len() + 2 + 43;
+
+/// The `X-Profile-Signature` value of `body`: its detached JWS,
+/// `base64url(header)..base64url(signature)`, with the network's current key, followed,
+/// while previous keys are configured, by one with each previous key, in order, all
+/// separated by commas.
+///
+/// With no previous key it is a single JWS, as it always was.
 ///
 /// ```
 /// use pingpull::{Network, profile};
@@ -29,35 +46,125 @@ const HEADER_SEGMENT: &str = "eyJhbGciOiJIUzI1NiJ9";
 /// assert!(signature.starts_with("eyJhbGciOiJIUzI1NiJ9.."));
 /// assert!(profile::verify_body_signature(&network, &signature, body).is_ok());
 /// assert!(profile::verify_body_signature(&network, &signature, b"{}").is_err());
+///
+/// // During a rotation: one signature per key, and either key verifies.
+/// let rotating = Network::new("example.fyre.co", "newkey")?.with_previous_keys(["testkeytest"])?;
+/// let both = profile::sign_body(&rotating, body);
+/// assert_eq!(both.split(',').count(), 2);
+/// assert!(profile::verify_body_signature(&network, &both, body).is_ok());
 /// # Ok::<(), pingpull::NetworkError>(())
 /// ```
 pub fn sign_body(network: &Network, body: &[u8]) -> String {
-    let signature: [u8; SIGNATURE_LEN] = signing_mac(network.hmac(), HEADER_SEGMENT, body)
-        .finalize()
-        .into_bytes()
-        .into();
-    let mut out = String::with_capacity(HEADER_SEGMENT.len() + 2 + 43);
-    out.push_str(HEADER_SEGMENT);
-    out.push_str("..");
-    out.push_str(&jws::encode(&signature));
+    let keys = 1 + network.previous_key_count();
+    let mut out = String::with_capacity(keys * (ONE_SIGNATURE_LEN + 1));
+    if keys == 1 {
+        // The usual case, with no list to allocate.
+        let mut mac = network.hmac();
+        feed(std::slice::from_mut(&mut mac), HEADER_SEGMENT, body);
+        push_signature(&mut out, mac);
+        return out;
+    }
+    let mut macs: Vec<HmacSha256> = network
+        .keys_used()
+        .filter_map(|used| network.hmac_with(used))
+        .collect();
+    // One pass over the body feeds every key's MAC.
+    feed(&mut macs, HEADER_SEGMENT, body);
+    for (index, mac) in macs.into_iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        push_signature(&mut out, mac);
+    }
     out
 }
 
-/// Checks a detached JWS of `body` made with the network key.
+/// Appends `{HEADER_SEGMENT}..base64url(signature)`.
+fn push_signature(out: &mut String, mac: HmacSha256) {
+    let signature: [u8; SIGNATURE_LEN] = mac.finalize().into_bytes().into();
+    out.push_str(HEADER_SEGMENT);
+    out.push_str("..");
+    out.push_str(&jws::encode(&signature));
+}
+
+/// Checks an `X-Profile-Signature` value against `body`: accepted when any detached JWS
+/// it lists (one, or several separated by commas during a key rotation) was made over
+/// these bytes with any of `network`'s keys.
 ///
 /// Any HS256 protected header is accepted (not only ours); the payload segment must be
-/// empty, as the body travels separately.
+/// empty, as the body travels separately. Empty list elements and spaces around commas
+/// are ignored; only the first 16 signatures are read.
 ///
 /// # Errors
 ///
-/// [`SignatureError`] says whether the value is malformed, uses another algorithm, or
-/// does not match the body.
+/// [`SignatureError`] when none verifies: [`Mismatch`](SignatureError::Mismatch) if one
+/// was a well-formed HS256 signature, else [`WrongAlgorithm`](SignatureError::WrongAlgorithm)
+/// if one named another algorithm, else [`Malformed`](SignatureError::Malformed).
 pub fn verify_body_signature(
     network: &Network,
     signature: &str,
     body: &[u8],
 ) -> Result<(), SignatureError> {
-    let mut parts = signature.split('.');
+    let mut error = SignatureError::Malformed;
+    let mut listed: Vec<(&str, Vec<u8>)> = Vec::new();
+    for value in signature
+        .split(',')
+        .map(|value| value.trim_matches([' ', '\t']))
+        .filter(|value| !value.is_empty())
+        .take(MAX_SIGNATURES)
+    {
+        match parse(value) {
+            Ok(parsed) => listed.push(parsed),
+            Err(refused) if refused.telling() > error.telling() => error = refused,
+            Err(_) => {}
+        }
+    }
+    if listed.is_empty() {
+        return Err(error);
+    }
+    // One pass over the body for each distinct protected header (ours: one), feeding
+    // every key's MAC; each comparison in constant time.
+    for (index, (header, _)) in listed.iter().enumerate() {
+        if listed[..index].iter().any(|(seen, _)| seen == header) {
+            continue;
+        }
+        let mut macs: Vec<HmacSha256> = network.verifying_macs().map(|(_, mac)| mac).collect();
+        feed(&mut macs, header, body);
+        let verified = macs.iter().any(|mac| {
+            listed[index..]
+                .iter()
+                .filter(|(other, _)| other == header)
+                .any(|(_, signature)| mac.clone().verify_slice(signature).is_ok())
+        });
+        if verified {
+            return Ok(());
+        }
+    }
+    Err(SignatureError::Mismatch)
+}
+
+/// Checks the `X-Profile-Signature` of an answer against its `body`, as
+/// [`verify_body_signature`] does; `None` when the answer carries none. Several header
+/// lines are read as one list, as HTTP joins them; a line that is not text counts as a
+/// malformed element.
+#[cfg(feature = "emulator")]
+pub(crate) fn verify_signature_headers(
+    network: &Network,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Option<Result<(), SignatureError>> {
+    let mut lines = headers.get_all(SIGNATURE_HEADER).iter().peekable();
+    lines.peek()?;
+    let joined = lines
+        .filter_map(|line| line.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    Some(verify_body_signature(network, &joined, body))
+}
+
+/// One detached JWS: its protected header segment (checked to be HS256) and its signature.
+fn parse(value: &str) -> Result<(&str, Vec<u8>), SignatureError> {
+    let mut parts = value.split('.');
     let (Some(header), Some(""), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
@@ -68,37 +175,34 @@ pub fn verify_body_signature(
         jws::HeaderError::WrongAlgorithm => SignatureError::WrongAlgorithm,
     })?;
     let signature = jws::decode(signature).ok_or(SignatureError::Malformed)?;
-    // Any of the network's keys will do (a rotation in progress); each compared in
-    // constant time.
-    let verified = network.verifying_macs().any(|(_, mac)| {
-        signing_mac(mac, header, body)
-            .verify_slice(&signature)
-            .is_ok()
-    });
-    if verified {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    Ok((header, signature))
 }
 
-/// `mac` (keyed with a network key) fed `header.base64url(body)`, the bytes HS256
-/// signs. The body is encoded a piece at a time on the stack and fed to the MAC, so a
-/// signature costs no allocation (pieces of a multiple of 3 bytes encode exactly as the
+/// Feeds each MAC (keyed with a network key) `header.base64url(body)`, the bytes HS256
+/// signs. The body is encoded a piece at a time on the stack, once for all the MACs, so
+/// a signature costs no allocation (pieces of a multiple of 3 bytes encode exactly as the
 /// whole does).
-fn signing_mac(mut mac: HmacSha256, header: &str, body: &[u8]) -> HmacSha256 {
+fn feed(macs: &mut [HmacSha256], header: &str, body: &[u8]) {
     const PIECE: usize = 768;
-    mac.update(header.as_bytes());
-    mac.update(b".");
+    for mac in macs.iter_mut() {
+        mac.update(header.as_bytes());
+        mac.update(b".");
+    }
     let mut encoded = [0u8; PIECE / 3 * 4];
     for piece in body.chunks(PIECE) {
-        match URL_SAFE_NO_PAD.encode_slice(piece, &mut encoded) {
-            Ok(len) => mac.update(&encoded[..len]),
+        let fallback;
+        let bytes = match URL_SAFE_NO_PAD.encode_slice(piece, &mut encoded) {
+            Ok(len) => &encoded[..len],
             // Cannot happen (the buffer fits a whole piece); stay correct regardless.
-            Err(_) => mac.update(jws::encode(piece).as_bytes()),
+            Err(_) => {
+                fallback = jws::encode(piece);
+                fallback.as_bytes()
+            }
+        };
+        for mac in macs.iter_mut() {
+            mac.update(bytes);
         }
     }
-    mac
 }
 
 /// Why a profile signature was refused.
@@ -109,8 +213,20 @@ pub enum SignatureError {
     Malformed,
     /// The header's `alg` is not `HS256`.
     WrongAlgorithm,
-    /// Not made with the network key over these body bytes.
+    /// Not made with any of the network's keys over these body bytes.
     Mismatch,
+}
+
+impl SignatureError {
+    /// How much the reason says about the signatures a header lists: when none verifies,
+    /// the most telling one is given.
+    fn telling(self) -> u8 {
+        match self {
+            Self::Malformed => 0,
+            Self::WrongAlgorithm => 1,
+            Self::Mismatch => 2,
+        }
+    }
 }
 
 impl fmt::Display for SignatureError {
@@ -168,6 +284,69 @@ mod tests {
             verify_body_signature(&new_only, &signed_before, body),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    fn keyed(key: &str) -> Network {
+        Network::new("example.fyre.co", key).unwrap()
+    }
+
+    #[test]
+    fn while_rotating_lists_one_signature_per_key_current_first() {
+        let body = br#"{"id":"u1","display_name":"Bob"}"#;
+        let rotating = keyed("B").with_previous_keys(["A", "Z"]).unwrap();
+        let listed = sign_body(&rotating, body);
+        let each = [keyed("B"), keyed("A"), keyed("Z")].map(|n| sign_body(&n, body));
+        assert_eq!(listed, each.join(","));
+        for holder in [keyed("A"), keyed("B"), keyed("Z"), rotating] {
+            assert_eq!(verify_body_signature(&holder, &listed, body), Ok(()));
+        }
+        assert_eq!(
+            verify_body_signature(&keyed("C"), &listed, body),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_body_signature(&keyed("A"), &listed, b"{}"),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn reads_the_list_as_http_does_and_gives_the_most_telling_refusal() {
+        let body = b"{}";
+        let good = sign_body(&network(), body);
+        let other = sign_body(&keyed("other"), body);
+        let none = format!("{}..{}", jws::encode(br#"{"alg":"none"}"#), &good[22..]);
+        for accepted in [
+            format!("{other}, {good}"),
+            format!(",{other} ,\t{good},"),
+            format!("garbage,{none},{good}"),
+        ] {
+            assert_eq!(
+                verify_body_signature(&network(), &accepted, body),
+                Ok(()),
+                "{accepted}"
+            );
+        }
+        for (refused, error) in [
+            (format!("garbage,{other},{none}"), SignatureError::Mismatch),
+            (format!("{none},garbage"), SignatureError::WrongAlgorithm),
+            (" , ,".to_owned(), SignatureError::Malformed),
+        ] {
+            assert_eq!(
+                verify_body_signature(&network(), &refused, body),
+                Err(error),
+                "{refused}"
+            );
+        }
+        // Only the first 16 are read.
+        let many = vec![other.as_str(); MAX_SIGNATURES];
+        let late = format!("{},{good}", many.join(","));
+        assert_eq!(
+            verify_body_signature(&network(), &late, body),
+            Err(SignatureError::Mismatch)
+        );
+        let in_time = format!("{},{good}", many[1..].join(","));
+        assert_eq!(verify_body_signature(&network(), &in_time, body), Ok(()));
     }
 
     #[test]

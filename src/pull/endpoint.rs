@@ -59,7 +59,8 @@ impl Decision {
                 Self::Load(load)
             }
             Err(rejection) => {
-                let response = rejection_response(config, rejection, None, started);
+                let head = request.method() == Method::HEAD;
+                let response = rejection_response(config, rejection, None, started, head);
                 span.record("http.response.status_code", response.status().as_u16());
                 Self::Respond(response)
             }
@@ -200,7 +201,7 @@ impl Load {
                 Err(rejection) => rejection,
             },
         };
-        rejection_response(&config, rejection, Some(&user_id), started)
+        rejection_response(&config, rejection, Some(&user_id), started, head)
     }
 }
 
@@ -278,21 +279,33 @@ fn profile_response(
     response
 }
 
-/// An empty-bodied answer carrying the rejection in its extensions.
+/// The answer to a rejected request, carrying the rejection in its extensions: an empty
+/// body, except a 500's JSON saying why the profile was not served (only a request with
+/// a valid token gets that far; HEAD gets its headers without it).
 fn rejection_response(
     config: &Config,
     rejection: Rejection,
     user_id: Option<&str>,
     started: Instant,
+    head: bool,
 ) -> Response<Bytes> {
     let status = rejection.status();
     config.metrics.request(rejection.as_str(), started);
     log_rejection(&rejection, status, user_id, started);
-    let mut response = Response::new(Bytes::new());
+    let explained = rejection.unservable_body().map(Bytes::from);
+    let length = explained.as_ref().map_or(0, Bytes::len);
+    let body = match explained {
+        Some(body) if !head => body,
+        _ => Bytes::new(),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    if length > 0 {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
     match rejection {
         Rejection::MethodNotAllowed => {
             headers.insert(ALLOW, HeaderValue::from_static("GET, HEAD"));

@@ -14,17 +14,19 @@
 //! 4. loads the profile (404 if unknown; 503 with `Retry-After` on error or after the
 //!    timeout, 5 s by default; 500 if the source panics);
 //! 5. refuses to send a profile that fails [`Profile::validate`](crate::Profile::validate)
-//!    or whose id differs from the requested one (500, logged at ERROR);
+//!    or whose id differs from the requested one (500, logged at ERROR, with a JSON body
+//!    telling the puller, whose token passed, which rules it breaks: docs/protocol.md §6);
 //! 6. answers 200 with the profile JSON, `Content-Type: application/json`,
-//!    `Cache-Control: no-store` and an `X-Profile-Signature` of the body.
+//!    `Cache-Control: no-store` and an `X-Profile-Signature` of the body (during a key
+//!    rotation, one signature per key, current first, separated by commas).
 //!
 //! Every response carries `Cache-Control: no-store`; a rejection's reason travels in the
-//! response extensions as a [`Rejection`]. Events go to `tracing` under the target
+//! response extensions as a [`Rejection`], and only a 500's body repeats it. Events go to `tracing` under the target
 //! `pingpull::pull` (outcome, status, user id, latency), never with the token.
 //!
 //! A source that keeps its profiles between pulls hands out [`PreparedProfile`]s (see
 //! [`ProfileSource::load_for_pull`]): validated and rendered once per change, signed once
-//! per network key, so a pull copies a pointer. [`InMemorySource`] does this, and refuses
+//! for the network's keys, so a pull copies a pointer. [`InMemorySource`] does this, and refuses
 //! an invalid profile when it is inserted ([`ProfileRefused`]).
 //!
 //! The endpoint needs a Tokio runtime with the timer (as axum, tonic and hyper servers have).

@@ -5,6 +5,12 @@
 //! still signed with a previous key during a rotation. Each kind is logged at most once a
 //! minute, with how many were left out since. A missing or undecodable token stays at
 //! DEBUG: scanners send those.
+//!
+//! A token marked as a conformance probe (`"pingpull_probe":true`, what `check` sends to
+//! be refused; docs/protocol.md §6) is refused like any other but logged at DEBUG, and
+//! never counts against a line's minute: a check run just before a real misconfigured
+//! pull cannot silence that pull's warning. Livefyre's tokens never carry the mark, and
+//! a marked token only changes how its own refusal is logged.
 
 use std::time::SystemTime;
 
@@ -12,11 +18,28 @@ use tracing::Level;
 
 use crate::Network;
 use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
-use crate::token::{TokenError, unverified_domain};
+use crate::token::{TokenError, unverified_claims};
 
 /// An expired token is a hint of clock skew only when it expired this long before "now"
 /// (a token that expired seconds ago is the ordinary edge of its life).
 const SKEW_HINT_SECS: f64 = 60.0;
+
+/// What a refused token's warning would be about.
+enum Warning {
+    KeyMismatch,
+    OtherNetwork(String),
+    ClockSkew { expires: f64, at: f64 },
+}
+
+impl Warning {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::KeyMismatch => "key_mismatch",
+            Self::OtherNetwork(_) => "other_network",
+            Self::ClockSkew { .. } => "clock_skew",
+        }
+    }
+}
 
 /// One throttle per kind of line.
 #[derive(Debug)]
@@ -40,7 +63,8 @@ impl Default for OperatorLog {
 
 impl OperatorLog {
     /// Tells the operator about a refused `token` when the refusal looks like a
-    /// misconfiguration. `now` is the validator's clock.
+    /// misconfiguration (at DEBUG if the token is a conformance probe's). `now` is the
+    /// validator's clock.
     pub(crate) fn refused(
         &self,
         token: &str,
@@ -48,18 +72,34 @@ impl OperatorLog {
         network: &Network,
         now: SystemTime,
     ) {
-        match error {
-            TokenError::BadSignature | TokenError::WrongNetwork { .. } => {
-                match unverified_domain(token) {
-                    Some(domain) if domain == network.name() => self.key_mismatch(network, now),
-                    Some(domain) => self.other_network(&domain, network, now),
-                    None => {}
-                }
-            }
+        let skew = match error {
+            TokenError::BadSignature | TokenError::WrongNetwork { .. } => None,
             TokenError::Expired { expires, now: at } if at - expires > SKEW_HINT_SECS => {
-                self.clock_skew(*expires, *at, now);
+                Some((*expires, *at))
             }
-            _ => {}
+            _ => return,
+        };
+        // Read only on these refusals: the payload is parsed once more, unverified.
+        let claims = unverified_claims(token);
+        let warning = match (skew, claims.domain) {
+            (Some((expires, at)), _) => Warning::ClockSkew { expires, at },
+            (None, Some(domain)) if domain == network.name() => Warning::KeyMismatch,
+            (None, Some(domain)) => Warning::OtherNetwork(domain),
+            (None, None) => return,
+        };
+        if claims.probe {
+            tracing::event!(
+                target: "pingpull::pull",
+                Level::DEBUG,
+                kind = warning.name(),
+                "refused a conformance probe's token, as it should be"
+            );
+            return;
+        }
+        match warning {
+            Warning::KeyMismatch => self.key_mismatch(network, now),
+            Warning::OtherNetwork(domain) => self.other_network(&domain, network, now),
+            Warning::ClockSkew { expires, at } => self.clock_skew(expires, at, now),
         }
     }
 

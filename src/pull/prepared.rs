@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 
 use crate::Network;
-use crate::network::{KeyId, KeyUsed};
+use crate::network::KeyId;
 use crate::profile::{Profile, Violations, sign_body};
 
 /// Initial capacity of a rendering: a full profile is under 1 KiB of JSON.
@@ -19,8 +19,8 @@ pub(crate) const BODY_CAPACITY: usize = 1024;
 /// A source that reads its profiles anew for each pull (a database) returns
 /// [`Loaded::Profile`]: the endpoint validates, renders and signs it on every pull. A
 /// source that keeps its profiles returns [`Loaded::Prepared`]: checked and rendered
-/// once per change, its signature made once per network key, so a pull only copies a
-/// pointer. Both answer the very same bytes.
+/// once per change, its signature made once for the network's keys, so a pull only
+/// copies a pointer. Both answer the very same bytes.
 // Unboxed: a pull moves it once, and boxing would add an allocation to every pull of a
 // source that loads plain profiles.
 #[allow(clippy::large_enum_variant)]
@@ -52,7 +52,8 @@ impl From<PreparedProfile> for Loaded {
 }
 
 /// A valid profile with its JSON rendered once, and its `X-Profile-Signature` made on
-/// first use and kept (one per network key).
+/// first use and kept (for one set of network keys: during a rotation the header holds a
+/// signature per key).
 ///
 /// Make one when a profile changes, keep it behind an [`Arc`], and return it from
 /// [`ProfileSource::load_for_pull`](super::ProfileSource::load_for_pull) as
@@ -72,8 +73,9 @@ impl From<PreparedProfile> for Loaded {
 pub struct PreparedProfile {
     profile: Arc<Profile>,
     body: Bytes,
-    /// The signature by the first network key that asked; another key signs anew.
-    signature: OnceLock<(KeyId, HeaderValue)>,
+    /// The signature by the first set of network keys that asked (their fingerprints,
+    /// current first); another set signs anew.
+    signature: OnceLock<(Box<[KeyId]>, HeaderValue)>,
 }
 
 impl PreparedProfile {
@@ -118,18 +120,20 @@ impl PreparedProfile {
         &self.body
     }
 
-    /// The `X-Profile-Signature` of the body with `network`'s current key: made once,
-    /// then shared (a different key signs anew each time, and is never kept).
+    /// The `X-Profile-Signature` of the body with `network`'s keys (one signature per
+    /// key while previous keys are configured): made once, then shared (a different set
+    /// of keys signs anew each time, and is never kept).
     pub(crate) fn signature(&self, network: &Network) -> Option<HeaderValue> {
-        let key = network.key_id(KeyUsed::Current);
+        let keys = network.key_ids();
         let sign = || HeaderValue::try_from(sign_body(network, &self.body)).ok();
         match self.signature.get() {
-            Some((kept, value)) if *kept == key => Some(value.clone()),
+            Some((kept, value)) if **kept == *keys => Some(value.clone()),
             Some(_) => sign(),
             None => {
                 let value = sign()?;
-                let (kept, kept_value) = self.signature.get_or_init(|| (key, value.clone()));
-                Some(if *kept == key {
+                let (kept, kept_value) =
+                    self.signature.get_or_init(|| (keys.into(), value.clone()));
+                Some(if **kept == *keys {
                     kept_value.clone()
                 } else {
                     value
@@ -205,6 +209,23 @@ mod tests {
         }
         // The first key's signature is still the one kept.
         assert_eq!(prepared.signature(&first).unwrap(), signed);
+    }
+
+    #[test]
+    fn while_rotating_the_kept_signature_lists_every_key_and_is_kept_for_that_set() {
+        let prepared = PreparedProfile::new(Profile::builder("u1", "Ada").build()).unwrap();
+        let rotating = network("B").with_previous_keys(["A"]).unwrap();
+        let signed = prepared.signature(&rotating).unwrap();
+        assert_eq!(signed, sign_body(&rotating, prepared.body()));
+        assert_eq!(signed.to_str().unwrap().split(',').count(), 2);
+        // Another set (the same current key, without the previous one) signs anew.
+        let after = prepared.signature(&network("B")).unwrap();
+        assert_eq!(after, sign_body(&network("B"), prepared.body()));
+        assert_eq!(prepared.signature(&rotating).unwrap(), signed);
+        for holder in ["A", "B"] {
+            let value = signed.to_str().unwrap();
+            assert!(verify_body_signature(&network(holder), value, prepared.body()).is_ok());
+        }
     }
 
     #[test]

@@ -3,14 +3,15 @@ use std::fmt;
 use http::StatusCode;
 
 use crate::percent::DecodeError;
-use crate::profile::Violations;
+use crate::profile::{ViolationKind, Violations, unservable_body};
 use crate::token::TokenError;
 use crate::user_id::UserIdError;
 
 /// Why the Pull endpoint did not answer 200 with a profile.
 ///
-/// Put in the response's extensions for outer layers and logs; the response body never
-/// says which check failed.
+/// Put in the response's extensions for outer layers and logs. The response body never
+/// says which token check failed; only a 500, which a pull with a valid token reaches,
+/// says why in a JSON body (docs/protocol.md §6).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Rejection {
@@ -75,6 +76,26 @@ impl Rejection {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }
+    }
+
+    /// The JSON body of a 500, saying why the profile was not served (docs/protocol.md
+    /// §6); `None` for every other rejection, whose body stays empty. Rules and fields
+    /// only: never a profile's values, a source's error or a panic's message.
+    pub(crate) fn unservable_body(&self) -> Option<Vec<u8>> {
+        let violations: Vec<(String, String)> = match self {
+            Self::InvalidProfile(violations) => violations
+                .iter()
+                .map(|v| (v.field.clone(), v.kind.to_string()))
+                .collect(),
+            Self::IdMismatch => vec![("id".to_owned(), ViolationKind::IdMismatch.to_string())],
+            Self::SourcePanicked => Vec::new(),
+            _ => return None,
+        };
+        Some(unservable_body(
+            self.as_str(),
+            &self.to_string(),
+            violations,
+        ))
     }
 
     /// Every name [`as_str`](Self::as_str) returns, for registering metrics up front.
@@ -182,5 +203,13 @@ mod tests {
         ];
         let names: Vec<_> = samples.iter().map(Rejection::as_str).collect();
         assert_eq!(names, Rejection::NAMES);
+        // Only the 500s, which a valid token reaches, have a body.
+        for rejection in &samples {
+            assert_eq!(
+                rejection.unservable_body().is_some(),
+                rejection.status() == StatusCode::INTERNAL_SERVER_ERROR,
+                "{rejection:?}"
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use super::{SYSTEM_USER, Token, jws};
+use super::{PROBE_CLAIM, SYSTEM_USER, Token, jws};
 use crate::clock::unix_whole_seconds;
 use crate::{Network, user_id, user_id::UserIdError};
 
@@ -33,6 +33,9 @@ pub struct Claims {
     user_id: String,
     display_name: String,
     expires: i64,
+    /// Whether the token is a conformance probe, made to be refused (see
+    /// [`conformance_probe`](Self::conformance_probe)).
+    probe: bool,
 }
 
 impl Claims {
@@ -43,6 +46,7 @@ impl Claims {
             user_id: SYSTEM_USER.to_owned(),
             display_name: SYSTEM_USER.to_owned(),
             expires,
+            probe: false,
         }
     }
 
@@ -64,6 +68,7 @@ impl Claims {
             user_id,
             display_name: display_name.into(),
             expires,
+            probe: false,
         })
     }
 
@@ -87,6 +92,17 @@ impl Claims {
         self.expires
     }
 
+    /// The same claims marked as a conformance probe: `"pingpull_probe":true` after the
+    /// four claims (docs/protocol.md §6). `check` marks the tokens it sends to be refused
+    /// (another key, another network, a user's, expired), so the Pull layer logs their
+    /// refusal at DEBUG and keeps its operator warnings for real pulls. Endpoints ignore
+    /// the unknown claim, as the official libraries do.
+    #[cfg(any(feature = "emulator", test))]
+    pub(crate) fn conformance_probe(mut self) -> Self {
+        self.probe = true;
+        self
+    }
+
     /// The payload exactly as it is signed: compact JSON, claims in order, non-ASCII
     /// escaped as lowercase `\uXXXX` the way Python's JSON encoder writes it.
     pub fn to_json(&self) -> String {
@@ -98,7 +114,11 @@ impl Claims {
         out.push_str(",\"display_name\":");
         write_python_json_string(&mut out, &self.display_name);
         // Writing to a String cannot fail.
-        let _ = write!(out, ",\"expires\":{}}}", self.expires);
+        let _ = write!(out, ",\"expires\":{}", self.expires);
+        if self.probe {
+            let _ = write!(out, ",\"{PROBE_CLAIM}\":true");
+        }
+        out.push('}');
         out
     }
 
@@ -190,6 +210,15 @@ mod tests {
         assert_eq!(
             claims.to_json(),
             r#"{"domain":"example.fyre.co","user_id":"u1","display_name":"Zo\u00eb \u5c71\u7530 \ud83c\udf89","expires":1700003600}"#
+        );
+    }
+
+    #[test]
+    fn a_probe_carries_its_mark_after_the_four_claims() {
+        let probe = Claims::system(&network(), 1_700_086_400).conformance_probe();
+        assert_eq!(
+            probe.to_json(),
+            r#"{"domain":"example.fyre.co","user_id":"system","display_name":"system","expires":1700086400,"pingpull_probe":true}"#
         );
     }
 

@@ -47,7 +47,7 @@ pub use error::TokenError;
 #[cfg(feature = "ping")]
 pub(crate) use outgoing::OutgoingToken;
 #[cfg(feature = "pull")]
-pub(crate) use validate::unverified_domain;
+pub(crate) use validate::unverified_claims;
 pub use validate::{Expiry, SystemTokenValidator};
 
 use crate::Network;
@@ -58,6 +58,10 @@ pub const SYSTEM_USER: &str = "system";
 
 /// How long a system token lives unless told otherwise: 24 hours, as the official libraries.
 pub const SYSTEM_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+
+/// The claim that marks a conformance probe's token, one made to be refused
+/// (docs/protocol.md §6): its refusal is no operator's matter.
+const PROBE_CLAIM: &str = "pingpull_probe";
 
 /// Tokens longer than this are refused unread. Livefyre's tokens are about 250 bytes.
 pub const MAX_TOKEN_LEN: usize = 4096;

@@ -246,22 +246,50 @@ impl Expiry {
     }
 }
 
+/// What a refused token says about itself, read WITHOUT checking its signature: only for
+/// telling an operator what a refusal points at, never for deciding one.
 #[cfg(any(feature = "pull", test))]
-/// The `domain` claim of a token whose signature was NOT checked: only for telling an
-/// operator which network a refused token names. `None` unless it reads as a network
-/// name (letters, digits, `-` and `.`, at most 253 bytes), so no attacker-chosen text
-/// reaches a log.
-pub(crate) fn unverified_domain(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let payload = jws::decode(payload)?;
-    let claims: RawClaims<'_> = serde_json::from_slice(&payload).ok()?;
-    let domain: String = serde_json::from_str(claims.domain?.get()).ok()?;
-    let plausible = !domain.is_empty()
-        && domain.len() <= 253
-        && domain
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    plausible.then_some(domain)
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct UnverifiedClaims {
+    /// The `domain` claim, if it reads as a network name (letters, digits, `-` and `.`,
+    /// at most 253 bytes), so no attacker-chosen text reaches a log.
+    pub(crate) domain: Option<String>,
+    /// Whether the token is marked as a conformance probe (`"pingpull_probe":true`).
+    pub(crate) probe: bool,
+}
+
+/// The claims of `token` an operator's log line needs, its signature NOT checked; all
+/// absent when the payload cannot be read.
+#[cfg(any(feature = "pull", test))]
+pub(crate) fn unverified_claims(token: &str) -> UnverifiedClaims {
+    #[derive(Deserialize)]
+    struct Raw<'a> {
+        #[serde(borrow)]
+        domain: Option<&'a RawValue>,
+        #[serde(borrow, rename = "pingpull_probe")]
+        probe: Option<&'a RawValue>,
+    }
+    let Some(payload) = token.split('.').nth(1).and_then(jws::decode) else {
+        return UnverifiedClaims::default();
+    };
+    let Ok(raw) = serde_json::from_slice::<Raw<'_>>(&payload) else {
+        return UnverifiedClaims::default();
+    };
+    let domain = raw
+        .domain
+        .and_then(|domain| serde_json::from_str::<String>(domain.get()).ok())
+        .filter(|domain| {
+            !domain.is_empty()
+                && domain.len() <= 253
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        });
+    UnverifiedClaims {
+        domain,
+        // Exactly the JSON `true`: no other spelling marks a probe.
+        probe: raw.probe.is_some_and(|probe| probe.get() == "true"),
+    }
 }
 
 fn malformed(reason: &'static str) -> TokenError {
@@ -314,12 +342,34 @@ mod tests {
         let other = Network::new("other.fyre.co", "k").unwrap();
         let token = system_token(&other);
         assert_eq!(
-            unverified_domain(token.as_str()).as_deref(),
+            unverified_claims(token.as_str()).domain.as_deref(),
             Some("other.fyre.co")
         );
-        assert_eq!(unverified_domain("not a token"), None);
+        assert_eq!(
+            unverified_claims("not a token"),
+            UnverifiedClaims::default()
+        );
         let payload = jws::encode(br#"{"domain":"evil\nline"}"#);
-        assert_eq!(unverified_domain(&format!("e30.{payload}.sig")), None);
+        assert_eq!(
+            unverified_claims(&format!("e30.{payload}.sig")).domain,
+            None
+        );
+    }
+
+    #[test]
+    fn reads_the_probe_mark_only_as_the_json_true() {
+        let marked = crate::token::Claims::system(&network("k"), 1_700_000_000)
+            .conformance_probe()
+            .sign(&network("other"));
+        let claims = unverified_claims(marked.as_str());
+        assert!(claims.probe);
+        assert_eq!(claims.domain.as_deref(), Some("example.fyre.co"));
+        assert!(!unverified_claims(system_token(&network("k")).as_str()).probe);
+        for value in [r#""true""#, "1", "false", "null", "[true]"] {
+            let payload = format!(r#"{{"domain":"example.fyre.co","pingpull_probe":{value}}}"#);
+            let token = format!("e30.{}.sig", jws::encode(payload.as_bytes()));
+            assert!(!unverified_claims(&token).probe, "{value}");
+        }
     }
 
     #[test]

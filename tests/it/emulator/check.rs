@@ -166,6 +166,31 @@ async fn names_the_case_an_endpoint_fails() {
     );
 }
 
+/// A Pull layer that cannot serve the profile says why in its 500, and the report
+/// repeats it.
+#[tokio::test]
+async fn a_500_s_reason_is_in_the_report() {
+    let source = pingpull::pull::source_fn(|id: String| async move {
+        Ok::<_, pingpull::BoxError>(Some(
+            Profile::builder(id, "Ada").tags(["no spaces"]).build(),
+        ))
+    });
+    let base =
+        serve(Router::new().layer(PullLayer::new("/pull?id={id}", network(), source).unwrap()))
+            .await;
+    let report = check_endpoint(&options(format!("{base}/pull?id={{id}}")))
+        .await
+        .unwrap();
+    let failed: Vec<_> = report.failures().map(|c| c.name).collect();
+    assert_eq!(failed, ["valid_pull"], "{report}");
+    let valid = report.failures().next().unwrap();
+    assert_eq!(
+        valid.detail,
+        "answered 500, expected 200: the endpoint could not serve the profile: invalid profile: `tags[0]` must match [A-Za-z0-9_]{1,63}"
+    );
+    assert!(report.to_string().contains(&valid.detail), "{report}");
+}
+
 #[tokio::test]
 async fn validating_the_first_of_two_tokens_passes_with_a_warning() {
     let template = serve_flawed("first_token").await;

@@ -2,5 +2,6 @@
 
 mod bounds;
 pub(crate) mod check;
+mod rotation;
 mod server;
 mod template_rule;

@@ -400,6 +400,62 @@ async fn records_each_kind_of_failed_pull() {
     assert_eq!(emulator.user("u1").unwrap().last_pull.unwrap().attempts, 3);
 }
 
+/// The Pull layer answers a profile it cannot serve with a 500 that says why; the
+/// emulator keeps that reason in the pull's record and event, and Studio labels the user
+/// with it instead of "(not pulled yet)".
+#[tokio::test]
+async fn an_unservable_profile_s_reason_reaches_the_record_the_events_and_studio() {
+    let source = pingpull::pull::source_fn(|id: String| async move {
+        Ok::<_, pingpull::BoxError>(Some(Profile::builder(id, "").build()))
+    });
+    let base =
+        serve(Router::new().layer(PullLayer::new("/pull?id={id}", network(), source).unwrap()))
+            .await;
+    let emulator = Emulator::builder(network())
+        .pull_url(&format!("{base}/pull?id={{id}}"))
+        .unwrap()
+        .pull_retries(
+            RetrySchedule::new([Duration::from_millis(10)]).jitter(0.0),
+            2,
+        )
+        .start()
+        .await
+        .unwrap();
+    let client = LivefyreClient::new(network(), &emulator.base_url()).unwrap();
+    client.sync_user("u1").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let pull = loop {
+        if let Some(pull) = emulator.user("u1").and_then(|user| user.last_pull) {
+            break pull;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no pull recorded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let why = "the Pull endpoint answered 500 Internal Server Error: invalid profile: `display_name` is required and must not be empty";
+    assert_eq!(
+        (pull.ok, pull.status, pull.error.as_deref(), pull.attempts),
+        (false, Some(500), Some(why), 2)
+    );
+    let event_error = emulator.events().into_iter().find_map(|event| match event {
+        EmulatorEvent::Pull { error, .. } => error,
+        _ => None,
+    });
+    assert_eq!(event_error.as_deref(), Some(why));
+    let page = send(
+        "GET",
+        &format!("{}/studio/users", emulator.base_url()),
+        None,
+        "",
+    )
+    .await;
+    let html = String::from_utf8(page.body.to_vec()).unwrap();
+    assert!(!html.contains("(not pulled yet)"), "{html}");
+    assert!(
+        html.contains("(pull failed: the Pull endpoint answered 500 Internal Server Error: invalid profile: `display_name` is required"),
+        "{html}"
+    );
+}
+
 #[tokio::test]
 async fn inspection_routes_show_profiles_events_and_a_studio_page() {
     let template = good_endpoint(users()).await;

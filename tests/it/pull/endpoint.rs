@@ -470,32 +470,97 @@ async fn a_panicking_source_gets_500_and_the_service_keeps_serving() {
     .await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(answer.rejection, Some(Rejection::SourcePanicked));
+    // Says that the source failed, never what the panic said.
+    assert_eq!(
+        json(&answer),
+        serde_json::json!({"error": "source_panicked", "message": "profile source panicked", "violations": []})
+    );
     let uri = format!("/livefyre/pull?id=u1&lftoken={}", valid_token());
     let answer = send(service, Request::get(uri).body(String::new()).unwrap()).await;
     assert_eq!(answer.status, StatusCode::OK);
 }
 
+/// A 500's body: JSON saying why the profile was not served (docs/protocol.md §6).
+fn json(answer: &Answer) -> serde_json::Value {
+    assert_eq!(answer.headers["content-type"], "application/json");
+    assert_eq!(
+        answer.headers["content-length"],
+        answer.body.len().to_string().as_str()
+    );
+    serde_json::from_slice(&answer.body).unwrap()
+}
+
 #[tokio::test]
-async fn an_invalid_profile_is_never_sent() {
+async fn an_invalid_profile_is_never_sent_and_the_puller_is_told_why() {
     let uri = format!("/livefyre/pull?id=invalid&lftoken={}", valid_token());
     let answer = call(QUERY_TEMPLATE, Method::GET, &uri).await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(answer.body.is_empty());
-    match answer.rejection {
+    match &answer.rejection {
         Some(Rejection::InvalidProfile(violations)) => {
             assert!(violations.contains_field("tags[0]"))
         }
         other => panic!("{other:?}"),
     }
+    // The reason, and nothing of the profile: not even the offending tag.
+    assert_eq!(
+        json(&answer),
+        serde_json::json!({
+            "error": "invalid_profile",
+            "message": "invalid profile: `tags[0]` must match [A-Za-z0-9_]{1,63}",
+            "violations": [{"field": "tags[0]", "message": "must match [A-Za-z0-9_]{1,63}"}],
+        })
+    );
+    let body = String::from_utf8(answer.body.to_vec()).unwrap();
+    assert!(
+        !body.contains("no spaces") && !body.contains("Bad"),
+        "{body}"
+    );
+    assert_eq!(answer.headers["cache-control"], "no-store");
+
+    // HEAD: the same headers, no body.
+    let head = call(QUERY_TEMPLATE, Method::HEAD, &uri).await;
+    assert_eq!(head.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.headers["content-length"],
+        answer.headers["content-length"]
+    );
+    assert_eq!(head.headers["content-type"], "application/json");
 }
 
 #[tokio::test]
-async fn a_profile_with_another_id_is_never_sent() {
+async fn a_profile_with_another_id_is_never_sent_and_the_puller_is_told_why() {
     let uri = format!("/livefyre/pull?id=other&lftoken={}", valid_token());
     let answer = call(QUERY_TEMPLATE, Method::GET, &uri).await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(answer.body.is_empty());
     assert_eq!(answer.rejection, Some(Rejection::IdMismatch));
+    // Not the other user's id, nor anything else of that profile.
+    assert_eq!(
+        json(&answer),
+        serde_json::json!({
+            "error": "id_mismatch",
+            "message": "profile id differs from the requested id",
+            "violations": [{"field": "id", "message": "differs from the requested user id"}],
+        })
+    );
+}
+
+/// Without a valid token nothing is loaded, so a profile that cannot be served is never
+/// explained to such a request: it gets the empty 403 of any refused token.
+#[tokio::test]
+async fn only_a_valid_token_is_told_why_a_profile_cannot_be_served() {
+    let forged = forge(r#"{"alg":"HS256"}"#, SYSTEM_CLAIMS, "wrongkey");
+    for uri in [
+        "/livefyre/pull?id=invalid".to_owned(),
+        format!("/livefyre/pull?id=invalid&lftoken={forged}"),
+        format!("/livefyre/pull?id=other&lftoken={forged}"),
+        format!("/livefyre/pull?id=panics&lftoken={forged}"),
+    ] {
+        let answer = call(QUERY_TEMPLATE, Method::GET, &uri).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{uri}");
+        assert!(answer.body.is_empty(), "{uri}");
+        assert!(!answer.headers.contains_key("content-type"), "{uri}");
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use pingpull::clock::{Clock, ManualClock};
-use pingpull::pull::{InMemorySource, PullLayer};
+use pingpull::pull::{InMemorySource, PullLayer, Rejection};
 use pingpull::token::{self, Claims};
 use pingpull::{Network, Profile};
 use tower::{Layer, ServiceExt, service_fn};
@@ -103,6 +103,29 @@ async fn another_network_and_a_skewed_clock_have_their_own_warnings() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_wrong_key_and_another_network_each_warn_within_the_same_minute() {
+    let capture = LogCapture::default();
+    let _guard = capture.install(tracing::Level::INFO);
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let layer = layer(network("the-key-here"), &clock);
+    let lifetime = Duration::from_secs(3600);
+    let wrong_key = token::system_token_at(&network("livefyres-key"), clock.now(), lifetime);
+    let other = Network::new("other.fyre.co", "the-key-here").unwrap();
+    let for_other = token::system_token_at(&other, clock.now(), lifetime);
+    assert_eq!(pull(&layer, wrong_key.as_str()).await, 403);
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(pull(&layer, for_other.as_str()).await, 403);
+    let logs = capture.text();
+    let warnings = lines_with(&logs, "WARN");
+    assert_eq!(warnings.len(), 2, "{logs}");
+    assert!(
+        warnings[0].contains("probably differs from Livefyre's"),
+        "{logs}"
+    );
+    assert!(warnings[1].contains("is for another network"), "{logs}");
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_previous_key_is_accepted_and_reported_once_a_minute() {
     let capture = LogCapture::default();
     let _guard = capture.install(tracing::Level::INFO);
@@ -183,4 +206,111 @@ async fn a_refused_registration_says_what_to_check() {
     assert_eq!(warning.len(), 1, "{logs}");
     assert!(warning[0].contains("WARN") && warning[0].contains("check the network name and key"));
     assert!(!logs.contains("our-key"), "{logs}");
+}
+
+/// `check`'s probes (another key, another network, expired) are refused as they must be,
+/// but logged at DEBUG: a real misconfigured pull right after a check still gets its
+/// warning.
+#[cfg(feature = "emulator")]
+#[tokio::test(flavor = "current_thread")]
+async fn a_check_leaves_the_warnings_to_the_real_pulls_that_follow() {
+    use pingpull::check::{CheckOptions, check_endpoint};
+
+    let capture = LogCapture::default();
+    let _guard = capture.install(tracing::Level::DEBUG);
+    // Stopped at the real time: check's tokens are made with it, and no throttle's minute
+    // passes during the test however slow the machine.
+    let clock = ManualClock::new(std::time::SystemTime::now());
+    let ours = network("the-key-here");
+    let layer = layer(ours.clone(), &clock);
+    let app = axum::Router::new().layer(layer.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let options = CheckOptions::new(
+        ours.clone(),
+        format!("{base}/livefyre/pull?id={{id}}"),
+        "u1",
+    );
+    let report = check_endpoint(&options).await.unwrap();
+    assert!(report.passed(), "{report}");
+    let logs = capture.text();
+    assert_eq!(lines_with(&logs, " WARN ").len(), 0, "{logs}");
+    let probes = lines_with(&logs, "refused a conformance probe's token");
+    assert_eq!(probes.len(), 3, "{logs}");
+    assert!(probes.iter().all(|line| line.contains("DEBUG")), "{logs}");
+
+    // Real pulls, as a misconfigured Livefyre would send them: unmarked, and refused
+    // with the same 403 as the probes.
+    let lifetime = Duration::from_secs(3600);
+    let wrong_key = token::system_token_at(&network("livefyres-key"), clock.now(), lifetime);
+    let other = Network::new("other.fyre.co", "the-key-here").unwrap();
+    let for_other = token::system_token_at(&other, clock.now(), lifetime);
+    let unix_now = clock.now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let long_expired = Claims::system(&ours, unix_now.as_secs() as i64 - 7200).sign(&ours);
+    for real in [&wrong_key, &for_other, &long_expired] {
+        assert_eq!(pull(&layer, real.as_str()).await, 403);
+    }
+    let logs = capture.text();
+    let warnings = lines_with(&logs, " WARN ");
+    assert_eq!(warnings.len(), 3, "{logs}");
+    assert!(warnings[0].contains("probably differs from Livefyre's"));
+    assert!(warnings[1].contains("is for another network"));
+    assert!(warnings[2].contains("check this server's clock"));
+    assert!(
+        warnings.iter().all(|line| line.contains("suppressed=0")),
+        "{logs}"
+    );
+}
+
+/// The mark changes how a refusal is logged, and nothing else: a marked token is
+/// refused with the same answer as the same token unmarked, and a marked valid token is
+/// accepted.
+#[tokio::test(flavor = "current_thread")]
+async fn a_probe_mark_changes_only_the_log_level_of_its_own_refusal() {
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let ours = network("the-key-here");
+    let layer = layer(ours.clone(), &clock);
+    let expires = 1_700_003_600;
+    let marked = crate::support::forge(
+        r#"{"typ":"JWT","alg":"HS256"}"#,
+        &format!(
+            r#"{{"domain":"example.fyre.co","user_id":"system","display_name":"system","expires":{expires},"pingpull_probe":true}}"#
+        ),
+        "livefyres-key",
+    );
+    let unmarked = Claims::system(&ours, expires).sign(&network("livefyres-key"));
+    let answer = |lftoken: String| {
+        let layer = layer.clone();
+        async move {
+            let app = layer.layer(service_fn(|_request: http::Request<()>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            }));
+            let url = layer.template().url_for("u1", &lftoken);
+            let response = app
+                .oneshot(http::Request::get(url).body(()).unwrap())
+                .await
+                .unwrap();
+            let rejection = response.extensions().get::<Rejection>().cloned();
+            let headers = response.headers().clone();
+            let status = response.status();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (status, headers, body, rejection)
+        }
+    };
+    let (marked, unmarked) = (answer(marked).await, answer(unmarked.into_string()).await);
+    assert_eq!(marked.0, 403);
+    assert_eq!(marked, unmarked);
+    let accepted = crate::support::forge(
+        r#"{"typ":"JWT","alg":"HS256"}"#,
+        &format!(
+            r#"{{"domain":"example.fyre.co","user_id":"system","display_name":"system","expires":{expires},"pingpull_probe":true}}"#
+        ),
+        "the-key-here",
+    );
+    assert_eq!(pull(&layer, &accepted).await, 200);
 }

@@ -185,8 +185,11 @@ async fn a_prepared_profile_of_another_user_is_never_sent() {
     let prepared = Arc::new(PreparedProfile::new(ada()).unwrap());
     let answer = pull(&network, Always(prepared.clone()), Method::GET, "u2").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(answer.body.is_empty());
     assert_eq!(answer.rejection, Some(Rejection::IdMismatch));
+    // The body says why, and holds nothing of the profile.
+    let body = String::from_utf8(answer.body.to_vec()).unwrap();
+    assert!(body.starts_with(r#"{"error":"id_mismatch","#), "{body}");
+    assert!(!body.contains("Ada") && !body.contains("u1"), "{body}");
     let answer = pull(&network, Always(prepared), Method::GET, "u1").await;
     assert_eq!(answer.status, StatusCode::OK);
 }

@@ -228,6 +228,40 @@ fn refuses_a_token_over_the_size_limit() {
     );
 }
 
+/// A system token of exactly `len` bytes, signed with `key`: its display name is padded.
+fn system_token_of_len(len: usize, key: &str) -> String {
+    // Three bytes of payload take four characters: start the search a little short.
+    (len.saturating_sub(200) / 4 * 3..len)
+        .map(|pad| {
+            let payload = format!(
+                r#"{{"domain":"example.fyre.co","user_id":"system","display_name":"{}","expires":1700086400}}"#,
+                "x".repeat(pad)
+            );
+            forge(HEADER, &payload, key)
+        })
+        .find(|token| token.len() == len)
+        .expect("base64url reaches this length")
+}
+
+/// The limit is inclusive: a token of exactly 4 KiB is read and judged like any other,
+/// one byte more is refused unread.
+#[test]
+fn a_token_of_exactly_the_size_limit_is_judged_on_its_merits() {
+    let limit = token::MAX_TOKEN_LEN;
+    let at_limit = system_token_of_len(limit, "testkeytest");
+    assert!(validator().validate(&at_limit).is_ok());
+    let wrong_key = system_token_of_len(limit, "wrongkey");
+    assert_eq!(
+        validator().validate(&wrong_key),
+        Err(TokenError::BadSignature)
+    );
+    let over = system_token_of_len(limit + 1, "testkeytest");
+    assert_eq!(
+        validator().validate(&over),
+        Err(TokenError::TooLong { len: limit + 1 })
+    );
+}
+
 #[test]
 fn refuses_malformed_structure() {
     let (h, p, s) = {
