@@ -20,13 +20,13 @@ use crate::support::fake_livefyre::{Answered, FakeLivefyre, Received, Reply};
 /// Set in a re-executed test binary that should act as one outbox worker process.
 const ROLE_ENV: &str = "PINGPULL_OUTBOX_ROLE";
 
-fn network() -> Network {
+pub(super) fn network() -> Network {
     Network::new("example.fyre.co", "testkeytest").unwrap()
 }
 
 impl TestDb {
     /// Whether a session is listening on the table's channel.
-    async fn is_listened_to(&self) -> bool {
+    pub(super) async fn is_listened_to(&self) -> bool {
         let listening: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity
              WHERE query LIKE 'LISTEN%' AND strpos(query, $1) > 0",
@@ -634,8 +634,11 @@ async fn bad_input_is_an_error_not_a_panic() {
 
 // --- Crash recovery: worker processes killed with SIGKILL while a writer commits. ---
 
-/// Not a test of its own: the entry point of the worker processes the crash test starts
+/// Not a test of its own: the entry point of the worker processes the crash tests start
 /// (this binary, re-executed with `PINGPULL_OUTBOX_ROLE=worker`). Ignored in normal runs.
+/// Its settings are the crash test's, unless `PINGPULL_OUTBOX_LEASE_MS`,
+/// `PINGPULL_OUTBOX_ATTEMPT_TIMEOUT_MS`, `PINGPULL_OUTBOX_CONCURRENCY` say otherwise (each
+/// a number, or `default` for the builder's default); `PINGPULL_OUTBOX_OWNER` names it.
 #[test]
 #[ignore = "entry point of the crash test's worker processes"]
 fn crash_worker_process() {
@@ -643,6 +646,19 @@ fn crash_worker_process() {
         return;
     }
     let var = |name: &str| std::env::var(name).unwrap();
+    // `None`: the builder's default; else the number given, or `otherwise`.
+    let setting = |name: &str, otherwise: u64| match std::env::var(name).as_deref() {
+        Ok("default") => None,
+        Ok(number) => Some(number.parse::<u64>().unwrap()),
+        Err(_) => Some(otherwise),
+    };
+    let millis = |name: &str, otherwise: Duration| {
+        let otherwise = u64::try_from(otherwise.as_millis()).unwrap();
+        setting(name, otherwise).map(Duration::from_millis)
+    };
+    let lease = millis("PINGPULL_OUTBOX_LEASE_MS", Duration::from_secs(4));
+    let attempt_timeout = millis("PINGPULL_OUTBOX_ATTEMPT_TIMEOUT_MS", CRASH_ATTEMPT_TIMEOUT);
+    let concurrency = setting("PINGPULL_OUTBOX_CONCURRENCY", 8);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -655,19 +671,27 @@ fn crash_worker_process() {
             .await
             .unwrap();
         let table = OutboxTable::new(&var("PINGPULL_OUTBOX_SCHEMA"), "outbox").unwrap();
-        let _worker = OutboxWorker::builder(network(), pool, table)
+        let mut worker = OutboxWorker::builder(network(), pool, table)
             .base_url(var("PINGPULL_OUTBOX_LIVEFYRE"))
-            .concurrency(8)
             .poll_every(Duration::from_millis(50))
-            .attempt_timeout(CRASH_ATTEMPT_TIMEOUT)
-            .lease(Duration::from_secs(4))
             .retry_schedule(
                 RetrySchedule::new([20, 50, 100].map(Duration::from_millis))
                     .jitter(0.5)
                     .max_retry_after(Duration::from_millis(100)),
-            )
-            .spawn()
-            .unwrap();
+            );
+        if let Some(concurrency) = concurrency {
+            worker = worker.concurrency(usize::try_from(concurrency).unwrap());
+        }
+        if let Some(timeout) = attempt_timeout {
+            worker = worker.attempt_timeout(timeout);
+        }
+        if let Some(lease) = lease {
+            worker = worker.lease(lease);
+        }
+        if let Ok(owner) = std::env::var("PINGPULL_OUTBOX_OWNER") {
+            worker = worker.owner(owner);
+        }
+        let _worker = worker.spawn().unwrap();
         // Until killed.
         std::future::pending::<()>().await;
     });
@@ -678,13 +702,27 @@ fn crash_worker_process() {
 const CRASH_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The worker processes; every one is killed and waited for, whatever happens.
-struct Workers {
-    children: Vec<Child>,
-    env: Vec<(&'static str, String)>,
+pub(super) struct Workers {
+    pub(super) children: Vec<Child>,
+    /// The variables every worker started gets (and nothing else of this process's).
+    pub(super) env: Vec<(&'static str, String)>,
 }
 
 impl Workers {
-    fn start(&mut self) -> Child {
+    /// Workers for `db`'s outbox, pinging `livefyre`, with the crash test's settings
+    /// unless `env` says otherwise.
+    pub(super) fn new(db: &TestDb, livefyre: &FakeLivefyre) -> Self {
+        Self {
+            children: Vec::new(),
+            env: vec![
+                ("DATABASE_URL", db.url.clone()),
+                ("PINGPULL_OUTBOX_SCHEMA", db.schema.clone()),
+                ("PINGPULL_OUTBOX_LIVEFYRE", livefyre.base_url()),
+            ],
+        }
+    }
+
+    pub(super) fn start(&mut self) -> Child {
         let mut command = Command::new(std::env::current_exe().unwrap());
         // Only the role and `self.env`: nothing of the caller's environment leaks in.
         command
@@ -739,14 +777,7 @@ async fn survives_crashes(seed: u64) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(6);
-    let mut workers = Workers {
-        children: Vec::new(),
-        env: vec![
-            ("DATABASE_URL", db.url.clone()),
-            ("PINGPULL_OUTBOX_SCHEMA", db.schema.clone()),
-            ("PINGPULL_OUTBOX_LIVEFYRE", server.base_url()),
-        ],
-    };
+    let mut workers = Workers::new(&db, &server);
     for _ in 0..3 {
         let child = workers.start();
         workers.children.push(child);
