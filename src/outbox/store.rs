@@ -227,6 +227,15 @@ impl PendingStore for PgStore {
     async fn take_undelivered(&self) -> Vec<String> {
         // Stopped: this worker no longer reports the table.
         self.metrics.looked(0, Duration::ZERO);
-        self.abandon_in_flight().await
+        let undelivered = self.abandon_in_flight().await;
+        // Outcomes still waiting for the database are tried once more, not kept.
+        self.completer.close();
+        undelivered
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.completer.close();
     }
 }

@@ -279,7 +279,7 @@ impl OutboxTable {
     }
 
     /// Gives up the given leases (each with its user) so other workers may claim those
-    /// users at once.
+    /// users at once. A row a transaction holds is skipped: its lease runs out on its own.
     pub(crate) async fn release_leases(
         &self,
         connection: &mut sqlx::PgConnection,
@@ -469,6 +469,31 @@ impl std::error::Error for OutboxError {
     }
 }
 
+impl OutboxError {
+    /// Whether the database could not be reached, or the connection broke (PostgreSQL
+    /// restarting or shutting down, the network, a pool with no connection to give): a
+    /// passing condition, unlike a refused statement. What was being written may be
+    /// written again once the database is back.
+    pub(crate) fn is_connection_lost(&self) -> bool {
+        let Self::Database(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+                // Class 08: connection exceptions. 57P01-57P03: the server is shutting
+                // down, crashed, or not accepting connections yet.
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for OutboxError {
     fn from(error: sqlx::Error) -> Self {
         Self::Database(error)
@@ -543,6 +568,24 @@ mod tests {
                 .contains(&format!("pg_notify('{}'", table.channel()))
         );
         assert_eq!(sql.pending, r#"SELECT count(*) FROM "app"."outbox""#);
+    }
+
+    #[test]
+    fn a_lost_connection_is_told_apart_from_a_refused_statement() {
+        let lost = [
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+            sqlx::Error::Protocol("unexpected end of stream".into()),
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::WorkerCrashed,
+        ];
+        for error in lost {
+            assert!(OutboxError::from(error).is_connection_lost());
+        }
+        // The application closed the pool: nothing will come back.
+        for error in [sqlx::Error::PoolClosed, sqlx::Error::RowNotFound] {
+            assert!(!OutboxError::from(error).is_connection_lost());
+        }
+        assert!(!OutboxError::InvalidUserId(UserIdError::Empty).is_connection_lost());
     }
 
     #[test]
