@@ -144,6 +144,22 @@ WITH released AS (
 UPDATE {table} AS o SET lease = NULL, lease_owner = NULL, lease_until = NULL
 FROM released WHERE o.user_id = released.user_id
 
+-- name: renew
+-- The heartbeat: every lease a worker holds, in one statement, each row found through
+-- the primary key by its user and its lease, so a lease another worker has taken since is
+-- never extended. Writes only lease_until (a heap-only update, as a claim). A row a
+-- transaction holds is skipped, not waited for: it is renewed at the next beat, or its
+-- lease runs out. Returns the leases renewed.
+WITH held AS (
+    SELECT o.user_id, s.lease FROM {table} AS o
+    JOIN unnest($1::text[], $2::bigint[]) AS s(user_id, lease)
+        ON o.user_id = s.user_id AND o.lease = s.lease
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE {table} AS o SET lease_until = now() + make_interval(secs => $3)
+FROM held WHERE o.user_id = held.user_id
+RETURNING held.lease
+
 -- name: next_due
 -- Seconds until the next claimable row (not positive: one is due now; NULL: the table is
 -- empty). First the first unleased or lapsed row by due_at: one probe of the due index,

@@ -61,6 +61,7 @@ pub(super) struct Statements {
     pub(super) lock_claimed: String,
     release_held: String,
     release_leases: String,
+    renew: String,
     next_due: String,
     backlog: String,
     pending: String,
@@ -98,6 +99,7 @@ impl Statements {
             lock_claimed: statement("lock_claimed"),
             release_held: statement("release_held"),
             release_leases: statement("release_leases"),
+            renew: statement("renew"),
             next_due: statement("next_due"),
             backlog: statement("backlog"),
             pending: statement("pending"),
@@ -297,6 +299,27 @@ impl OutboxTable {
         Ok(())
     }
 
+    /// Extends each of the given leases (each with its user) to `lease` from now, if its
+    /// row still carries it and no transaction holds the row; returns the leases extended.
+    pub(crate) async fn renew_leases(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        leases: &[(String, i64)],
+        lease: Duration,
+    ) -> Result<Vec<i64>, OutboxError> {
+        let (users, leases): (Vec<&str>, Vec<i64>) = leases
+            .iter()
+            .map(|(user, lease)| (user.as_str(), *lease))
+            .unzip();
+        let renewed = sqlx::query_scalar(&self.sql.renew)
+            .bind(users)
+            .bind(leases)
+            .bind(lease.as_secs_f64())
+            .fetch_all(connection)
+            .await?;
+        Ok(renewed)
+    }
+
     /// Seconds until the next row may be claimed (`None`: the table is empty; not
     /// positive: one is due now), from the due index alone, however many rows wait. Workers
     /// call this when a claim found nothing; it is public for benchmarks.
@@ -346,6 +369,7 @@ impl OutboxTable {
             "lock_claimed" => &sql.lock_claimed,
             "release_held" => &sql.release_held,
             "release_leases" => &sql.release_leases,
+            "renew" => &sql.renew,
             "pending" => &sql.pending,
             _ => return None,
         };
@@ -420,6 +444,18 @@ impl OutboxClaim {
     /// clock, as of the claim.
     pub fn pending_since(&self) -> Instant {
         self.since
+    }
+
+    /// A claim of `user_id` under `lease`, for unit tests that need no database.
+    #[cfg(test)]
+    pub(crate) fn for_tests(user_id: &str, lease: i64) -> Self {
+        Self {
+            user_id: user_id.to_owned(),
+            changes: 1,
+            lease,
+            attempts: 0,
+            since: Instant::now(),
+        }
     }
 }
 
@@ -521,7 +557,7 @@ pub(crate) type StoreError = Arc<OutboxError>;
 
 #[cfg(test)]
 impl Statements {
-    fn all(&self) -> [&str; 13] {
+    fn all(&self) -> [&str; 14] {
         [
             &self.create,
             &self.enqueue,
@@ -533,6 +569,7 @@ impl Statements {
             &self.lock_claimed,
             &self.release_held,
             &self.release_leases,
+            &self.renew,
             &self.next_due,
             &self.backlog,
             &self.pending,

@@ -8,8 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use pingpull::Network;
-use pingpull::outbox::{OutboxError, OutboxTable, OutboxWorker};
-use pingpull::ping::{Failure, PingEvent, RetrySchedule};
+use pingpull::outbox::{
+    DEFAULT_LEASE, MIN_LEASE_OVER_ATTEMPT, OutboxError, OutboxTable, OutboxWorker,
+};
+use pingpull::ping::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, Failure, PingEvent, RetrySchedule};
 use pingpull::testing::{OutboxTableHooks as _, Outcome, Settled};
 use sqlx::postgres::PgPoolOptions;
 use tokio::time::Instant;
@@ -623,13 +625,56 @@ async fn bad_input_is_an_error_not_a_panic() {
     }
     tx.commit().await.unwrap();
     assert_eq!(db.pending().await, 0);
-    // A lease not longer than the attempt timeout would let two workers ping one user.
+}
+
+#[tokio::test]
+async fn a_lease_must_outlast_the_attempt_timeout_by_a_second() {
+    let db = TestDb::new().await;
     let server = FakeLivefyre::start().await;
-    let error = worker(&db, &server)
-        .lease(Duration::from_millis(500))
+    let timeout = Duration::from_secs(5);
+    let shortest = timeout + MIN_LEASE_OVER_ATTEMPT;
+    // Shorter, an attempt could outlive its lease and a second worker ping the same user
+    // meanwhile; the boundary itself is accepted.
+    for lease in [
+        Duration::from_millis(500),
+        timeout,
+        shortest - Duration::from_nanos(1),
+    ] {
+        let error = worker(&db, &server)
+            .attempt_timeout(timeout)
+            .lease(lease)
+            .spawn()
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::OutOfRange {
+                    setting: "lease",
+                    ..
+                }
+            ),
+            "{lease:?}: {error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("`lease` must be at least 1 s longer than the attempt timeout"),
+            "{error}"
+        );
+    }
+    let accepted = worker(&db, &server)
+        .attempt_timeout(timeout)
+        .lease(shortest)
         .spawn()
-        .unwrap_err();
-    assert!(error.to_string().contains("lease"));
+        .unwrap();
+    accepted.shutdown(Duration::from_secs(1)).await;
+    // The defaults go together.
+    let defaults = OutboxWorker::builder(network(), db.pool.clone(), db.table.clone())
+        .base_url(server.base_url())
+        .spawn()
+        .unwrap();
+    defaults.shutdown(Duration::from_secs(1)).await;
+    assert!(DEFAULT_LEASE >= DEFAULT_ATTEMPT_TIMEOUT + MIN_LEASE_OVER_ATTEMPT);
 }
 
 // --- Crash recovery: worker processes killed with SIGKILL while a writer commits. ---
