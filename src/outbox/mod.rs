@@ -9,15 +9,18 @@
 //!   schema and table (idempotent); [`enqueue`](OutboxTable::enqueue) records a change
 //!   inside your transaction. One row per waiting user: more changes before delivery
 //!   coalesce into it (`changes + 1`).
-//! - [`OutboxWorker`]: claims due rows with `FOR UPDATE SKIP LOCKED` under a lease,
-//!   delivers with the Pinger's rules (retry schedule, `Retry-After`, 403 probing, events,
-//!   stats), and deletes a row only if its lease is still the worker's and no change was
-//!   recorded during delivery (else the user is pinged once more). A worker that dies
-//!   loses nothing: its leases run out and another worker takes the rows. A worker that
-//!   stalls past its lease cannot settle a row another has claimed since: every claim has
-//!   a fresh lease token, and settling statements match on it. Both sides work in
-//!   batches: one statement claims rows for several deliveries ahead, and the outcomes
-//!   that finish together are written together, one statement per kind of outcome.
+//! - [`OutboxWorker`]: claims due rows with `FOR UPDATE SKIP LOCKED` under a short lease
+//!   that a heartbeat renews while the worker holds the row, delivers with the Pinger's
+//!   rules (retry schedule, `Retry-After`, 403 probing, events, stats), and deletes a row
+//!   only if its lease is still the worker's and no change was recorded during delivery
+//!   (else the user is pinged once more). A worker that dies loses nothing: its leases
+//!   run out within one lease ([`DEFAULT_LEASE`], 12 s) and another worker takes the rows.
+//!   A worker that loses its database keeps the outcomes of its answered attempts and
+//!   writes them as soon as the database answers again. A worker that stalls past its
+//!   lease cannot settle a row another has claimed since: every claim has a fresh lease
+//!   token, and settling statements match on it. Both sides work in batches: one
+//!   statement claims rows for several deliveries ahead, and the outcomes that finish
+//!   together are written together, one statement per kind of outcome.
 //!
 //! Backoff state (attempts, next attempt, first and latest change) is in the row, so it
 //! survives restarts. A user given up (a permanent 4xx, or a latest change older than the
@@ -56,11 +59,13 @@
 //! ```
 
 mod completer;
+mod leases;
 mod prefetch;
 mod settle_batch;
 mod store;
 pub(crate) mod table;
 mod worker;
 
+pub use leases::MIN_LEASE_OVER_ATTEMPT;
 pub use table::{OutboxError, OutboxTable};
 pub use worker::{DEFAULT_LEASE, DEFAULT_POLL_EVERY, OutboxWorker, OutboxWorkerBuilder};

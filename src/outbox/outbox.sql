@@ -132,10 +132,33 @@ SELECT 1 FROM {table} WHERE user_id = $1 AND lease = $2 FOR UPDATE
 UPDATE {table} SET due_at = now() WHERE due_at > now() AND lease_until IS NULL
 
 -- name: release_leases
--- Each row found through the primary key, by its user and its lease.
+-- Each row found through the primary key, by its user and its lease. A row a transaction
+-- holds is skipped rather than waited for (a release must not hold up the settles behind
+-- it): its lease runs out on its own.
+WITH released AS (
+    SELECT o.user_id FROM {table} AS o
+    JOIN unnest($1::text[], $2::bigint[]) AS s(user_id, lease)
+        ON o.user_id = s.user_id AND o.lease = s.lease
+    FOR UPDATE OF o SKIP LOCKED
+)
 UPDATE {table} AS o SET lease = NULL, lease_owner = NULL, lease_until = NULL
-FROM unnest($1::text[], $2::bigint[]) AS s(user_id, lease)
-WHERE o.user_id = s.user_id AND o.lease = s.lease
+FROM released WHERE o.user_id = released.user_id
+
+-- name: renew
+-- The heartbeat: every lease a worker holds, in one statement, each row found through
+-- the primary key by its user and its lease, so a lease another worker has taken since is
+-- never extended. Writes only lease_until (a heap-only update, as a claim). A row a
+-- transaction holds is skipped, not waited for: it is renewed at the next beat, or its
+-- lease runs out. Returns the leases renewed.
+WITH held AS (
+    SELECT o.user_id, s.lease FROM {table} AS o
+    JOIN unnest($1::text[], $2::bigint[]) AS s(user_id, lease)
+        ON o.user_id = s.user_id AND o.lease = s.lease
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE {table} AS o SET lease_until = now() + make_interval(secs => $3)
+FROM held WHERE o.user_id = held.user_id
+RETURNING held.lease
 
 -- name: next_due
 -- Seconds until the next claimable row (not positive: one is due now; NULL: the table is

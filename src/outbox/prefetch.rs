@@ -4,6 +4,9 @@
 //! whenever the prefetched claims run out would leave every slot idle while it runs. So a
 //! claim takes rows for the engine's next asks, and once fewer than a statement's worth
 //! are left, the next claim runs in the background while the engine delivers the rest.
+//!
+//! A claim is handed to the engine only while enough of its lease is left for an attempt
+//! (see `leases`); one that is not is given back.
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -15,6 +18,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::completer::Completer;
+use super::leases::{Leases, Start};
 use super::table::{OutboxClaim, OutboxError, OutboxTable};
 use crate::sync::lock;
 
@@ -31,9 +35,6 @@ pub(super) struct ClaimSettings {
     pub(super) lease: Duration,
     /// Rows one statement claims.
     pub(super) batch: usize,
-    /// A prefetched claim older than this is released rather than delivered: its lease
-    /// must outlast the attempt.
-    pub(super) fresh_for: Duration,
 }
 
 /// What a claim statement needs, and where the claims it prefetched wait.
@@ -41,6 +42,9 @@ struct PrefetchShared {
     pool: PgPool,
     table: OutboxTable,
     settings: ClaimSettings,
+    /// The worker's leases: a claim is recorded there when taken, and handed to the
+    /// engine only while enough of its lease is left.
+    leases: Arc<Leases>,
     /// Gives back the leases of claims that will not be delivered.
     completer: Completer,
     state: Mutex<PrefetchState>,
@@ -50,8 +54,9 @@ struct PrefetchShared {
 
 #[derive(Default)]
 struct PrefetchState {
-    /// Oldest first, with when they were taken.
-    claims: VecDeque<(OutboxClaim, Instant)>,
+    /// Oldest first. Some may have been given back meanwhile (by the heartbeat); they
+    /// are dropped when reached.
+    claims: VecDeque<OutboxClaim>,
     /// A claim statement is running (in the background, or for an ask).
     refilling: bool,
     /// The last statement found fewer due rows than it asked for: the next one waits
@@ -69,7 +74,7 @@ impl PrefetchState {
         self.closed = true;
         self.claims
             .drain(..)
-            .map(|(claim, _)| lease_of(&claim))
+            .map(|claim| lease_of(&claim))
             .collect()
     }
 }
@@ -89,6 +94,7 @@ impl Prefetch {
         pool: PgPool,
         table: OutboxTable,
         settings: ClaimSettings,
+        leases: Arc<Leases>,
         completer: Completer,
     ) -> Self {
         Self {
@@ -96,6 +102,7 @@ impl Prefetch {
                 pool,
                 table,
                 settings,
+                leases,
                 completer,
                 state: Mutex::new(PrefetchState::default()),
                 refilled: Notify::new(),
@@ -142,7 +149,10 @@ impl Prefetch {
                 // A claim still running adds its rows to the prefetched ones first, so
                 // they are given back here with the rest.
                 if !state.refilling {
-                    return state.close();
+                    let leases = state.close();
+                    drop(state);
+                    shared.forget(&leases);
+                    return leases;
                 }
             }
             refilled.await;
@@ -155,28 +165,40 @@ impl Drop for Prefetch {
     /// still running gives back its own when it ends.
     fn drop(&mut self) {
         let leases = lock(&self.shared.state).close();
-        if !leases.is_empty() {
-            self.shared.completer.release_later(leases);
-        }
+        self.shared.give_back(leases);
     }
 }
 
 impl PrefetchShared {
-    /// Takes up to `limit` fresh prefetched claims (giving back the stale ones), and says
-    /// what the ask does next. `waited`: it already waited for a background claim, which
-    /// found nothing (or failed).
+    /// Stops renewing `leases` and gives them back with the completer's next flush.
+    fn give_back(&self, leases: Vec<(String, i64)>) {
+        if !leases.is_empty() {
+            self.forget(&leases);
+            self.completer.release_later(leases);
+        }
+    }
+
+    fn forget(&self, leases: &[(String, i64)]) {
+        for (_, lease) in leases {
+            self.leases.forget(*lease);
+        }
+    }
+
+    /// Takes up to `limit` prefetched claims that still have time for an attempt (giving
+    /// back the others), and says what the ask does next. `waited`: it already waited for
+    /// a background claim, which found nothing (or failed).
     fn next(&self, limit: usize, waited: bool) -> Result<Next, OutboxError> {
         let mut claims = Vec::new();
         let mut stale = Vec::new();
         let next = {
             let mut state = lock(&self.state);
             while claims.len() < limit
-                && let Some((claim, taken)) = state.claims.pop_front()
+                && let Some(claim) = state.claims.pop_front()
             {
-                if taken.elapsed() <= self.settings.fresh_for {
-                    claims.push(claim);
-                } else {
-                    stale.push(lease_of(&claim));
+                match self.leases.start(&claim) {
+                    Start::Started => claims.push(claim),
+                    Start::TooLate => stale.push(lease_of(&claim)),
+                    Start::GivenBack => {}
                 }
             }
             if !claims.is_empty() {
@@ -199,6 +221,7 @@ impl PrefetchShared {
                 Next::ClaimNow
             }
         };
+        // Not started: the leases `start` refused are already forgotten.
         if !stale.is_empty() {
             self.completer.release_later(stale);
         }
@@ -206,18 +229,26 @@ impl PrefetchShared {
     }
 
     /// Claims a batch (at least `limit`) and returns `limit` of it; the rest are
-    /// prefetched for the next asks.
+    /// prefetched for the next asks. A statement so slow that too little of the leases is
+    /// left for an attempt gives its claims back.
     async fn claim_now(&self, limit: usize) -> Result<Vec<OutboxClaim>, OutboxError> {
         let claimed = self.claim(limit.max(self.settings.batch)).await;
-        let mut state = lock(&self.state);
-        state.refilling = false;
-        let mut claims = claimed?;
-        if claims.len() > limit {
-            let rest = claims.split_off(limit);
-            let taken = Instant::now();
-            state
-                .claims
-                .extend(rest.into_iter().map(|claim| (claim, taken)));
+        let (claims, stale) = {
+            let mut state = lock(&self.state);
+            state.refilling = false;
+            let mut claims = claimed?;
+            if claims.len() > limit {
+                let rest = claims.split_off(limit);
+                state.claims.extend(rest);
+            }
+            let (claims, stale): (Vec<_>, Vec<_>) = claims
+                .into_iter()
+                .partition(|claim| self.leases.start(claim) == Start::Started);
+            (claims, stale)
+        };
+        if !stale.is_empty() {
+            self.completer
+                .release_later(stale.iter().map(lease_of).collect());
         }
         Ok(claims)
     }
@@ -232,10 +263,7 @@ impl PrefetchShared {
                 Ok(claims) if state.closed => claims.iter().map(lease_of).collect(),
                 Ok(claims) => {
                     state.failed = None;
-                    let taken = Instant::now();
-                    state
-                        .claims
-                        .extend(claims.into_iter().map(|claim| (claim, taken)));
+                    state.claims.extend(claims);
                     Vec::new()
                 }
                 Err(error) => {
@@ -245,19 +273,21 @@ impl PrefetchShared {
                 }
             }
         };
-        if !late.is_empty() {
-            self.completer.release_later(late);
-        }
+        self.give_back(late);
         self.refilled.notify_waiters();
     }
 
-    /// One claim statement for `batch` rows; notes whether it found them all.
+    /// One claim statement for `batch` rows; notes whether it found them all, and records
+    /// the leases from the moment the statement was sent (the database's lease can only
+    /// end later).
     async fn claim(&self, batch: usize) -> Result<Vec<OutboxClaim>, OutboxError> {
         let settings = &self.settings;
+        let sent = Instant::now();
         let claims = self
             .table
             .claim_due(&self.pool, &settings.owner, settings.lease, batch)
             .await?;
+        self.leases.hold(&claims, sent);
         lock(&self.state).drained = claims.len() < batch;
         Ok(claims)
     }

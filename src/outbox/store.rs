@@ -1,16 +1,18 @@
 //! The outbox table as the delivery engine sees it: claim due rows under a lease, settle
 //! each claim, fenced by its lease token. Both in batches: a claim statement prefetches
-//! rows for the engine's next asks, and the completer writes settles together.
+//! rows for the engine's next asks, and the completer writes settles together. A
+//! heartbeat renews the leases the worker holds meanwhile (see `leases`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::time::Instant;
 
 use super::completer::Completer;
+use super::leases::{Heartbeat, LeaseTiming, Leases};
 use super::prefetch::{ClaimSettings, Prefetch};
 use super::table::{Backlog, OutboxClaim, OutboxError, OutboxTable, StoreError};
 use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts};
@@ -22,15 +24,14 @@ const LOCKED_ROW_PAUSE: Duration = Duration::from_millis(50);
 
 /// How many rows a claim statement takes per delivery slot: the rows beyond what the
 /// engine asked for are prefetched for its next asks (see `prefetch`). A prefetched row
-/// not delivered while its lease is still young is released.
+/// not delivered within a lease is given back.
 const CLAIMS_PER_SLOT: usize = 16;
 
 /// How a worker's store claims and settles.
 pub(crate) struct StoreConfig {
     /// This worker's name in `lease_owner`.
     pub(crate) owner: String,
-    pub(crate) lease: Duration,
-    pub(crate) attempt_timeout: Duration,
+    pub(crate) leases: LeaseTiming,
     pub(crate) max_age: Duration,
     /// Read the table's backlog at least this often while claiming.
     pub(crate) backlog_every: Duration,
@@ -47,6 +48,9 @@ pub(crate) struct PgStore {
     owner: String,
     prefetch: Prefetch,
     completer: Completer,
+    /// Every lease this worker holds, taken ahead or in flight, as the heartbeat renews it.
+    leases: Arc<Leases>,
+    _heartbeat: Heartbeat,
     /// Claims being delivered now: user id to lease token.
     in_flight: Mutex<HashMap<String, i64>>,
     /// Rows in the table at the last reading of its backlog.
@@ -59,7 +63,7 @@ pub(crate) struct PgStore {
 
 impl PgStore {
     /// Registers the store's metrics with the current recorder, and spawns the completer
-    /// (the task that writes settles) on `runtime`.
+    /// (the task that writes settles) and the heartbeat on `runtime`.
     pub(crate) fn new(
         runtime: &tokio::runtime::Handle,
         pool: PgPool,
@@ -67,20 +71,36 @@ impl PgStore {
         config: StoreConfig,
     ) -> Self {
         let completer = Completer::spawn(runtime, pool.clone(), table.clone(), config.max_age);
+        let leases = Arc::new(Leases::new(config.leases));
+        let heartbeat = Heartbeat::spawn(
+            runtime,
+            pool.clone(),
+            table.clone(),
+            leases.clone(),
+            completer.clone(),
+        );
         let claims = ClaimSettings {
             owner: config.owner.clone(),
-            lease: config.lease,
+            lease: config.leases.lease,
             batch: config
                 .claim_slots
                 .map_or(1, |slots| slots * CLAIMS_PER_SLOT),
-            fresh_for: config.lease.saturating_sub(config.attempt_timeout) / 2,
         };
+        let prefetch = Prefetch::new(
+            pool.clone(),
+            table.clone(),
+            claims,
+            leases.clone(),
+            completer.clone(),
+        );
         Self {
-            prefetch: Prefetch::new(pool.clone(), table.clone(), claims, completer.clone()),
+            prefetch,
             pool,
             table,
             owner: config.owner,
             completer,
+            leases,
+            _heartbeat: heartbeat,
             in_flight: Mutex::new(HashMap::new()),
             pending: AtomicU64::new(0),
             backlog_read_at: Mutex::new(None),
@@ -123,6 +143,9 @@ impl PgStore {
     async fn abandon_in_flight(&self) -> Vec<String> {
         let mut leases = self.prefetch.close().await;
         let abandoned: Vec<(String, i64)> = lock(&self.in_flight).drain().collect();
+        for (_, lease) in &abandoned {
+            self.leases.forget(*lease);
+        }
         if abandoned.is_empty() && leases.is_empty() {
             return Vec::new();
         }
@@ -175,6 +198,7 @@ impl PendingStore for PgStore {
 
     async fn settle(&self, claim: &OutboxClaim, outcome: &Outcome) -> Result<Settled, StoreError> {
         let settled = self.completer.settle(claim, outcome).await;
+        self.leases.forget(claim.lease());
         {
             let mut in_flight = lock(&self.in_flight);
             if in_flight.get(claim.user_id()) == Some(&claim.lease()) {
@@ -227,6 +251,15 @@ impl PendingStore for PgStore {
     async fn take_undelivered(&self) -> Vec<String> {
         // Stopped: this worker no longer reports the table.
         self.metrics.looked(0, Duration::ZERO);
-        self.abandon_in_flight().await
+        let undelivered = self.abandon_in_flight().await;
+        // Outcomes still waiting for the database are tried once more, not kept.
+        self.completer.close();
+        undelivered
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.completer.close();
     }
 }

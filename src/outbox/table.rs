@@ -61,6 +61,7 @@ pub(super) struct Statements {
     pub(super) lock_claimed: String,
     release_held: String,
     release_leases: String,
+    renew: String,
     next_due: String,
     backlog: String,
     pending: String,
@@ -98,6 +99,7 @@ impl Statements {
             lock_claimed: statement("lock_claimed"),
             release_held: statement("release_held"),
             release_leases: statement("release_leases"),
+            renew: statement("renew"),
             next_due: statement("next_due"),
             backlog: statement("backlog"),
             pending: statement("pending"),
@@ -279,7 +281,7 @@ impl OutboxTable {
     }
 
     /// Gives up the given leases (each with its user) so other workers may claim those
-    /// users at once.
+    /// users at once. A row a transaction holds is skipped: its lease runs out on its own.
     pub(crate) async fn release_leases(
         &self,
         connection: &mut sqlx::PgConnection,
@@ -295,6 +297,27 @@ impl OutboxTable {
             .execute(connection)
             .await?;
         Ok(())
+    }
+
+    /// Extends each of the given leases (each with its user) to `lease` from now, if its
+    /// row still carries it and no transaction holds the row; returns the leases extended.
+    pub(crate) async fn renew_leases(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        leases: &[(String, i64)],
+        lease: Duration,
+    ) -> Result<Vec<i64>, OutboxError> {
+        let (users, leases): (Vec<&str>, Vec<i64>) = leases
+            .iter()
+            .map(|(user, lease)| (user.as_str(), *lease))
+            .unzip();
+        let renewed = sqlx::query_scalar(&self.sql.renew)
+            .bind(users)
+            .bind(leases)
+            .bind(lease.as_secs_f64())
+            .fetch_all(connection)
+            .await?;
+        Ok(renewed)
     }
 
     /// Seconds until the next row may be claimed (`None`: the table is empty; not
@@ -346,6 +369,7 @@ impl OutboxTable {
             "lock_claimed" => &sql.lock_claimed,
             "release_held" => &sql.release_held,
             "release_leases" => &sql.release_leases,
+            "renew" => &sql.renew,
             "pending" => &sql.pending,
             _ => return None,
         };
@@ -421,6 +445,18 @@ impl OutboxClaim {
     pub fn pending_since(&self) -> Instant {
         self.since
     }
+
+    /// A claim of `user_id` under `lease`, for unit tests that need no database.
+    #[cfg(test)]
+    pub(crate) fn for_tests(user_id: &str, lease: i64) -> Self {
+        Self {
+            user_id: user_id.to_owned(),
+            changes: 1,
+            lease,
+            attempts: 0,
+            since: Instant::now(),
+        }
+    }
 }
 
 /// Seconds from the database as a duration: negative (clocks apart) or not finite is zero.
@@ -469,6 +505,31 @@ impl std::error::Error for OutboxError {
     }
 }
 
+impl OutboxError {
+    /// Whether the database could not be reached, or the connection broke (PostgreSQL
+    /// restarting or shutting down, the network, a pool with no connection to give): a
+    /// passing condition, unlike a refused statement. What was being written may be
+    /// written again once the database is back.
+    pub(crate) fn is_connection_lost(&self) -> bool {
+        let Self::Database(error) = self else {
+            return false;
+        };
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+                // Class 08: connection exceptions. 57P01-57P03: the server is shutting
+                // down, crashed, or not accepting connections yet.
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for OutboxError {
     fn from(error: sqlx::Error) -> Self {
         Self::Database(error)
@@ -496,7 +557,7 @@ pub(crate) type StoreError = Arc<OutboxError>;
 
 #[cfg(test)]
 impl Statements {
-    fn all(&self) -> [&str; 13] {
+    fn all(&self) -> [&str; 14] {
         [
             &self.create,
             &self.enqueue,
@@ -508,6 +569,7 @@ impl Statements {
             &self.lock_claimed,
             &self.release_held,
             &self.release_leases,
+            &self.renew,
             &self.next_due,
             &self.backlog,
             &self.pending,
@@ -543,6 +605,24 @@ mod tests {
                 .contains(&format!("pg_notify('{}'", table.channel()))
         );
         assert_eq!(sql.pending, r#"SELECT count(*) FROM "app"."outbox""#);
+    }
+
+    #[test]
+    fn a_lost_connection_is_told_apart_from_a_refused_statement() {
+        let lost = [
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+            sqlx::Error::Protocol("unexpected end of stream".into()),
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::WorkerCrashed,
+        ];
+        for error in lost {
+            assert!(OutboxError::from(error).is_connection_lost());
+        }
+        // The application closed the pool: nothing will come back.
+        for error in [sqlx::Error::PoolClosed, sqlx::Error::RowNotFound] {
+            assert!(!OutboxError::from(error).is_connection_lost());
+        }
+        assert!(!OutboxError::InvalidUserId(UserIdError::Empty).is_connection_lost());
     }
 
     #[test]

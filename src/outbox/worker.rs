@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tracing::Level;
 
+use super::leases::LeaseTiming;
 use super::store::{PgStore, StoreConfig};
 use super::table::{OutboxError, OutboxTable};
 use crate::Network;
@@ -21,8 +22,11 @@ use crate::delivery::{
 use crate::ping::{ConfigError, LivefyreClient};
 
 /// How long a claim keeps other workers off a user unless configured
-/// ([`OutboxWorkerBuilder::lease`]).
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// ([`OutboxWorkerBuilder::lease`]): a worker renews its leases while it runs, so this is
+/// how long the users of a worker that died wait for another one. Short, yet at least
+/// [`MIN_LEASE_OVER_ATTEMPT`](super::MIN_LEASE_OVER_ATTEMPT) longer than the default attempt timeout
+/// ([`DEFAULT_ATTEMPT_TIMEOUT`](crate::ping::DEFAULT_ATTEMPT_TIMEOUT), 10 s).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(12);
 /// How often the worker looks at the table unless configured
 /// ([`OutboxWorkerBuilder::poll_every`]).
 pub const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(1);
@@ -44,9 +48,18 @@ pub struct OutboxWorkerBuilder {
 impl OutboxWorkerBuilder {
     delivery_setters!();
 
-    /// How long a claim keeps other workers off a user (default [`DEFAULT_LEASE`], 60 s). A worker that dies
-    /// mid-delivery delays that user by at most this much; it must exceed the attempt
-    /// timeout, or a slow answer would let a second worker ping the same user.
+    /// How long a claim keeps other workers off a user (default [`DEFAULT_LEASE`], 12 s).
+    ///
+    /// The worker renews the leases it holds (claims in flight and claims taken ahead) in
+    /// one statement, every third of what the lease has beyond the attempt timeout (with
+    /// the defaults, every 2/3 s; only while it holds any). A worker that dies, or loses
+    /// its database, delays its users by at most about a lease.
+    ///
+    /// It must be at least [`MIN_LEASE_OVER_ATTEMPT`](super::MIN_LEASE_OVER_ATTEMPT) (1 s) longer than the
+    /// [`attempt_timeout`](Self::attempt_timeout): an attempt starts only with more than
+    /// its timeout of lease left, so it ends before its lease could run out even if the
+    /// database stopped answering the moment it began; no two workers ever have a request
+    /// in flight for the same user. The longer the attempt timeout, the longer the lease.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
@@ -74,27 +87,21 @@ impl OutboxWorkerBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for a bad base URL, a zero limit, a lease not longer than the
-    /// attempt timeout, a zero poll interval, or when called outside a Tokio runtime.
+    /// [`ConfigError`] for a bad base URL, a zero limit, a lease less than
+    /// [`MIN_LEASE_OVER_ATTEMPT`](super::MIN_LEASE_OVER_ATTEMPT) longer than the attempt timeout, a zero poll interval,
+    /// or when called outside a Tokio runtime.
     pub fn spawn(self) -> Result<OutboxWorker, ConfigError> {
-        if self.lease <= self.options.attempt_timeout {
-            return Err(ConfigError::out_of_range(
-                "lease",
-                "longer than the attempt timeout",
-            ));
-        }
+        let leases = LeaseTiming::new(self.lease, self.options.attempt_timeout)?;
         if self.poll_every.is_zero() {
             return Err(ConfigError::out_of_range("poll_every", "more than zero"));
         }
         let max_age = self.options.schedule.max_age_duration();
-        let attempt_timeout = self.options.attempt_timeout;
         let engine_config = self.options.check()?;
         let runtime = engine_config.runtime.clone();
         let channel = self.table.channel().to_owned();
         let config = StoreConfig {
             owner: self.owner.unwrap_or_else(default_owner),
-            lease: self.lease,
-            attempt_timeout,
+            leases,
             max_age,
             backlog_every: self.poll_every.max(BACKLOG_AT_MOST_EVERY),
             claim_slots: engine_config
@@ -277,4 +284,18 @@ fn default_owner() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("pid{}-{nanos:08x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ping::DEFAULT_ATTEMPT_TIMEOUT;
+
+    #[test]
+    fn the_defaults_strand_a_dead_workers_users_for_well_under_15_s() {
+        // Another worker takes a dead worker's users once their leases run out: at most a
+        // lease after its last renewal, and at most a poll later.
+        assert!(DEFAULT_LEASE + DEFAULT_POLL_EVERY <= Duration::from_secs(13));
+        assert!(LeaseTiming::new(DEFAULT_LEASE, DEFAULT_ATTEMPT_TIMEOUT).is_ok());
+    }
 }

@@ -2,5 +2,6 @@
 //! (`DATABASE_URL`); `-- --skip outbox` skips them, as every path here has `outbox` in it.
 
 mod batch;
+mod leases;
 mod readme;
 mod worker;

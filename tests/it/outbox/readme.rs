@@ -199,19 +199,64 @@ async fn polling_delivers_while_the_notification_connection_is_down() {
     worker.shutdown(Duration::from_secs(5)).await;
 }
 
+impl TestDb {
+    /// Counts the statements that update the table, claims included (a statement
+    /// trigger fires even when no row matches): into `looks`, with when each ran.
+    async fn count_looks(&self) {
+        let schema = format!("\"{}\"", self.schema);
+        sqlx::raw_sql(&format!(
+            "CREATE TABLE {schema}.looks (at timestamptz);
+             CREATE FUNCTION {schema}.count_look() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO {schema}.looks VALUES (clock_timestamp()); RETURN NULL; END $$;
+             CREATE TRIGGER count_look AFTER UPDATE ON {table}
+                 FOR EACH STATEMENT EXECUTE FUNCTION {schema}.count_look();",
+            table = self.table.qualified_name()
+        ))
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
+    /// Whether a worker has made `looks` looks at the table (claims) and the wake-up query
+    /// after the last one has ended: the worker now waits to be woken or for its poll.
+    async fn idle_after_looks(&self, looks: i64) -> bool {
+        let (claims, wake_up_done): (i64, bool) = sqlx::query_as(&format!(
+            "SELECT (SELECT count(*) FROM \"{schema}\".looks),
+                    EXISTS (SELECT 1 FROM pg_stat_activity
+                        WHERE state = 'idle' AND strpos(query, 'WITH first AS') > 0
+                        AND strpos(query, $1) > 0
+                        AND query_start >= (SELECT max(at) FROM \"{schema}\".looks))",
+            schema = self.schema
+        ))
+        .bind(self.table.qualified_name())
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        claims >= looks && wake_up_done
+    }
+}
+
 /// Polling once a minute, the same unnotified row waits: what delivered it above was
 /// the poll, not something else.
 #[tokio::test]
 async fn an_unnotified_row_waits_for_the_poll() {
     let db = TestDb::new().await;
+    db.count_looks().await;
     let server = FakeLivefyre::start().await;
     let worker = db
         .worker(&server)
         .poll_every(Duration::from_secs(60))
         .spawn()
         .unwrap();
-    // Let the worker make its first look at the (empty) table.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The worker looks at the (empty) table twice: when it starts, and once more when its
+    // listener is ready (changes may have committed while nobody listened). Only then is
+    // it idle until a notification or the poll.
+    until(
+        Duration::from_secs(30),
+        "the worker idle after its first looks",
+        async || db.idle_after_looks(2).await,
+    )
+    .await;
     sqlx::query(&format!(
         "INSERT INTO {} (user_id) VALUES ('u1')",
         db.table.qualified_name()

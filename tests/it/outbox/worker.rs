@@ -8,8 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use pingpull::Network;
-use pingpull::outbox::{OutboxError, OutboxTable, OutboxWorker};
-use pingpull::ping::{Failure, PingEvent, RetrySchedule};
+use pingpull::outbox::{
+    DEFAULT_LEASE, MIN_LEASE_OVER_ATTEMPT, OutboxError, OutboxTable, OutboxWorker,
+};
+use pingpull::ping::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, Failure, PingEvent, RetrySchedule};
 use pingpull::testing::{OutboxTableHooks as _, Outcome, Settled};
 use sqlx::postgres::PgPoolOptions;
 use tokio::time::Instant;
@@ -20,13 +22,13 @@ use crate::support::fake_livefyre::{Answered, FakeLivefyre, Received, Reply};
 /// Set in a re-executed test binary that should act as one outbox worker process.
 const ROLE_ENV: &str = "PINGPULL_OUTBOX_ROLE";
 
-fn network() -> Network {
+pub(super) fn network() -> Network {
     Network::new("example.fyre.co", "testkeytest").unwrap()
 }
 
 impl TestDb {
     /// Whether a session is listening on the table's channel.
-    async fn is_listened_to(&self) -> bool {
+    pub(super) async fn is_listened_to(&self) -> bool {
         let listening: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity
              WHERE query LIKE 'LISTEN%' AND strpos(query, $1) > 0",
@@ -623,19 +625,65 @@ async fn bad_input_is_an_error_not_a_panic() {
     }
     tx.commit().await.unwrap();
     assert_eq!(db.pending().await, 0);
-    // A lease not longer than the attempt timeout would let two workers ping one user.
+}
+
+#[tokio::test]
+async fn a_lease_must_outlast_the_attempt_timeout_by_a_second() {
+    let db = TestDb::new().await;
     let server = FakeLivefyre::start().await;
-    let error = worker(&db, &server)
-        .lease(Duration::from_millis(500))
+    let timeout = Duration::from_secs(5);
+    let shortest = timeout + MIN_LEASE_OVER_ATTEMPT;
+    // Shorter, an attempt could outlive its lease and a second worker ping the same user
+    // meanwhile; the boundary itself is accepted.
+    for lease in [
+        Duration::from_millis(500),
+        timeout,
+        shortest - Duration::from_nanos(1),
+    ] {
+        let error = worker(&db, &server)
+            .attempt_timeout(timeout)
+            .lease(lease)
+            .spawn()
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::OutOfRange {
+                    setting: "lease",
+                    ..
+                }
+            ),
+            "{lease:?}: {error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("`lease` must be at least 1 s longer than the attempt timeout"),
+            "{error}"
+        );
+    }
+    let accepted = worker(&db, &server)
+        .attempt_timeout(timeout)
+        .lease(shortest)
         .spawn()
-        .unwrap_err();
-    assert!(error.to_string().contains("lease"));
+        .unwrap();
+    accepted.shutdown(Duration::from_secs(1)).await;
+    // The defaults go together.
+    let defaults = OutboxWorker::builder(network(), db.pool.clone(), db.table.clone())
+        .base_url(server.base_url())
+        .spawn()
+        .unwrap();
+    defaults.shutdown(Duration::from_secs(1)).await;
+    assert!(DEFAULT_LEASE >= DEFAULT_ATTEMPT_TIMEOUT + MIN_LEASE_OVER_ATTEMPT);
 }
 
 // --- Crash recovery: worker processes killed with SIGKILL while a writer commits. ---
 
-/// Not a test of its own: the entry point of the worker processes the crash test starts
+/// Not a test of its own: the entry point of the worker processes the crash tests start
 /// (this binary, re-executed with `PINGPULL_OUTBOX_ROLE=worker`). Ignored in normal runs.
+/// Its settings are the crash test's, unless `PINGPULL_OUTBOX_LEASE_MS`,
+/// `PINGPULL_OUTBOX_ATTEMPT_TIMEOUT_MS`, `PINGPULL_OUTBOX_CONCURRENCY` say otherwise (each
+/// a number, or `default` for the builder's default); `PINGPULL_OUTBOX_OWNER` names it.
 #[test]
 #[ignore = "entry point of the crash test's worker processes"]
 fn crash_worker_process() {
@@ -643,6 +691,19 @@ fn crash_worker_process() {
         return;
     }
     let var = |name: &str| std::env::var(name).unwrap();
+    // `None`: the builder's default; else the number given, or `otherwise`.
+    let setting = |name: &str, otherwise: u64| match std::env::var(name).as_deref() {
+        Ok("default") => None,
+        Ok(number) => Some(number.parse::<u64>().unwrap()),
+        Err(_) => Some(otherwise),
+    };
+    let millis = |name: &str, otherwise: Duration| {
+        let otherwise = u64::try_from(otherwise.as_millis()).unwrap();
+        setting(name, otherwise).map(Duration::from_millis)
+    };
+    let lease = millis("PINGPULL_OUTBOX_LEASE_MS", Duration::from_secs(4));
+    let attempt_timeout = millis("PINGPULL_OUTBOX_ATTEMPT_TIMEOUT_MS", CRASH_ATTEMPT_TIMEOUT);
+    let concurrency = setting("PINGPULL_OUTBOX_CONCURRENCY", 8);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -655,19 +716,27 @@ fn crash_worker_process() {
             .await
             .unwrap();
         let table = OutboxTable::new(&var("PINGPULL_OUTBOX_SCHEMA"), "outbox").unwrap();
-        let _worker = OutboxWorker::builder(network(), pool, table)
+        let mut worker = OutboxWorker::builder(network(), pool, table)
             .base_url(var("PINGPULL_OUTBOX_LIVEFYRE"))
-            .concurrency(8)
             .poll_every(Duration::from_millis(50))
-            .attempt_timeout(CRASH_ATTEMPT_TIMEOUT)
-            .lease(Duration::from_secs(4))
             .retry_schedule(
                 RetrySchedule::new([20, 50, 100].map(Duration::from_millis))
                     .jitter(0.5)
                     .max_retry_after(Duration::from_millis(100)),
-            )
-            .spawn()
-            .unwrap();
+            );
+        if let Some(concurrency) = concurrency {
+            worker = worker.concurrency(usize::try_from(concurrency).unwrap());
+        }
+        if let Some(timeout) = attempt_timeout {
+            worker = worker.attempt_timeout(timeout);
+        }
+        if let Some(lease) = lease {
+            worker = worker.lease(lease);
+        }
+        if let Ok(owner) = std::env::var("PINGPULL_OUTBOX_OWNER") {
+            worker = worker.owner(owner);
+        }
+        let _worker = worker.spawn().unwrap();
         // Until killed.
         std::future::pending::<()>().await;
     });
@@ -678,13 +747,27 @@ fn crash_worker_process() {
 const CRASH_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The worker processes; every one is killed and waited for, whatever happens.
-struct Workers {
-    children: Vec<Child>,
-    env: Vec<(&'static str, String)>,
+pub(super) struct Workers {
+    pub(super) children: Vec<Child>,
+    /// The variables every worker started gets (and nothing else of this process's).
+    pub(super) env: Vec<(&'static str, String)>,
 }
 
 impl Workers {
-    fn start(&mut self) -> Child {
+    /// Workers for `db`'s outbox, pinging `livefyre`, with the crash test's settings
+    /// unless `env` says otherwise.
+    pub(super) fn new(db: &TestDb, livefyre: &FakeLivefyre) -> Self {
+        Self {
+            children: Vec::new(),
+            env: vec![
+                ("DATABASE_URL", db.url.clone()),
+                ("PINGPULL_OUTBOX_SCHEMA", db.schema.clone()),
+                ("PINGPULL_OUTBOX_LIVEFYRE", livefyre.base_url()),
+            ],
+        }
+    }
+
+    pub(super) fn start(&mut self) -> Child {
         let mut command = Command::new(std::env::current_exe().unwrap());
         // Only the role and `self.env`: nothing of the caller's environment leaks in.
         command
@@ -739,14 +822,7 @@ async fn survives_crashes(seed: u64) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(6);
-    let mut workers = Workers {
-        children: Vec::new(),
-        env: vec![
-            ("DATABASE_URL", db.url.clone()),
-            ("PINGPULL_OUTBOX_SCHEMA", db.schema.clone()),
-            ("PINGPULL_OUTBOX_LIVEFYRE", server.base_url()),
-        ],
-    };
+    let mut workers = Workers::new(&db, &server);
     for _ in 0..3 {
         let child = workers.start();
         workers.children.push(child);
