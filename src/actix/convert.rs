@@ -7,18 +7,23 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 
-/// The parts of an actix request the endpoint reads (its method and target), as an
+/// The parts of an actix request the endpoint reads (its method, target and host), as an
 /// `http` 1 request; `None` if they do not convert (never for what actix accepted).
 ///
 /// A HEAD request is handed to the endpoint as a GET: actix sends no body for HEAD
 /// itself and sets `Content-Length` from the GET's body, which is what HEAD must say.
-pub(super) fn request(method: &str, target: &str) -> Option<http::Request<()>> {
+pub(super) fn request(
+    method: &str,
+    target: &str,
+    host: Option<&[u8]>,
+) -> Option<http::Request<()>> {
     let method = if method == "HEAD" { "GET" } else { method };
-    http::Request::builder()
-        .method(method)
-        .uri(target)
-        .body(())
-        .ok()
+    let mut request = http::Request::builder().method(method).uri(target);
+    // For the pull span's `server.address` and `server.port`.
+    if let Some(host) = host {
+        request = request.header(http::header::HOST, host);
+    }
+    request.body(()).ok()
 }
 
 /// The endpoint's answer as an actix response. `Content-Length` is left to actix, which

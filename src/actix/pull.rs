@@ -87,7 +87,8 @@ where
             .uri()
             .path_and_query()
             .map_or_else(|| request.uri().path(), |target| target.as_str());
-        let decision = match convert::request(request.method().as_str(), target) {
+        let host = request.headers().get("host").map(|host| host.as_bytes());
+        let decision = match convert::request(request.method().as_str(), target, host) {
             Some(ours) => Decision::for_request(&self.layer.config, &ours),
             None => Decision::PassThrough,
         };

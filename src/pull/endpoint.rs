@@ -42,15 +42,7 @@ impl Decision {
             return Self::PassThrough;
         };
         let started = Instant::now();
-        // Field names from OpenTelemetry's HTTP conventions; never the query (the token).
-        let span = tracing::info_span!(
-            target: "pingpull::pull",
-            "pingpull.pull",
-            "http.request.method" = %request.method(),
-            "url.path" = request.uri().path(),
-            "http.response.status_code" = tracing::field::Empty,
-            user_id = tracing::field::Empty,
-        );
+        let span = pull_span(config, request);
         let _entered = span.enter();
         match check(config, request, raw_path_id, started) {
             Ok(mut load) => {
@@ -61,10 +53,82 @@ impl Decision {
             Err(rejection) => {
                 let head = request.method() == Method::HEAD;
                 let response = rejection_response(config, rejection, None, started, head);
-                span.record("http.response.status_code", response.status().as_u16());
+                record_status(&span, response.status());
                 Self::Respond(response)
             }
         }
+    }
+}
+
+/// The pull's span, `pingpull.pull`, in OpenTelemetry's terms for an HTTP server span
+/// (as tracing-opentelemetry exports it): its kind, its name (`GET /livefyre/pull`), the
+/// route (the template's path), the server's address and port, the scheme; never the
+/// query, which holds the token. Field values are only computed when a subscriber wants
+/// the span.
+fn pull_span<B>(config: &Config, request: &Request<B>) -> tracing::Span {
+    let route = config.template.path();
+    let (address, port) = server_address(request);
+    tracing::info_span!(
+        target: "pingpull::pull",
+        "pingpull.pull",
+        "otel.kind" = "server",
+        "otel.name" = %SpanName(request.method(), route),
+        "otel.status_code" = tracing::field::Empty,
+        "http.request.method" = %request.method(),
+        "http.route" = route,
+        "url.path" = request.uri().path(),
+        "url.scheme" = request.uri().scheme_str().unwrap_or("http"),
+        "server.address" = address,
+        "server.port" = port,
+        "http.response.status_code" = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+    )
+}
+
+/// Records the answer's status on the pull's span; a 5xx is an error of the server's
+/// (`error.type` the status, `otel.status_code` ERROR), a 4xx is the client's.
+fn record_status(span: &tracing::Span, status: StatusCode) {
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("error.type", status.as_str());
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// `GET /livefyre/pull`: the method and the route, as OpenTelemetry names server spans.
+struct SpanName<'a>(&'a Method, &'a str);
+
+impl std::fmt::Display for SpanName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0, self.1)
+    }
+}
+
+/// The host and port the request was sent to: the URI's authority (absolute form), else
+/// the `Host` header; the port from the scheme when not given.
+fn server_address<B>(request: &Request<B>) -> (&str, Option<u16>) {
+    let authority = request
+        .uri()
+        .authority()
+        .map(http::uri::Authority::as_str)
+        .or_else(|| {
+            request
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|host| host.to_str().ok())
+        });
+    let Some(authority) = authority else {
+        return ("", None);
+    };
+    let default_port = match request.uri().scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    // `[::1]:8080`, `example.com:8080`, `example.com`.
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port.parse().ok()),
+        _ => (authority, Some(default_port)),
     }
 }
 
@@ -172,8 +236,7 @@ impl Load {
         let span = self.span.clone();
         async move {
             let response = self.answer(config).await;
-            tracing::Span::current()
-                .record("http.response.status_code", response.status().as_u16());
+            record_status(&tracing::Span::current(), response.status());
             response
         }
         .instrument(span)

@@ -8,6 +8,8 @@ mod health;
 mod https;
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
+#[cfg(feature = "pull")]
+mod opentelemetry;
 mod pinger;
 #[cfg(feature = "emulator")]
 mod proxy;
