@@ -12,5 +12,7 @@ mod pinger;
 mod readme_defaults;
 #[cfg(feature = "emulator")]
 mod readme_hook;
+#[cfg(feature = "emulator")]
+mod rotation;
 mod timing;
 mod traces;
