@@ -1,6 +1,10 @@
 //! The client for Livefyre's API: one-shot calls like the official libraries' (`syncUser`,
 //! `setPullUrl`), and the single ping request the delivery engine sends for each attempt,
-//! through a [`Transport`] (by default hyper-util's pooled HTTP/1.1 client).
+//! through a [`Transport`] (by default hyper-util's pooled HTTP/1.1 client). During a key
+//! rotation, a request Livefyre refuses is signed again with each previous key (see
+//! [`signer`]).
+
+mod signer;
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,9 +21,9 @@ use crate::http::{
     FetchError, HyperTransport, Transport, describe, parse_retry_after, within, without_userinfo,
 };
 use crate::template::{PullUrlTemplate, TemplateError};
-use crate::token::OutgoingToken;
 use crate::user_id::{self, UserIdError};
 use crate::{Network, percent};
+use signer::Signer;
 
 /// How long one request may take unless configured.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,13 +32,21 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// Cheap to clone; clones share the connection pool and the cached system token, which
 /// is renewed when half its 24-hour life has passed.
+///
+/// **Key rotation.** With a network that has previous keys
+/// ([`Network::with_previous_keys`]), a request Livefyre refuses with 403 is sent again,
+/// once with each previous key (each request within the timeout). When Livefyre accepts
+/// a previous key, the client keeps signing with it, and logs at INFO (at most once a
+/// minute) that Livefyre still holds it, until Livefyre refuses it; then the current key
+/// comes first again. So a rotation holds nobody back, whichever side switches first;
+/// only a key Livefyre has never held (a 403 for every key) is refused.
 #[derive(Clone)]
 pub struct LivefyreClient {
     network: Network,
     base: Arc<str>,
     transport: Arc<dyn Transport>,
     timeout: Duration,
-    tokens: Arc<OutgoingToken>,
+    signer: Arc<Signer>,
 }
 
 impl LivefyreClient {
@@ -68,7 +80,7 @@ impl LivefyreClient {
             base: base.into(),
             transport: Arc::new(transport),
             timeout: DEFAULT_ATTEMPT_TIMEOUT,
-            tokens: Arc::new(OutgoingToken::new(Arc::new(SystemClock))),
+            signer: Arc::new(Signer::new(Arc::new(SystemClock))),
         })
     }
 
@@ -125,13 +137,14 @@ impl LivefyreClient {
         self
     }
 
-    /// Reads "now" for the system token from `clock`.
+    /// Reads "now" for the system token (and the once-a-minute limit on the rotation's
+    /// log) from `clock`.
     pub fn clock(self, clock: impl Clock) -> Self {
         self.shared_clock(Arc::new(clock))
     }
 
     pub(crate) fn shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.tokens = Arc::new(OutgoingToken::new(clock));
+        self.signer = Arc::new(Signer::new(clock));
         self
     }
 
@@ -150,8 +163,8 @@ impl LivefyreClient {
     ///
     /// # Errors
     ///
-    /// [`RequestError`]: an invalid user id (nothing sent), a 403 (wrong key or network),
-    /// another non-2xx status, a timeout or a connection error.
+    /// [`RequestError`]: an invalid user id (nothing sent), a 403 for every key (wrong key
+    /// or network), another non-2xx status, a timeout or a connection error.
     pub async fn sync_user(&self, user_id: &str) -> Result<(), RequestError> {
         user_id::validate_for_path(user_id).map_err(RequestError::InvalidUserId)?;
         into_result(self.ping_once(user_id).await)
@@ -167,14 +180,15 @@ impl LivefyreClient {
     /// otherwise as [`sync_user`](Self::sync_user).
     pub async fn register_pull_url(&self, template: &str) -> Result<(), RequestError> {
         PullUrlTemplate::parse_absolute(template).map_err(RequestError::InvalidTemplate)?;
-        let token = self.tokens.get(&self.network);
-        let body = format!(
-            "actor_token={}&pull_profile_url={}",
-            percent::encode(token.as_str()),
-            percent::encode(template)
-        );
+        let template = percent::encode(template);
+        let form = |token: &str| {
+            format!(
+                "actor_token={}&pull_profile_url={template}",
+                percent::encode(token)
+            )
+        };
         let uri = format!("{}/", self.base);
-        let registered = into_result(self.post(&uri, body).await);
+        let registered = into_result(self.post_signed(&uri, form).await);
         if let Err(error) = &registered {
             let check = match error {
                 RequestError::Unauthorized => "check the network name and key",
@@ -193,13 +207,42 @@ impl LivefyreClient {
         registered
     }
 
-    /// One ping request for an already validated id.
+    /// One ping for an already validated id (during a rotation, one request per key
+    /// until one is accepted).
     pub(crate) async fn ping_once(&self, user_id: &str) -> Answer {
         let uri = self.ping_uri(user_id);
-        let token = self.tokens.get(&self.network);
         // The token travels in a form body, never in the URL (access logs).
-        let body = format!("lftoken={}", percent::encode(token.as_str()));
-        self.post(&uri, body).await
+        let form = |token: &str| format!("lftoken={}", percent::encode(token));
+        self.post_signed(&uri, form).await
+    }
+
+    /// Posts the form `form` makes around a system token, signed with the key Livefyre
+    /// accepted last; refused (403), once more with each other key of the network, the
+    /// current one first (see [`signer`]). The last 403 if every key is refused.
+    async fn post_signed(&self, uri: &str, form: impl Fn(&str) -> String) -> Answer {
+        let mut refused = None;
+        for key in self.signer.keys_to_try(&self.network) {
+            let Some(token) = self.signer.token(&self.network, key) else {
+                continue;
+            };
+            let answer = self.post(uri, form(token.as_str())).await;
+            match &answer {
+                Ok((StatusCode::FORBIDDEN, _)) => {
+                    if self.network.previous_key_count() > 0 {
+                        tracing::event!(target: "pingpull::ping", tracing::Level::DEBUG, ?key, "Livefyre refused the token signed with this key; trying the next one");
+                    }
+                    refused = Some(answer);
+                }
+                Ok((status, _)) if status.is_success() => {
+                    self.signer.accepted(&self.network, key);
+                    return answer;
+                }
+                // Another answer says nothing about the key: told as it is.
+                _ => return answer,
+            }
+        }
+        self.signer.refused_every_key();
+        refused.unwrap_or_else(|| Err(FetchError::Failed("no key to sign with".into())))
     }
 
     fn ping_uri(&self, user_id: &str) -> String {
@@ -219,9 +262,9 @@ impl LivefyreClient {
             .unwrap_or_default()
     }
 
-    /// Forgets the cached token so the next request signs a new one.
+    /// Forgets the cached tokens so the next request signs new ones.
     pub(crate) fn renew_token(&self) {
-        self.tokens.clear();
+        self.signer.renew();
     }
 
     /// Posts a form within the timeout; only the answer's status and `Retry-After` matter.

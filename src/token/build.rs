@@ -5,6 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use super::{PROBE_CLAIM, SYSTEM_USER, Token, jws};
 use crate::clock::unix_whole_seconds;
+#[cfg(feature = "ping")]
+use crate::network::KeyUsed;
 use crate::{Network, user_id, user_id::UserIdError};
 
 /// The header every token we build carries, in this order.
@@ -124,14 +126,34 @@ impl Claims {
 
     /// Signs the claims with the network key: `base64url(header).base64url(claims).signature`.
     pub fn sign(&self, network: &Network) -> Token {
-        let mut token = jws::encode(HEADER_JSON.as_bytes());
-        token.push('.');
-        token.push_str(&jws::encode(self.to_json().as_bytes()));
-        let signature = network.sign(token.as_bytes());
-        token.push('.');
-        token.push_str(&jws::encode(&signature));
-        Token(token)
+        let signing_input = self.signing_input();
+        let signature = network.sign(signing_input.as_bytes());
+        with_signature(signing_input, &signature)
     }
+
+    /// Signs the claims with the network's key `used` (a previous one during a rotation);
+    /// `None` for a previous key the network does not have.
+    #[cfg(feature = "ping")]
+    pub(crate) fn sign_with(&self, network: &Network, used: KeyUsed) -> Option<Token> {
+        let signing_input = self.signing_input();
+        let signature = network.sign_with(used, signing_input.as_bytes())?;
+        Some(with_signature(signing_input, &signature))
+    }
+
+    /// `base64url(header).base64url(claims)`: what the signature covers.
+    fn signing_input(&self) -> String {
+        let mut input = jws::encode(HEADER_JSON.as_bytes());
+        input.push('.');
+        input.push_str(&jws::encode(self.to_json().as_bytes()));
+        input
+    }
+}
+
+/// The compact token: the signing input, a dot, the signature.
+fn with_signature(mut signing_input: String, signature: &[u8]) -> Token {
+    signing_input.push('.');
+    signing_input.push_str(&jws::encode(signature));
+    Token(signing_input)
 }
 
 /// `now + lifetime` in whole Unix seconds, saturating instead of overflowing.
@@ -143,6 +165,19 @@ fn expiry(now: SystemTime, lifetime: Duration) -> i64 {
 /// A system token for `network` that expires `lifetime` after `now` (whole seconds).
 pub fn system_token_at(network: &Network, now: SystemTime, lifetime: Duration) -> Token {
     Claims::system(network, expiry(now, lifetime)).sign(network)
+}
+
+/// As [`system_token_at`], signed with the network's key `used`: a previous key, for a
+/// peer that still holds it during a rotation. `None` for a previous key the network
+/// does not have.
+#[cfg(feature = "ping")]
+pub(crate) fn system_token_with(
+    network: &Network,
+    used: KeyUsed,
+    now: SystemTime,
+    lifetime: Duration,
+) -> Option<Token> {
+    Claims::system(network, expiry(now, lifetime)).sign_with(network, used)
 }
 
 /// A user auth token that expires `lifetime` after `now` (whole seconds).
@@ -211,6 +246,35 @@ mod tests {
             claims.to_json(),
             r#"{"domain":"example.fyre.co","user_id":"u1","display_name":"Zo\u00eb \u5c71\u7530 \ud83c\udf89","expires":1700003600}"#
         );
+    }
+
+    #[cfg(feature = "ping")]
+    #[test]
+    fn a_system_token_signed_with_a_previous_key_validates_with_that_key_alone() {
+        use crate::token::SystemTokenValidator;
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let rotating = Network::new("example.fyre.co", "newkey")
+            .unwrap()
+            .with_previous_keys(["testkeytest"])
+            .unwrap();
+        let old = system_token_with(
+            &rotating,
+            KeyUsed::Previous(0),
+            now,
+            Duration::from_secs(60),
+        );
+        let old = old.unwrap();
+        let only_old = SystemTokenValidator::new(network());
+        assert!(only_old.validate_at(old.as_str(), now).is_ok());
+        let only_new =
+            SystemTokenValidator::new(Network::new("example.fyre.co", "newkey").unwrap());
+        assert!(only_new.validate_at(old.as_str(), now).is_err());
+        let current = system_token_with(&rotating, KeyUsed::Current, now, Duration::from_secs(60));
+        assert_eq!(
+            current.unwrap().as_str(),
+            system_token_at(&rotating, now, Duration::from_secs(60)).as_str()
+        );
+        assert!(system_token_with(&rotating, KeyUsed::Previous(1), now, Duration::ZERO).is_none());
     }
 
     #[test]

@@ -1,51 +1,71 @@
 //! The sending side's system token: signed once and reused until half its life has
 //! passed, as Livefyre reuses one token for hours. The Pinger's client and the
-//! emulator's puller both send with it.
+//! emulator's puller both send with it. One token per key: during a rotation a client
+//! may sign with a previous key, for a peer that still holds it.
 
 use std::sync::{Arc, Mutex};
 
-use super::{SYSTEM_TOKEN_LIFETIME, Token, system_token_at};
+use super::build::system_token_with;
+use super::{SYSTEM_TOKEN_LIFETIME, Token};
 use crate::Network;
 use crate::clock::{Clock, unix_whole_seconds};
+use crate::network::KeyUsed;
 use crate::sync::lock;
 
 pub(crate) struct OutgoingToken {
     clock: Arc<dyn Clock>,
-    current: Mutex<Option<(Token, i64)>>,
+    /// Per key, the current one first then each previous one: the token and the second
+    /// it was issued.
+    signed: Mutex<Vec<Option<(Token, i64)>>>,
 }
 
 impl OutgoingToken {
     pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,
-            current: Mutex::new(None),
+            signed: Mutex::new(Vec::new()),
         }
     }
 
-    /// The current token, renewed once half of its life has passed (or the clock went
-    /// back before it was issued).
+    /// The current key's token, renewed once half of its life has passed (or the clock
+    /// went back before it was issued).
+    #[cfg(any(feature = "emulator", test))]
     pub(crate) fn get(&self, network: &Network) -> Token {
+        self.get_with(network, KeyUsed::Current)
+            // Signing with the current key cannot fail; this only satisfies the types.
+            .unwrap_or_else(|| {
+                super::system_token_at(network, self.clock.now(), SYSTEM_TOKEN_LIFETIME)
+            })
+    }
+
+    /// The token signed with the key `used`, renewed as [`get`](Self::get)'s; `None` for
+    /// a previous key the network does not have.
+    pub(crate) fn get_with(&self, network: &Network, used: KeyUsed) -> Option<Token> {
+        let slot = match used {
+            KeyUsed::Current => 0,
+            KeyUsed::Previous(index) => index.checked_add(1)?,
+        };
         let now = self.clock.now();
         let now_secs = unix_whole_seconds(now);
         let renew_after = i64::try_from(SYSTEM_TOKEN_LIFETIME.as_secs() / 2).unwrap_or(i64::MAX);
-        let mut current = lock(&self.current);
-        match &*current {
-            Some((token, issued))
-                if now_secs.saturating_sub(*issued) < renew_after && now_secs >= *issued =>
-            {
-                token.clone()
-            }
-            _ => {
-                let token = system_token_at(network, now, SYSTEM_TOKEN_LIFETIME);
-                *current = Some((token.clone(), now_secs));
-                token
-            }
+        let mut signed = lock(&self.signed);
+        if let Some(Some((token, issued))) = signed.get(slot)
+            && now_secs.saturating_sub(*issued) < renew_after
+            && now_secs >= *issued
+        {
+            return Some(token.clone());
         }
+        let token = system_token_with(network, used, now, SYSTEM_TOKEN_LIFETIME)?;
+        if signed.len() <= slot {
+            signed.resize_with(slot + 1, || None);
+        }
+        signed[slot] = Some((token.clone(), now_secs));
+        Some(token)
     }
 
-    /// Forgets the token, so the next `get` signs a new one.
+    /// Forgets the tokens, so the next `get` signs new ones.
     pub(crate) fn clear(&self) {
-        *lock(&self.current) = None;
+        lock(&self.signed).clear();
     }
 }
 
@@ -69,5 +89,22 @@ mod tests {
         reused.clear();
         let renewed = reused.get(&network);
         assert_eq!(renewed.as_str(), reused.get(&network).as_str());
+    }
+
+    #[test]
+    fn each_key_has_its_own_token() {
+        let network = Network::new("example.fyre.co", "new")
+            .unwrap()
+            .with_previous_keys(["old"])
+            .unwrap();
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let tokens = OutgoingToken::new(Arc::new(clock.clone()));
+        let old = tokens.get_with(&network, KeyUsed::Previous(0)).unwrap();
+        let current = tokens.get(&network);
+        assert_ne!(old.as_str(), current.as_str());
+        clock.advance(Duration::from_secs(60));
+        let again = tokens.get_with(&network, KeyUsed::Previous(0)).unwrap();
+        assert_eq!(again.as_str(), old.as_str(), "reused");
+        assert!(tokens.get_with(&network, KeyUsed::Previous(1)).is_none());
     }
 }

@@ -16,5 +16,7 @@ mod proxy;
 mod readme_defaults;
 #[cfg(feature = "emulator")]
 mod readme_hook;
+#[cfg(feature = "emulator")]
+mod rotation;
 mod timing;
 mod traces;
