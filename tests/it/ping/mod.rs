@@ -4,6 +4,7 @@
 mod circuit;
 mod guarantee;
 mod health;
+mod hook;
 #[cfg(feature = "rustls")]
 mod https;
 #[cfg(feature = "metrics")]
