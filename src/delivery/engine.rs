@@ -260,7 +260,7 @@ impl<S: PendingStore> Engine<S> {
         }
         for claim in claims {
             if let Some(interval) = self.limits.min_interval {
-                *next_slot = (*next_slot).max(now) + interval;
+                *next_slot = later((*next_slot).max(now), interval);
             }
             self.in_flight.fetch_add(1, Ordering::AcqRel);
             self.reporter.sent();

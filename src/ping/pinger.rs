@@ -3,6 +3,7 @@
 //! after its latest ping.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -22,6 +23,12 @@ pub const DEFAULT_MAX_PENDING: usize = 100_000;
 /// How long a user's first ping waits for more before it is sent, unless configured
 /// ([`PingerBuilder::debounce`]): not at all.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::ZERO;
+
+/// `max_pending`: the pending set numbers its users with 32 bits.
+const MAX_PENDING_RANGE: RangeInclusive<usize> = 1..=u32::MAX as usize;
+
+/// `debounce`: a change held back longer than a day is not a burst being grouped.
+const LONGEST_DEBOUNCE: Duration = Duration::from_secs(86_400);
 
 /// Configures and spawns a [`Pinger`]; start with [`Pinger::builder`].
 #[must_use]
@@ -44,14 +51,17 @@ impl PingerBuilder {
     delivery_setters!();
 
     /// At most this many users pending at once (default [`DEFAULT_MAX_PENDING`], 100 000); beyond it `ping`
-    /// returns [`PingError::QueueFull`] for new users, never dropping one.
+    /// returns [`PingError::QueueFull`] for new users, never dropping one. Between 1 and
+    /// 4 294 967 295 (the pending set numbers its users with 32 bits), or `spawn` fails
+    /// with [`ConfigError::OutOfRange`].
     pub fn max_pending(mut self, max_pending: usize) -> Self {
         self.max_pending = max_pending;
         self
     }
 
     /// Waits `window` after a user's first ping before sending, so a burst of changes
-    /// becomes one request (default [`DEFAULT_DEBOUNCE`]: send at once).
+    /// becomes one request (default [`DEFAULT_DEBOUNCE`]: send at once). At most 1 day,
+    /// or `spawn` fails with [`ConfigError::OutOfRange`].
     pub fn debounce(mut self, window: Duration) -> Self {
         self.debounce = window;
         self
@@ -64,12 +74,19 @@ impl PingerBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for a bad base URL, a zero limit, or when called outside a Tokio runtime.
+    /// [`ConfigError`] for a bad base URL, a setting out of its range (each setter says
+    /// its range; the error names the setting), or when called outside a Tokio runtime.
     pub fn spawn(self) -> Result<Pinger, ConfigError> {
         let max_age = self.options.schedule.max_age_duration();
         let config = self.options.check()?;
-        if self.max_pending == 0 {
-            return Err(ConfigError::out_of_range("max_pending", "at least 1"));
+        if !MAX_PENDING_RANGE.contains(&self.max_pending) {
+            return Err(ConfigError::out_of_range(
+                "max_pending",
+                "between 1 and 4294967295",
+            ));
+        }
+        if self.debounce > LONGEST_DEBOUNCE {
+            return Err(ConfigError::out_of_range("debounce", "at most 1 day"));
         }
         let store = MemoryStore::new(PendingSet::new(self.max_pending, self.debounce), max_age);
         Ok(Pinger {

@@ -2,6 +2,7 @@
 //! client, with the `ping` feature.
 
 mod circuit;
+mod config;
 mod guarantee;
 mod health;
 mod hook;
