@@ -214,6 +214,11 @@ impl Reporter {
         self.emit(PingEvent::Resumed { paused_for });
     }
 
+    /// The delivery task died: the last event.
+    pub(crate) fn stopped(&self, reason: String) {
+        self.emit(PingEvent::Stopped { reason });
+    }
+
     /// The time by the builder's clock (else the system's).
     pub(crate) fn now(&self) -> std::time::SystemTime {
         self.clock.now()

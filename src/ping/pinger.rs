@@ -119,9 +119,14 @@ impl Pinger {
     ///
     /// [`PingError::InvalidUserId`] for an id that cannot stand in the ping URL,
     /// [`PingError::QueueFull`] when `max_pending` users are pending (nothing is dropped:
-    /// the caller decides), [`PingError::ShuttingDown`] after [`shutdown`](Self::shutdown).
+    /// the caller decides), [`PingError::ShuttingDown`] after [`shutdown`](Self::shutdown),
+    /// [`PingError::Stopped`] once the delivery task has died (a panic, its runtime shut
+    /// down): a ping then would never be delivered.
     pub fn ping(&self, user_id: &str) -> Result<(), PingError> {
         user_id::validate_for_path(user_id).map_err(PingError::InvalidUserId)?;
+        if self.delivery.is_stopped() {
+            return Err(PingError::Stopped);
+        }
         if self.delivery.store().ping(user_id)? {
             // A new pending user: the engine may have nothing else to look at.
             self.delivery.wake();
@@ -156,6 +161,11 @@ impl Pinger {
     /// [`LivefyreClient::register_pull_url`].
     pub fn client(&self) -> &LivefyreClient {
         self.delivery.client()
+    }
+
+    /// Makes the delivery loop panic, for tests of what a dead task shows.
+    pub(crate) fn request_panic(&self) {
+        self.delivery.request_panic();
     }
 
     /// Stops accepting pings, delivers what it can until `deadline` has passed, and

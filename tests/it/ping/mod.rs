@@ -16,5 +16,6 @@ mod readme_defaults;
 mod readme_hook;
 #[cfg(feature = "emulator")]
 mod rotation;
+mod stopped;
 mod timing;
 mod traces;
