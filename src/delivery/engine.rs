@@ -1,7 +1,8 @@
 //! The engine: claims due users from a [`PendingStore`], sends one request for each within
 //! the concurrency and rate limits, classifies the answer by the [`Policy`], settles the
 //! claim, and reports. While Livefyre refuses our key (a 403) or cannot be reached, it
-//! pauses: no deliveries but one probe per interval (see [`HostPause`]).
+//! pauses: no deliveries but one probe per interval (see [`HostPause`]); after a 429 it
+//! slows down as a whole (see [`Pacing`]).
 //!
 //! [`supervise`] runs the loop and tells when it ends in any way but being told to stop:
 //! a panic (in the loop or in one delivery) or its runtime shutting down.
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
+use http::StatusCode;
 use tokio::sync::Notify;
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::{Instant, sleep_until};
@@ -23,6 +25,7 @@ use tracing::{Instrument, Level, Span, field};
 use super::XorShift;
 use super::later;
 use super::options::EngineConfig;
+use super::pacing::{PaceSignal, Pacing, Ticket};
 use super::pause::{Change, Gate, HostPause, PauseReason};
 use super::policy::{HostSignal, Policy};
 use super::reply::Reply;
@@ -58,6 +61,7 @@ pub(crate) struct Engine<S> {
     /// Answered attempts whose outcome the store has not recorded yet.
     settling: AtomicUsize,
     pause: Mutex<HostPause>,
+    pacing: Mutex<Pacing>,
     /// Set once if the loop ended without being told to stop: why.
     stopped: OnceLock<String>,
     /// A test asked the loop to panic (`pingpull::testing`).
@@ -107,6 +111,7 @@ impl<S: PendingStore> Engine<S> {
             in_flight: AtomicUsize::new(0),
             settling: AtomicUsize::new(0),
             pause: Mutex::new(pause),
+            pacing: Mutex::new(Pacing::default()),
             stopped: OnceLock::new(),
             panic_requested: AtomicBool::new(false),
         }
@@ -171,12 +176,19 @@ impl<S: PendingStore> Engine<S> {
             }
             limit = 1;
         }
+        let pacing = lock(&self.pacing);
+        if let Some(at) = pacing.wait_until(now) {
+            return Step::Wait(at);
+        }
+        if pacing.rate().is_some() {
+            limit = 1;
+        }
         Step::Claim { limit, probe }
     }
 
     /// Sends one request for a claimed user, settles the claim, and reports, in a span
     /// `pingpull.ping.attempt` (OpenTelemetry's HTTP client names where one exists).
-    async fn deliver(&self, claim: S::Claim, probe: bool) {
+    async fn deliver(&self, claim: S::Claim, probe: bool, ticket: Ticket) {
         let user_id = S::user_id(&claim);
         let attempt_no = S::attempts(&claim).saturating_add(1);
         // Field values are computed only when a subscriber wants the span.
@@ -191,17 +203,25 @@ impl<S: PendingStore> Engine<S> {
             http.response.status_code = field::Empty,
             error.type = field::Empty,
         );
-        self.attempt(&claim, attempt_no, probe, &span)
+        self.attempt(&claim, attempt_no, probe, ticket, &span)
             .instrument(span.clone())
             .await;
         self.settling.fetch_sub(1, Ordering::AcqRel);
         self.wake.notify_one();
     }
 
-    async fn attempt(&self, claim: &S::Claim, attempt_no: u32, probe: bool, span: &Span) {
+    async fn attempt(
+        &self,
+        claim: &S::Claim,
+        attempt_no: u32,
+        probe: bool,
+        ticket: Ticket,
+        span: &Span,
+    ) {
         let user_id = S::user_id(claim);
         let reply = Reply::from(self.client.ping_once(user_id).await);
         record_reply(span, &reply);
+        let reply = self.pace(reply, ticket);
         let signal = HostSignal::of(&reply);
         let jitter = lock(&self.jitter).next_unit();
         let outcome = self.policy.classify(reply, attempt_no, jitter);
@@ -228,6 +248,43 @@ impl<S: PendingStore> Engine<S> {
         self.reporter
             .settled(user_id, attempt_no, &outcome, settled, since, paused);
         self.host_changed(change, &outcome, probe).await;
+    }
+
+    /// Takes in what `reply` says about the pace Livefyre can take. A 429 without
+    /// `Retry-After` comes back with one interval at the new pace as its `Retry-After`:
+    /// the pacing, not the user's schedule (which would wait 5 s, 30 s, 2 min...), says
+    /// when to try again, so delivery resumes within about a second once the 429s stop.
+    fn pace(&self, reply: Reply, ticket: Ticket) -> Reply {
+        let signal = match &reply {
+            Reply::Status(StatusCode::TOO_MANY_REQUESTS, retry_after) => PaceSignal::TooFast(
+                retry_after.map(|after| self.policy.schedule.clamp_retry_after(after)),
+            ),
+            Reply::Status(status, _)
+                if status.is_success()
+                    || (status.is_client_error()
+                        && !matches!(
+                            *status,
+                            StatusCode::FORBIDDEN | StatusCode::REQUEST_TIMEOUT
+                        )) =>
+            {
+                PaceSignal::Taken
+            }
+            _ => PaceSignal::Neutral,
+        };
+        let (waits, began) = {
+            let mut pacing = lock(&self.pacing);
+            let was_paced = pacing.rate().is_some();
+            let waits = pacing.observe(signal, ticket, Instant::now());
+            let began = pacing.rate().filter(|_| !was_paced);
+            (waits, began)
+        };
+        if let (Some(rate), Some(wait)) = (began, waits) {
+            self.reporter.slowing_down(rate, wait);
+        }
+        match (reply, waits) {
+            (Reply::Status(status, None), Some(wait)) => Reply::Status(status, Some(wait)),
+            (reply, _) => reply,
+        }
     }
 
     /// Tells of a pause starting or ending (once, not per user), and releases the waiting
@@ -286,12 +343,13 @@ impl<S: PendingStore> Engine<S> {
             if let Some(interval) = self.limits.min_interval {
                 *next_slot = later((*next_slot).max(now), interval);
             }
+            let ticket = lock(&self.pacing).started(now);
             self.in_flight.fetch_add(1, Ordering::AcqRel);
             self.reporter.sent();
             let engine = self.clone();
             tasks.spawn(async move {
                 let _in_flight = engine.reporter.metrics.in_flight();
-                engine.deliver(claim, probe).await;
+                engine.deliver(claim, probe, ticket).await;
             });
         }
         Claimed::Spawned

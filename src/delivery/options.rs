@@ -227,6 +227,11 @@ macro_rules! delivery_setters {
         /// At most this many requests started per second (default: no limit): between
         /// 0.001 (one request every 1000 s) and 1 000 000, or `spawn` fails with
         /// [`ConfigError::OutOfRange`](crate::ping::ConfigError::OutOfRange).
+        ///
+        /// Without it, the engine still slows down by itself when Livefyre answers 429
+        /// (Too Many Requests): it halves its pace at each new 429 (the user answered
+        /// waits its `Retry-After`; at one request a second, everyone does), and speeds up
+        /// again with each accepted request.
         pub fn rate_limit(mut self, per_second: f64) -> Self {
             self.options.rate_limit = Some(per_second);
             self

@@ -17,5 +17,6 @@ mod readme_hook;
 #[cfg(feature = "emulator")]
 mod rotation;
 mod stopped;
+mod storm;
 mod timing;
 mod traces;
