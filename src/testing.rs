@@ -8,6 +8,13 @@ pub use crate::http::parse_retry_after;
 #[cfg(feature = "postgres")]
 pub use outbox::{OutboxClaim, OutboxTableHooks};
 
+/// Makes `pinger`'s delivery loop panic at its next turn, for tests of what a dead
+/// delivery task shows (the log, `health()`, `ping`'s error).
+#[cfg(feature = "ping")]
+pub fn panic_the_delivery_loop(pinger: &crate::ping::Pinger) {
+    pinger.request_panic();
+}
+
 #[cfg(feature = "postgres")]
 mod outbox {
     use std::future::Future;

@@ -1,21 +1,31 @@
 //! The engine: claims due users from a [`PendingStore`], sends one request for each within
 //! the concurrency and rate limits, classifies the answer by the [`Policy`], settles the
 //! claim, and reports. While Livefyre refuses our key (a 403) or cannot be reached, it
-//! pauses: no deliveries but one probe per interval (see [`HostPause`]).
+//! pauses: no deliveries but one probe per interval (see [`HostPause`]); after a 429 it
+//! slows down as a whole (see [`Pacing`]).
+//!
+//! [`supervise`] runs the loop and tells when it ends in any way but being told to stop:
+//! a panic (in the loop or in one delivery) or its runtime shutting down.
 
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::any::Any;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
+use http::StatusCode;
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tokio::time::{Instant, sleep_until};
 use tracing::{Instrument, Level, Span, field};
 
 use super::XorShift;
 use super::later;
 use super::options::EngineConfig;
+use super::pacing::{PaceSignal, Pacing, Ticket};
 use super::pause::{Change, Gate, HostPause, PauseReason};
 use super::policy::{HostSignal, Policy};
 use super::reply::Reply;
@@ -51,6 +61,11 @@ pub(crate) struct Engine<S> {
     /// Answered attempts whose outcome the store has not recorded yet.
     settling: AtomicUsize,
     pause: Mutex<HostPause>,
+    pacing: Mutex<Pacing>,
+    /// Set once if the loop ended without being told to stop: why.
+    stopped: OnceLock<String>,
+    /// A test asked the loop to panic (`pingpull::testing`).
+    panic_requested: AtomicBool,
 }
 
 struct Limits {
@@ -96,7 +111,21 @@ impl<S: PendingStore> Engine<S> {
             in_flight: AtomicUsize::new(0),
             settling: AtomicUsize::new(0),
             pause: Mutex::new(pause),
+            pacing: Mutex::new(Pacing::default()),
+            stopped: OnceLock::new(),
+            panic_requested: AtomicBool::new(false),
         }
+    }
+
+    /// Why the loop stopped without being told to, if it did: nothing is delivered any more.
+    pub(crate) fn stopped(&self) -> Option<&str> {
+        self.stopped.get().map(String::as_str)
+    }
+
+    /// Makes the loop panic at its next turn, for tests of what a dead loop shows.
+    pub(crate) fn request_panic(&self) {
+        self.panic_requested.store(true, Ordering::Release);
+        self.wake.notify_one();
     }
 
     /// Why delivery is paused (a 403, or Livefyre unreachable), if it is.
@@ -147,12 +176,19 @@ impl<S: PendingStore> Engine<S> {
             }
             limit = 1;
         }
+        let pacing = lock(&self.pacing);
+        if let Some(at) = pacing.wait_until(now) {
+            return Step::Wait(at);
+        }
+        if pacing.rate().is_some() {
+            limit = 1;
+        }
         Step::Claim { limit, probe }
     }
 
     /// Sends one request for a claimed user, settles the claim, and reports, in a span
     /// `pingpull.ping.attempt` (OpenTelemetry's HTTP client names where one exists).
-    async fn deliver(&self, claim: S::Claim, probe: bool) {
+    async fn deliver(&self, claim: S::Claim, probe: bool, ticket: Ticket) {
         let user_id = S::user_id(&claim);
         let attempt_no = S::attempts(&claim).saturating_add(1);
         // Field values are computed only when a subscriber wants the span.
@@ -167,17 +203,25 @@ impl<S: PendingStore> Engine<S> {
             http.response.status_code = field::Empty,
             error.type = field::Empty,
         );
-        self.attempt(&claim, attempt_no, probe, &span)
+        self.attempt(&claim, attempt_no, probe, ticket, &span)
             .instrument(span.clone())
             .await;
         self.settling.fetch_sub(1, Ordering::AcqRel);
         self.wake.notify_one();
     }
 
-    async fn attempt(&self, claim: &S::Claim, attempt_no: u32, probe: bool, span: &Span) {
+    async fn attempt(
+        &self,
+        claim: &S::Claim,
+        attempt_no: u32,
+        probe: bool,
+        ticket: Ticket,
+        span: &Span,
+    ) {
         let user_id = S::user_id(claim);
         let reply = Reply::from(self.client.ping_once(user_id).await);
         record_reply(span, &reply);
+        let reply = self.pace(reply, ticket);
         let signal = HostSignal::of(&reply);
         let jitter = lock(&self.jitter).next_unit();
         let outcome = self.policy.classify(reply, attempt_no, jitter);
@@ -204,6 +248,43 @@ impl<S: PendingStore> Engine<S> {
         self.reporter
             .settled(user_id, attempt_no, &outcome, settled, since, paused);
         self.host_changed(change, &outcome, probe).await;
+    }
+
+    /// Takes in what `reply` says about the pace Livefyre can take. A 429 without
+    /// `Retry-After` comes back with one interval at the new pace as its `Retry-After`:
+    /// the pacing, not the user's schedule (which would wait 5 s, 30 s, 2 min...), says
+    /// when to try again, so delivery resumes within about a second once the 429s stop.
+    fn pace(&self, reply: Reply, ticket: Ticket) -> Reply {
+        let signal = match &reply {
+            Reply::Status(StatusCode::TOO_MANY_REQUESTS, retry_after) => PaceSignal::TooFast(
+                retry_after.map(|after| self.policy.schedule.clamp_retry_after(after)),
+            ),
+            Reply::Status(status, _)
+                if status.is_success()
+                    || (status.is_client_error()
+                        && !matches!(
+                            *status,
+                            StatusCode::FORBIDDEN | StatusCode::REQUEST_TIMEOUT
+                        )) =>
+            {
+                PaceSignal::Taken
+            }
+            _ => PaceSignal::Neutral,
+        };
+        let (waits, began) = {
+            let mut pacing = lock(&self.pacing);
+            let was_paced = pacing.rate().is_some();
+            let waits = pacing.observe(signal, ticket, Instant::now());
+            let began = pacing.rate().filter(|_| !was_paced);
+            (waits, began)
+        };
+        if let (Some(rate), Some(wait)) = (began, waits) {
+            self.reporter.slowing_down(rate, wait);
+        }
+        match (reply, waits) {
+            (Reply::Status(status, None), Some(wait)) => Reply::Status(status, Some(wait)),
+            (reply, _) => reply,
+        }
     }
 
     /// Tells of a pause starting or ending (once, not per user), and releases the waiting
@@ -260,14 +341,15 @@ impl<S: PendingStore> Engine<S> {
         }
         for claim in claims {
             if let Some(interval) = self.limits.min_interval {
-                *next_slot = (*next_slot).max(now) + interval;
+                *next_slot = later((*next_slot).max(now), interval);
             }
+            let ticket = lock(&self.pacing).started(now);
             self.in_flight.fetch_add(1, Ordering::AcqRel);
             self.reporter.sent();
             let engine = self.clone();
             tasks.spawn(async move {
                 let _in_flight = engine.reporter.metrics.in_flight();
-                engine.deliver(claim, probe).await;
+                engine.deliver(claim, probe, ticket).await;
             });
         }
         Claimed::Spawned
@@ -311,11 +393,16 @@ fn record_reply(span: &Span, reply: &Reply) {
 }
 
 /// The background loop: claims due users within the limits until told to stop.
-pub(super) async fn run<S: PendingStore>(engine: Arc<Engine<S>>) {
+async fn run<S: PendingStore>(engine: Arc<Engine<S>>) {
     let mut tasks = JoinSet::new();
     let mut next_slot = Instant::now();
     loop {
-        while tasks.try_join_next().is_some() {}
+        while let Some(joined) = tasks.try_join_next() {
+            rethrow(joined);
+        }
+        if engine.panic_requested.load(Ordering::Acquire) {
+            panic!("a panic in the delivery loop, asked for by pingpull::testing");
+        }
         let now = Instant::now();
         let deadline = *lock(&engine.deadline);
         if deadline.is_some_and(|d| now >= d) {
@@ -336,18 +423,129 @@ pub(super) async fn run<S: PendingStore>(engine: Arc<Engine<S>>) {
             Step::Idle => None,
         };
         let poll_at = engine.limits.poll_every.map(|every| later(now, every));
-        match [wait_until, deadline, poll_at].into_iter().flatten().min() {
-            Some(until) => {
-                tokio::select! {
-                    () = engine.wake.notified() => {}
-                    () = sleep_until(until) => {}
-                }
-            }
-            None => engine.wake.notified().await,
+        let until = [wait_until, deadline, poll_at].into_iter().flatten().min();
+        // A delivery that ends wakes the loop too: one that panicked must not go unseen.
+        tokio::select! {
+            () = engine.wake.notified() => {}
+            () = sleep_until(until.unwrap_or(now)), if until.is_some() => {}
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => rethrow(joined),
         }
     }
     // At the deadline, requests still in flight are abandoned; their users stay pending
     // and are reported as undelivered.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+}
+
+/// A delivery that panicked takes the loop down with it (and [`supervise`] tells): its
+/// claim would never be settled, nor its slot freed, and delivery would stall unseen.
+fn rethrow(joined: Result<(), JoinError>) {
+    if let Err(error) = joined
+        && error.is_panic()
+    {
+        resume_unwind(error.into_panic());
+    }
+}
+
+/// How the loop ended when no one told it to stop.
+enum Death {
+    Panicked(String),
+    /// Dropped unfinished: its runtime shut down.
+    Dropped,
+}
+
+impl fmt::Display for Death {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Panicked(message) => write!(f, "the delivery task panicked: {message}"),
+            Self::Dropped => f.write_str(
+                "the delivery task was dropped before shutdown: its Tokio runtime shut down",
+            ),
+        }
+    }
+}
+
+/// Runs the loop until it is told to stop. Should it end any other way (a panic in the
+/// loop or in a delivery, or its runtime shutting down while it runs, even before it
+/// first ran), the engine is marked stopped, so `ping` refuses and `health()` is
+/// unhealthy, and the log tells.
+pub(super) fn supervise<S: PendingStore>(engine: Arc<Engine<S>>) -> impl Future<Output = ()> {
+    // Outside the async block: dropped with the future even if it was never polled.
+    let mut watch = DeathWatch {
+        engine,
+        finished: false,
+    };
+    async move {
+        let engine = watch.engine.clone();
+        let mut running = std::pin::pin!(run(engine.clone()));
+        // After a panic the loop is never polled again: its state may be half-changed.
+        let panicked =
+            poll_fn(
+                |cx| match catch_unwind(AssertUnwindSafe(|| running.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(())) => Poll::Ready(None),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(payload) => Poll::Ready(Some(payload)),
+                },
+            )
+            .await;
+        watch.disarm();
+        if let Some(payload) = panicked {
+            engine.died(&Death::Panicked(panic_message(&*payload)));
+        }
+    }
+}
+
+/// Tells the engine it died if dropped before the loop finished.
+struct DeathWatch<S: PendingStore> {
+    engine: Arc<Engine<S>>,
+    finished: bool,
+}
+
+impl<S: PendingStore> DeathWatch<S> {
+    /// The loop finished (or its panic is being told): nothing more to tell on drop.
+    fn disarm(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl<S: PendingStore> Drop for DeathWatch<S> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.engine.died(&Death::Dropped);
+        }
+    }
+}
+
+impl<S: PendingStore> Engine<S> {
+    /// The loop is gone: marks the engine stopped (once) and tells. A panic is always an
+    /// ERROR; a runtime shutting down is one only when it leaves users undelivered (a
+    /// process that exits without shutting the Pinger down, with nothing pending, loses
+    /// nothing).
+    fn died(&self, death: &Death) {
+        let reason = death.to_string();
+        if self.stopped.set(reason.clone()).is_err() {
+            return;
+        }
+        let pending = self.store.counts().pending;
+        match death {
+            Death::Dropped if pending == 0 => {
+                tracing::event!(target: "pingpull::ping", Level::DEBUG, "{reason}, with nothing pending");
+            }
+            _ => {
+                tracing::event!(target: "pingpull::ping", Level::ERROR, pending, "{reason}. Nothing more is delivered: `ping` now returns an error and `health()` is unhealthy (`stopped`); restart the Pinger (or the outbox worker)");
+            }
+        }
+        self.reporter.stopped(reason);
+    }
+}
+
+/// A panic's message, when it has one.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "(no message)".to_owned()
+    }
 }

@@ -79,6 +79,14 @@ pub enum PingEvent {
         /// How long delivery was paused.
         paused_for: Duration,
     },
+    /// The delivery task died without being shut down (it panicked, or its Tokio runtime
+    /// shut down): nothing more is delivered, `ping` returns
+    /// [`PingError::Stopped`](crate::ping::PingError::Stopped), `health()` is unhealthy.
+    /// The last event.
+    Stopped {
+        /// What happened, e.g. `the delivery task panicked: ...`.
+        reason: String,
+    },
 }
 
 /// Counters since the Pinger (or outbox worker) started, and the current pending set.

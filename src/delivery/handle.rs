@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Level;
 
-use super::engine::{Engine, run};
+use super::engine::{Engine, supervise};
 use super::events::{PingEvent, PingStats, ShutdownReport};
 use super::health::Health;
 use super::later;
@@ -52,7 +52,7 @@ impl<S: PendingStore> Delivery<S> {
     pub(crate) fn spawn(store: S, config: EngineConfig, poll_every: Option<Duration>) -> Self {
         let runtime = config.runtime.clone();
         let engine = Arc::new(Engine::new(store, config, poll_every));
-        let join = runtime.spawn(run(engine.clone()));
+        let join = runtime.spawn(supervise(engine.clone()));
         Self {
             task: Arc::new(Task {
                 engine: engine.clone(),
@@ -70,6 +70,17 @@ impl<S: PendingStore> Delivery<S> {
     /// Wakes the engine: a user may be due now.
     pub(crate) fn wake(&self) {
         self.engine.wake();
+    }
+
+    /// Whether the engine's task died (a panic, its runtime shut down): nothing is
+    /// delivered any more.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.engine.stopped().is_some()
+    }
+
+    /// Makes the engine's loop panic, for tests of what a dead task shows.
+    pub(crate) fn request_panic(&self) {
+        self.engine.request_panic();
     }
 
     pub(crate) fn store(&self) -> &S {
@@ -95,6 +106,7 @@ impl<S: PendingStore> Delivery<S> {
             consecutive_failures,
             unauthorized: paused == Some(PauseReason::Unauthorized),
             unreachable: paused == Some(PauseReason::Unreachable),
+            stopped: engine.stopped().is_some(),
             pending,
             oldest_pending,
             checked_at: engine.reporter.now(),

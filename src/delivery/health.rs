@@ -36,6 +36,11 @@ pub struct Health {
     /// answers again. Not unhealthy by itself (an outage of a few seconds opens it); the
     /// failed probes count in `consecutive_failures`, so a long outage becomes `"failing"`.
     pub unreachable: bool,
+    /// The delivery task has died without being shut down (it panicked, or its Tokio
+    /// runtime shut down): nothing more is delivered, and `ping` returns an error. The
+    /// ERROR log and [`PingEvent::Stopped`](crate::ping::PingEvent::Stopped) say why.
+    /// Only a restart helps.
+    pub stopped: bool,
     /// Users not yet delivered, in flight included (the outbox: the table's rows).
     pub pending: u64,
     /// How long the user pending longest has waited since its first ping (the outbox:
@@ -54,6 +59,8 @@ impl Health {
 
     /// Healthy unless [`reason`](Self::reason) names a problem:
     ///
+    /// - the delivery task has died (`"stopped"`): nothing more is delivered until a
+    ///   restart;
     /// - a 403 pause is active (`"unauthorized"`): a wrong key or network name, which
     ///   only the operator can fix;
     /// - or at least [`FAILURES_BEFORE_UNHEALTHY`](Self::FAILURES_BEFORE_UNHEALTHY)
@@ -67,9 +74,12 @@ impl Health {
         self.reason().is_none()
     }
 
-    /// Why delivery is unhealthy, as a stable word (`"unauthorized"` or `"failing"`), or
-    /// `None` when it is healthy.
+    /// Why delivery is unhealthy, as a stable word (`"stopped"`, `"unauthorized"` or
+    /// `"failing"`, the first that applies), or `None` when it is healthy.
     pub fn reason(&self) -> Option<&'static str> {
+        if self.stopped {
+            return Some("stopped");
+        }
         if self.unauthorized {
             return Some("unauthorized");
         }
@@ -127,6 +137,7 @@ mod tests {
             consecutive_failures: failures,
             unauthorized: false,
             unreachable: false,
+            stopped: false,
             pending: 3,
             oldest_pending: Some(Duration::from_secs(3600)),
             checked_at: now,
@@ -141,6 +152,17 @@ mod tests {
         };
         assert_eq!(paused.reason(), Some("unauthorized"));
         assert!(!paused.healthy());
+    }
+
+    #[test]
+    fn a_dead_delivery_task_is_unhealthy_whatever_else() {
+        let stopped = Health {
+            stopped: true,
+            unauthorized: true,
+            ..health(0, Some(0))
+        };
+        assert_eq!(stopped.reason(), Some("stopped"));
+        assert!(!stopped.healthy());
     }
 
     #[test]

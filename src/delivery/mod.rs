@@ -7,6 +7,8 @@
 //!   settles.
 //! - [`pause`]: the host pause: after a 403, or while Livefyre is unreachable (the
 //!   circuit), one probe at a time instead of users' requests.
+//! - [`pacing`]: after a 429, every request slowed down together, `Retry-After`
+//!   honoured, then sped up again.
 //! - [`policy`]: what an answer means (delivered, retry after, give up, hold); pure.
 //! - [`retry`]: the retry schedule and `Retry-After`.
 //! - [`report`] and [`events`]: counters, the event stream, logs.
@@ -19,6 +21,7 @@ pub(crate) mod events;
 mod handle;
 mod health;
 pub(crate) mod options;
+mod pacing;
 mod pause;
 mod policy;
 mod reply;

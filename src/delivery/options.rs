@@ -2,6 +2,7 @@
 //! outbox worker's both embed [`DeliveryOptions`]), with its defaults in one place.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,29 @@ pub const DEFAULT_OUTAGE_FIRST_PROBE: Duration = Duration::from_secs(1);
 pub const DEFAULT_OUTAGE_LONGEST_PROBE: Duration = Duration::from_secs(1);
 /// Events a slow subscriber may lag behind unless configured.
 pub const DEFAULT_EVENTS_CAPACITY: usize = 1024;
+
+// The ranges each setting accepts; `check` refuses anything else with the setting's name.
+// Each is wide enough for any real deployment, and narrow enough that nothing computed
+// from a setting can overflow or exhaust memory.
+
+/// `rate_limit`, requests a second: from one request every 1000 s to one every
+/// microsecond (beyond, the interval between two starts rounds to nothing).
+const RATE_LIMIT_RANGE: RangeInclusive<f64> = 0.001..=1_000_000.0;
+/// `attempt_timeout`: under a millisecond no answer can arrive; over an hour a hung
+/// connection holds its slot (and an outbox lease) for no purpose.
+const ATTEMPT_TIMEOUT_RANGE: RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(3600);
+/// `concurrency`: each request in flight holds a connection (a file descriptor).
+const CONCURRENCY_RANGE: RangeInclusive<usize> = 1..=10_000;
+/// `events_capacity`: the event channel allocates every slot up front (about 100 bytes
+/// each: 1.6 GB at the top of the range).
+const EVENTS_CAPACITY_RANGE: RangeInclusive<usize> = 1..=16_777_216;
+/// `probe_every` and both `outage_probe` intervals: a probe more often than ten times a
+/// second hammers a Livefyre that refuses us; one less often than daily never comes.
+const PROBE_RANGE: RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(86_400);
+/// Every duration of a `retry_schedule`: a user is not waited for longer than a year.
+const LONGEST_SETTING: Duration = super::LONGEST_WAIT;
 
 /// The settings both front-ends share; each builder's setters write here.
 pub(crate) struct DeliveryOptions {
@@ -81,9 +105,8 @@ impl DeliveryOptions {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for a bad base URL, a zero limit, a rate that is not a positive
-    /// number, outage probe intervals that are zero or out of order, or when called
-    /// outside a Tokio runtime.
+    /// [`ConfigError`] for a bad base URL, a setting out of its range (see each setter),
+    /// or when called outside a Tokio runtime.
     pub(crate) fn check(self) -> Result<EngineConfig, ConfigError> {
         let mut client = LivefyreClient::for_worker(
             self.network,
@@ -98,29 +121,56 @@ impl DeliveryOptions {
             }
             None => Arc::new(SystemClock),
         };
-        if self.concurrency == 0 {
-            return Err(ConfigError::out_of_range("concurrency", "at least 1"));
+        if !ATTEMPT_TIMEOUT_RANGE.contains(&self.attempt_timeout) {
+            return Err(ConfigError::out_of_range(
+                "attempt_timeout",
+                "between 1 ms and 1 hour",
+            ));
         }
-        if self.events_capacity == 0 {
-            return Err(ConfigError::out_of_range("events_capacity", "at least 1"));
+        if !CONCURRENCY_RANGE.contains(&self.concurrency) {
+            return Err(ConfigError::out_of_range(
+                "concurrency",
+                "between 1 and 10000",
+            ));
+        }
+        if !EVENTS_CAPACITY_RANGE.contains(&self.events_capacity) {
+            return Err(ConfigError::out_of_range(
+                "events_capacity",
+                "between 1 and 16777216",
+            ));
         }
         let min_interval = match self.rate_limit {
             None => None,
-            Some(rate) if rate.is_finite() && rate > 0.0 => {
+            Some(rate) if RATE_LIMIT_RANGE.contains(&rate) => {
                 Some(Duration::from_secs_f64(1.0 / rate))
             }
             Some(_) => {
                 return Err(ConfigError::out_of_range(
                     "rate_limit",
-                    "a positive number of requests per second",
+                    "between 0.001 and 1000000 requests per second",
                 ));
             }
         };
+        if !self.schedule.within(LONGEST_SETTING) {
+            return Err(ConfigError::out_of_range(
+                "retry_schedule",
+                "made of delays, a max_delay, a max_retry_after and a max_age of at most 365 days each",
+            ));
+        }
+        if !PROBE_RANGE.contains(&self.probe_every) {
+            return Err(ConfigError::out_of_range(
+                "probe_every",
+                "between 100 ms and 1 day",
+            ));
+        }
         let (first_probe, longest_probe) = self.outage_probe;
-        if first_probe.is_zero() || longest_probe < first_probe {
+        if !PROBE_RANGE.contains(&first_probe)
+            || !PROBE_RANGE.contains(&longest_probe)
+            || longest_probe < first_probe
+        {
             return Err(ConfigError::out_of_range(
                 "outage_probe",
-                "a first interval above zero and a longest one at least as long",
+                "a first and a longest interval between 100 ms and 1 day, the longest at least as long as the first",
             ));
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
@@ -167,33 +217,46 @@ macro_rules! delivery_setters {
         }
 
         /// At most this many requests in flight at once (default
-        /// [`DEFAULT_CONCURRENCY`](crate::ping::DEFAULT_CONCURRENCY), 8).
+        /// [`DEFAULT_CONCURRENCY`](crate::ping::DEFAULT_CONCURRENCY), 8): between 1 and
+        /// 10 000, or `spawn` fails with [`ConfigError::OutOfRange`](crate::ping::ConfigError::OutOfRange).
         pub fn concurrency(mut self, concurrency: usize) -> Self {
             self.options.concurrency = concurrency;
             self
         }
 
-        /// At most this many requests started per second (default: no limit).
+        /// At most this many requests started per second (default: no limit): between
+        /// 0.001 (one request every 1000 s) and 1 000 000, or `spawn` fails with
+        /// [`ConfigError::OutOfRange`](crate::ping::ConfigError::OutOfRange).
+        ///
+        /// Without it, the engine still slows down by itself when Livefyre answers 429
+        /// (Too Many Requests): it halves its pace at each new 429 (the user answered
+        /// waits its `Retry-After`; at one request a second, everyone does), and speeds up
+        /// again with each accepted request.
         pub fn rate_limit(mut self, per_second: f64) -> Self {
             self.options.rate_limit = Some(per_second);
             self
         }
 
         /// Gives each request at most `timeout` (default
-        /// [`DEFAULT_ATTEMPT_TIMEOUT`](crate::ping::DEFAULT_ATTEMPT_TIMEOUT), 10 s).
+        /// [`DEFAULT_ATTEMPT_TIMEOUT`](crate::ping::DEFAULT_ATTEMPT_TIMEOUT), 10 s): between
+        /// 1 ms and 1 hour, or `spawn` fails with
+        /// [`ConfigError::OutOfRange`](crate::ping::ConfigError::OutOfRange).
         pub fn attempt_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.options.attempt_timeout = timeout;
             self
         }
 
-        /// When to retry and when to give up (default [`RetrySchedule::default`](crate::delivery::RetrySchedule::default)).
+        /// When to retry and when to give up (default [`RetrySchedule::default`](crate::delivery::RetrySchedule::default)):
+        /// each of its delays, its `max_delay`, `max_retry_after` and `max_age` at most 365
+        /// days, or `spawn` fails with [`ConfigError::OutOfRange`](crate::ping::ConfigError::OutOfRange).
         pub fn retry_schedule(mut self, schedule: crate::delivery::RetrySchedule) -> Self {
             self.options.schedule = schedule;
             self
         }
 
         /// After a 403, sends one probe this often until a ping is accepted (default
-        /// [`DEFAULT_PROBE_EVERY`](crate::ping::DEFAULT_PROBE_EVERY), 60 s).
+        /// [`DEFAULT_PROBE_EVERY`](crate::ping::DEFAULT_PROBE_EVERY), 60 s): between 100 ms
+        /// and 1 day, or `spawn` fails with [`ConfigError::OutOfRange`](crate::ping::ConfigError::OutOfRange).
         pub fn probe_every(mut self, interval: std::time::Duration) -> Self {
             self.options.probe_every = interval;
             self
@@ -206,6 +269,8 @@ macro_rules! delivery_setters {
         /// [`DEFAULT_OUTAGE_LONGEST_PROBE`](crate::ping::DEFAULT_OUTAGE_LONGEST_PROBE),
         /// 1 s and 1 s: one probe a second). A longer `longest` sends fewer requests during
         /// a long outage, but delivery may then resume up to `longest` after Livefyre is back.
+        /// Both between 100 ms and 1 day, `longest` at least `first`, or `spawn` fails with
+        /// [`ConfigError::OutOfRange`](crate::ping::ConfigError::OutOfRange).
         pub fn outage_probe(
             mut self,
             first: std::time::Duration,
@@ -239,7 +304,9 @@ macro_rules! delivery_setters {
         }
 
         /// How many events a slow subscriber may lag behind before it misses some (default
-        /// [`DEFAULT_EVENTS_CAPACITY`](crate::ping::DEFAULT_EVENTS_CAPACITY), 1024).
+        /// [`DEFAULT_EVENTS_CAPACITY`](crate::ping::DEFAULT_EVENTS_CAPACITY), 1024): between
+        /// 1 and 16 777 216 (the channel allocates every slot up front, about 100 bytes
+        /// each), or `spawn` fails with [`ConfigError::OutOfRange`](crate::ping::ConfigError::OutOfRange).
         pub fn events_capacity(mut self, capacity: usize) -> Self {
             self.options.events_capacity = capacity;
             self

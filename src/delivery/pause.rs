@@ -269,6 +269,30 @@ mod tests {
     }
 
     #[test]
+    fn a_4xx_answer_resets_the_count_of_failures() {
+        let now = Instant::now();
+        let mut pause = rules(3, 1, 30);
+        fail_users(&mut pause, 2, now);
+        // A 404 for some user: Livefyre is there, so the users before it no longer count.
+        assert_eq!(
+            pause.observe("x", HostSignal::Answered, false, now),
+            Change::None
+        );
+        for user in ["v0", "v1"] {
+            assert_eq!(
+                pause.observe(user, HostSignal::Unreachable, false, now),
+                Change::None,
+                "{user}"
+            );
+        }
+        assert_eq!(pause.reason(), None);
+        assert!(matches!(
+            pause.observe("v2", HostSignal::Unreachable, false, now),
+            Change::Opened { .. }
+        ));
+    }
+
+    #[test]
     fn fewer_users_than_the_threshold_failing_again_and_again_do_not_open_it() {
         let now = Instant::now();
         let mut pause = rules(3, 1, 30);

@@ -32,6 +32,8 @@ pub(crate) struct Reporter {
     /// unsteady Livefyre may open and close it often.
     unreachable_log: LogThrottle,
     resumed_log: LogThrottle,
+    /// Slowing down after a 429, at most once a minute: a storm may start it often.
+    slowing_log: LogThrottle,
     /// Giving a user up is a WARN at most once a minute per reason (the rest at DEBUG):
     /// a mass give-up, such as a long outage past the maximum age, must not flood the
     /// log. Every user given up is still counted and sent as an event.
@@ -53,6 +55,7 @@ impl Reporter {
             unauthorized_log: LogThrottle::new(ONCE_A_MINUTE),
             unreachable_log: LogThrottle::new(ONCE_A_MINUTE),
             resumed_log: LogThrottle::new(ONCE_A_MINUTE),
+            slowing_log: LogThrottle::new(ONCE_A_MINUTE),
             too_old_log: LogThrottle::new(ONCE_A_MINUTE),
             refused_log: LogThrottle::new(ONCE_A_MINUTE),
             health: HealthTracker::default(),
@@ -212,6 +215,26 @@ impl Reporter {
             }
         }
         self.emit(PingEvent::Resumed { paused_for });
+    }
+
+    /// Livefyre answered 429 and the engine began pacing itself at `rate` requests a
+    /// second, the user answered waiting `retry_in`: an INFO at most once a minute.
+    pub(crate) fn slowing_down(&self, rate: f64, retry_in: Duration) {
+        if let Some(suppressed) = self.slowing_log.allow(self.clock.now()) {
+            tracing::event!(
+                target: "pingpull::ping",
+                Level::INFO,
+                requests_per_second = rate,
+                retry_in_ms = retry_in.as_millis() as u64,
+                suppressed,
+                "Livefyre answered 429 (too many requests): slowing every request down, then speeding up again with each accepted request (logged at most once a minute, `suppressed` since the previous line)"
+            );
+        }
+    }
+
+    /// The delivery task died: the last event.
+    pub(crate) fn stopped(&self, reason: String) {
+        self.emit(PingEvent::Stopped { reason });
     }
 
     /// The time by the builder's clock (else the system's).

@@ -82,6 +82,15 @@ impl RetrySchedule {
         self.max_age
     }
 
+    /// Whether every duration of the schedule (each delay, the caps, the maximum age) is
+    /// at most `longest`.
+    pub(crate) fn within(&self, longest: Duration) -> bool {
+        self.delays
+            .iter()
+            .chain([&self.max_delay, &self.max_retry_after, &self.max_age])
+            .all(|duration| *duration <= longest)
+    }
+
     /// The delay after failed attempt `attempt` (1-based), before jitter: each actual
     /// delay lies within ±`jitter` of it, and never beyond `max_delay`.
     pub fn delay(&self, attempt: u32) -> Duration {

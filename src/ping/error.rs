@@ -17,6 +17,9 @@ pub enum PingError {
     },
     /// The Pinger is shutting down.
     ShuttingDown,
+    /// The Pinger's delivery task has died (it panicked, or its Tokio runtime shut
+    /// down): nothing more is delivered. The ERROR log says why; restart the Pinger.
+    Stopped,
 }
 
 impl fmt::Display for PingError {
@@ -30,6 +33,9 @@ impl fmt::Display for PingError {
                 )
             }
             Self::ShuttingDown => f.write_str("cannot ping: the Pinger is shutting down"),
+            Self::Stopped => f.write_str(
+                "cannot ping: the Pinger's delivery task has stopped (see the ERROR log); restart the Pinger",
+            ),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! after its latest ping.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -22,6 +23,12 @@ pub const DEFAULT_MAX_PENDING: usize = 100_000;
 /// How long a user's first ping waits for more before it is sent, unless configured
 /// ([`PingerBuilder::debounce`]): not at all.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::ZERO;
+
+/// `max_pending`: the pending set numbers its users with 32 bits.
+const MAX_PENDING_RANGE: RangeInclusive<usize> = 1..=u32::MAX as usize;
+
+/// `debounce`: a change held back longer than a day is not a burst being grouped.
+const LONGEST_DEBOUNCE: Duration = Duration::from_secs(86_400);
 
 /// Configures and spawns a [`Pinger`]; start with [`Pinger::builder`].
 #[must_use]
@@ -44,14 +51,17 @@ impl PingerBuilder {
     delivery_setters!();
 
     /// At most this many users pending at once (default [`DEFAULT_MAX_PENDING`], 100 000); beyond it `ping`
-    /// returns [`PingError::QueueFull`] for new users, never dropping one.
+    /// returns [`PingError::QueueFull`] for new users, never dropping one. Between 1 and
+    /// 4 294 967 295 (the pending set numbers its users with 32 bits), or `spawn` fails
+    /// with [`ConfigError::OutOfRange`].
     pub fn max_pending(mut self, max_pending: usize) -> Self {
         self.max_pending = max_pending;
         self
     }
 
     /// Waits `window` after a user's first ping before sending, so a burst of changes
-    /// becomes one request (default [`DEFAULT_DEBOUNCE`]: send at once).
+    /// becomes one request (default [`DEFAULT_DEBOUNCE`]: send at once). At most 1 day,
+    /// or `spawn` fails with [`ConfigError::OutOfRange`].
     pub fn debounce(mut self, window: Duration) -> Self {
         self.debounce = window;
         self
@@ -64,12 +74,19 @@ impl PingerBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for a bad base URL, a zero limit, or when called outside a Tokio runtime.
+    /// [`ConfigError`] for a bad base URL, a setting out of its range (each setter says
+    /// its range; the error names the setting), or when called outside a Tokio runtime.
     pub fn spawn(self) -> Result<Pinger, ConfigError> {
         let max_age = self.options.schedule.max_age_duration();
         let config = self.options.check()?;
-        if self.max_pending == 0 {
-            return Err(ConfigError::out_of_range("max_pending", "at least 1"));
+        if !MAX_PENDING_RANGE.contains(&self.max_pending) {
+            return Err(ConfigError::out_of_range(
+                "max_pending",
+                "between 1 and 4294967295",
+            ));
+        }
+        if self.debounce > LONGEST_DEBOUNCE {
+            return Err(ConfigError::out_of_range("debounce", "at most 1 day"));
         }
         let store = MemoryStore::new(PendingSet::new(self.max_pending, self.debounce), max_age);
         Ok(Pinger {
@@ -102,9 +119,14 @@ impl Pinger {
     ///
     /// [`PingError::InvalidUserId`] for an id that cannot stand in the ping URL,
     /// [`PingError::QueueFull`] when `max_pending` users are pending (nothing is dropped:
-    /// the caller decides), [`PingError::ShuttingDown`] after [`shutdown`](Self::shutdown).
+    /// the caller decides), [`PingError::ShuttingDown`] after [`shutdown`](Self::shutdown),
+    /// [`PingError::Stopped`] once the delivery task has died (a panic, its runtime shut
+    /// down): a ping then would never be delivered.
     pub fn ping(&self, user_id: &str) -> Result<(), PingError> {
         user_id::validate_for_path(user_id).map_err(PingError::InvalidUserId)?;
+        if self.delivery.is_stopped() {
+            return Err(PingError::Stopped);
+        }
         if self.delivery.store().ping(user_id)? {
             // A new pending user: the engine may have nothing else to look at.
             self.delivery.wake();
@@ -139,6 +161,11 @@ impl Pinger {
     /// [`LivefyreClient::register_pull_url`].
     pub fn client(&self) -> &LivefyreClient {
         self.delivery.client()
+    }
+
+    /// Makes the delivery loop panic, for tests of what a dead task shows.
+    pub(crate) fn request_panic(&self) {
+        self.delivery.request_panic();
     }
 
     /// Stops accepting pings, delivers what it can until `deadline` has passed, and

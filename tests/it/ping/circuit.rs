@@ -196,6 +196,51 @@ async fn ten_users_failing_in_a_row_open_the_circuit_nine_do_not() {
     }
 }
 
+/// A 4xx for one user shows Livefyre is there: the failures before it no longer count.
+/// Nine users fail, one is answered 404, nine others fail: 18 failures, never ten in a
+/// row, so the circuit stays closed and every user keeps its own schedule.
+#[tokio::test(start_paused = true)]
+async fn a_4xx_between_failures_keeps_the_circuit_closed() {
+    let livefyre = ScriptedLivefyre::new(|user, nth| match (user, nth) {
+        ("ghost", _) => status(404),
+        (_, 1) => status(503),
+        _ => status(200),
+    });
+    let start = Instant::now();
+    let pinger = Pinger::builder(network())
+        .base_url("http://livefyre.test")
+        .transport(livefyre.clone())
+        .retry_schedule(RetrySchedule::new(secs(&[5])).jitter(0.0))
+        .events_capacity(10_000)
+        // One request at a time: the answers come in the order of the pings.
+        .concurrency(1)
+        .spawn()
+        .unwrap();
+    let mut events = pinger.events();
+    for i in 0..THRESHOLD - 1 {
+        pinger.ping(&format!("a{i}")).unwrap();
+    }
+    pinger.ping("ghost").unwrap();
+    for i in 0..THRESHOLD - 1 {
+        pinger.ping(&format!("b{i}")).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    let events = received(&mut events);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, PingEvent::Unreachable { .. })),
+        "{events:?}"
+    );
+    // Retried on their own schedule (5 s), not released early by a probe.
+    for user in ["a0", "b8"] {
+        assert_eq!(livefyre.times(user, start), secs(&[0, 5]), "{user}");
+    }
+    let stats = pinger.stats();
+    assert_eq!((stats.succeeded, stats.given_up), (18, 1), "{stats:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_users_5xx_does_not_open_the_circuit() {
     let livefyre =

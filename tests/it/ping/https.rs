@@ -29,6 +29,12 @@ struct Certificates {
 }
 
 fn certificates(ca_name: &str) -> Certificates {
+    certificates_with(ca_name, |_| {})
+}
+
+/// As [`certificates`], with the server certificate's parameters changed by `adjust`
+/// (another name, a validity in the past).
+fn certificates_with(ca_name: &str, adjust: impl FnOnce(&mut CertificateParams)) -> Certificates {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -41,6 +47,7 @@ fn certificates(ca_name: &str) -> Certificates {
     server_params
         .subject_alt_names
         .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    adjust(&mut server_params);
     let server_key = KeyPair::generate().unwrap();
     let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
     Certificates {
@@ -179,6 +186,68 @@ async fn another_ca_is_not_trusted() {
 
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
     assert_eq!(emulator.pings_received("u1"), 0);
+}
+
+/// A certificate the client must refuse, though its CA is trusted: one request by the
+/// one-shot client and one by a Pinger fail, naming `fault`, and nothing is delivered.
+async fn a_trusted_ca_s_bad_certificate_is_refused(certificates: Certificates, fault: &str) {
+    let (emulator, front) = emulator_behind_tls(&certificates).await;
+    let roots = trusting(&certificates);
+    let client = LivefyreClient::new(network(), &front.base_url())
+        .unwrap()
+        .tls_roots(&roots);
+
+    let error = client.sync_user("u1").await.unwrap_err();
+    let RequestError::Transport(message) = &error else {
+        panic!("expected a connection failure, got {error:?}");
+    };
+    assert!(
+        message.contains("invalid peer certificate") && message.contains(fault),
+        "{message}"
+    );
+
+    let pinger = Pinger::builder(network())
+        .base_url(front.base_url())
+        .tls_roots(&roots)
+        .spawn()
+        .unwrap();
+    let mut events = pinger.events();
+    pinger.ping("u2").unwrap();
+    match next_outcome(&mut events).await {
+        PingEvent::Retrying {
+            failure: Failure::Connection(message),
+            ..
+        } => assert!(message.contains(fault), "{message}"),
+        other => panic!("expected a retry after a certificate fault, got {other:?}"),
+    }
+    assert_eq!(emulator.pings_received("u1"), 0);
+    assert_eq!(emulator.pings_received("u2"), 0);
+    let report = pinger.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(report.undelivered, ["u2"]);
+    assert_eq!(report.stats.succeeded, 0);
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_host_name_is_refused() {
+    // Signed by the trusted CA, but for livefyre.example alone, not 127.0.0.1.
+    let certificates = certificates_with("pingpull test CA", |server| {
+        server.subject_alt_names = vec![SanType::DnsName("livefyre.example".try_into().unwrap())];
+    });
+    a_trusted_ca_s_bad_certificate_is_refused(
+        certificates,
+        "certificate not valid for name \"127.0.0.1\"",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_certificate_is_refused() {
+    // Signed by the trusted CA for 127.0.0.1, but valid in 2020 only.
+    let certificates = certificates_with("pingpull test CA", |server| {
+        server.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        server.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
+    a_trusted_ca_s_bad_certificate_is_refused(certificates, "certificate expired").await;
 }
 
 fn certificates_of_another_ca() -> String {

@@ -2,8 +2,10 @@
 //! client, with the `ping` feature.
 
 mod circuit;
+mod config;
 mod guarantee;
 mod health;
+mod hook;
 #[cfg(feature = "rustls")]
 mod https;
 #[cfg(feature = "metrics")]
@@ -18,5 +20,7 @@ mod readme_defaults;
 mod readme_hook;
 #[cfg(feature = "emulator")]
 mod rotation;
+mod stopped;
+mod storm;
 mod timing;
 mod traces;
