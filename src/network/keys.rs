@@ -63,7 +63,7 @@ impl Network {
     /// The HS256 signature of `message` with the key `used`: the current key, or a
     /// previous one (during a rotation, for a peer that may still hold it); `None` for a
     /// previous key this network does not have.
-    #[allow(dead_code)]
+    #[cfg_attr(not(feature = "ping"), allow(dead_code))]
     pub(crate) fn sign_with(&self, used: KeyUsed, message: &[u8]) -> Option<[u8; SIGNATURE_LEN]> {
         let mut mac = self.hmac_with(used)?;
         mac.update(message);

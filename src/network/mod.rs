@@ -40,7 +40,8 @@ struct Inner {
     key: String,
     /// The HMAC state after absorbing the key, cloned for each signature.
     hmac: HmacSha256,
-    /// Keys whose tokens are still accepted (a rotation in progress); never used to sign.
+    /// Keys whose tokens are still accepted (a rotation in progress); used to sign only
+    /// a second signature on profiles, and a request Livefyre refused under the current key.
     previous: Vec<HmacSha256>,
     /// A fingerprint of each key, current first: what a cache remembers instead of a key.
     ids: Vec<KeyId>,
@@ -85,8 +86,10 @@ impl Network {
     }
 
     /// The same network, also accepting tokens (and profile signatures) made with
-    /// `previous` keys: for rotating the key without refused pulls. Everything pingpull
-    /// signs still uses the current key only. Replaces any previous keys set before.
+    /// `previous` keys: for rotating the key without refused pulls. pingpull signs with the
+    /// current key first; a profile also carries a signature per previous key, and a
+    /// request Livefyre refuses (403) is tried again with each previous key
+    /// (docs/protocol.md §2). Replaces any previous keys set before.
     ///
     /// # Errors
     ///

@@ -67,7 +67,7 @@ impl Decision {
 /// the span.
 fn pull_span<B>(config: &Config, request: &Request<B>) -> tracing::Span {
     let route = config.template.path();
-    let (address, port) = server_address(request);
+    // Inside the macro, so that the Host look-up runs only when a subscriber wants the span.
     tracing::info_span!(
         target: "pingpull::pull",
         "pingpull.pull",
@@ -78,8 +78,8 @@ fn pull_span<B>(config: &Config, request: &Request<B>) -> tracing::Span {
         "http.route" = route,
         "url.path" = request.uri().path(),
         "url.scheme" = request.uri().scheme_str().unwrap_or("http"),
-        "server.address" = address,
-        "server.port" = port,
+        "server.address" = server_address(request).0,
+        "server.port" = server_address(request).1,
         "http.response.status_code" = tracing::field::Empty,
         "error.type" = tracing::field::Empty,
         user_id = tracing::field::Empty,
