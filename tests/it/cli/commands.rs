@@ -600,6 +600,27 @@ async fn register_hints_that_a_404_or_405_base_url_is_not_livefyre() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_says_a_refusal_once_with_what_to_check() {
+    let livefyre = crate::support::fake_livefyre::FakeLivefyre::with_script(|_| {
+        crate::support::fake_livefyre::Reply::status(400)
+    })
+    .await;
+    let output = check_cli(vec![
+        "register".into(),
+        "--base-url".into(),
+        livefyre.base_url(),
+        "https://www.example.com/livefyre/pull?id={id}".into(),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr(&output),
+        "pingpull: registration failed: Livefyre answered 400 Bad Request\n\
+         check that the template is an absolute http(s) URL with `{id}` once, as Livefyre will pull it\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_over_https_to_a_plain_http_server_says_to_try_http() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -612,12 +633,13 @@ async fn register_over_https_to_a_plain_http_server_says_to_try_http() {
     ])
     .await;
     assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).ends_with(&format!(
-            "pingpull: registration failed: connection failed: TLS handshake failed: the server at {addr} does not speak https (try http://)\n"
-        )),
-        "{}",
-        stderr(&output)
+    // Said once, with the hint the library's WARN line (not shown without -v) gave.
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "pingpull: registration failed: connection failed: TLS handshake failed: the server at {addr} does not speak https (try http://)\n\
+             check --base-url (it was https://{addr}) and that Livefyre (or the emulator) is reachable from here\n"
+        ),
     );
 }
 

@@ -55,6 +55,20 @@ pub(crate) async fn run(network: Network, args: RegisterArgs) -> Result<(), Comm
             "registration failed: {error}\n{}",
             base_url_hint(&network, &base_url)
         ))),
+        // What the library's WARN for the failure adds, which the command keeps out of
+        // stderr without -v (logging.rs): said here, once.
+        Err(error @ RequestError::Status(status)) if status.is_client_error() => {
+            Err(CommandError::Failed(format!(
+                "registration failed: {error}
+check that the template is an absolute http(s) URL with `{{id}}` once, as Livefyre will pull it"
+            )))
+        }
+        Err(
+            error @ (RequestError::Timeout | RequestError::Transport(_) | RequestError::Status(_)),
+        ) => Err(CommandError::Failed(format!(
+            "registration failed: {error}
+check --base-url (it was {base_url}) and that Livefyre (or the emulator) is reachable from here"
+        ))),
         Err(error) => Err(CommandError::Failed(format!(
             "registration failed: {error}"
         ))),
