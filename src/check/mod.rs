@@ -37,8 +37,9 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use crate::clock::unix_whole_seconds;
-use crate::http::{FetchError, Fetched, HttpClient, host_and_port};
+use crate::http::{FetchError, Fetched, HttpClient, Proxy, host_and_port};
 use crate::percent;
+
 use crate::profile::{read_tolerant, read_unservable, verify_signature_headers};
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::{self, Claims};
@@ -51,6 +52,11 @@ pub use report::{CaseResult, CheckReport, Severity, Verdict};
 /// Bodies longer than this are not read further.
 const MAX_BODY: usize = 1024 * 1024;
 
+/// The timeouts a check accepts: under a millisecond no answer can arrive; nobody waits
+/// for a conformance case longer than an hour.
+const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(3600);
+
 /// What to check and how.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -60,6 +66,7 @@ pub struct CheckOptions {
     unknown_user: Option<String>,
     timeout: Duration,
     strict: bool,
+    proxy: Option<Proxy>,
 }
 
 impl CheckOptions {
@@ -73,6 +80,7 @@ impl CheckOptions {
             unknown_user: None,
             timeout: Duration::from_secs(5),
             strict: false,
+            proxy: None,
         }
     }
 
@@ -82,7 +90,8 @@ impl CheckOptions {
         self
     }
 
-    /// A case whose answer takes longer than `timeout` fails (default 5 s).
+    /// A case whose answer takes longer than `timeout` fails (default 5 s): between 1 ms
+    /// and 1 hour, or the check fails with [`CheckError::OutOfRange`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -92,6 +101,14 @@ impl CheckOptions {
     /// is only a warning (`false`, the default). See [`Severity`].
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
+        self
+    }
+
+    /// Reaches the endpoint through a forward proxy where `proxy` says so: one proxy URL
+    /// ([`Proxy::new`]), or what `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` say
+    /// ([`Proxy::from_env`]). Default: directly, whatever the environment says.
+    pub fn proxy(mut self, proxy: &Proxy) -> Self {
+        self.proxy = Some(proxy.clone());
         self
     }
 }
@@ -112,6 +129,13 @@ pub enum CheckError {
         /// What went wrong.
         reason: String,
     },
+    /// A setting is out of range.
+    OutOfRange {
+        /// The method that took it, e.g. `timeout`.
+        setting: &'static str,
+        /// What it accepts.
+        expected: &'static str,
+    },
 }
 
 impl fmt::Display for CheckError {
@@ -123,6 +147,7 @@ impl fmt::Display for CheckError {
                 f,
                 "nothing answers at {address}: {reason}; check that the endpoint is running and listening there, and that the template's scheme, host and port are right"
             ),
+            Self::OutOfRange { setting, expected } => write!(f, "`{setting}` must be {expected}"),
         }
     }
 }
@@ -164,8 +189,14 @@ pub async fn pull_once(options: &CheckOptions) -> Result<CaseResult, CheckError>
     Ok(results.remove(0))
 }
 
-/// The options' template, if absolute, and their user ids, if valid.
+/// The options' template, if absolute, once their user ids and timeout are checked.
 fn usable_template(options: &CheckOptions) -> Result<PullUrlTemplate, CheckError> {
+    if !TIMEOUT_RANGE.contains(&options.timeout) {
+        return Err(CheckError::OutOfRange {
+            setting: "timeout",
+            expected: "between 1 ms and 1 hour",
+        });
+    }
     let template =
         PullUrlTemplate::parse_absolute(&options.template).map_err(CheckError::Template)?;
     for id in std::iter::once(&options.user).chain(options.unknown_user.as_ref()) {
@@ -354,7 +385,7 @@ fn pull_cases(
 
 /// Sends each case in turn and judges its answer; stops if the first gets no answer.
 async fn run(options: &CheckOptions, cases: Vec<Case>) -> Result<Vec<CaseResult>, CheckError> {
-    let client = HttpClient::new();
+    let client = HttpClient::through(options.proxy.clone());
     // A slow endpoint is reported, not waited on forever: allow a margin past the timeout.
     let limit = options.timeout + Duration::from_secs(1);
     let mut context = Context {

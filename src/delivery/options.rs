@@ -10,8 +10,10 @@ use super::policy::{OutageRules, Policy};
 use super::retry::RetrySchedule;
 use crate::Network;
 use crate::clock::{Clock, SystemClock};
-use crate::http::Transport;
-use crate::livefyre::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient};
+#[cfg(feature = "rustls")]
+use crate::http::TlsRoots;
+use crate::http::{HyperTransport, Proxy, Transport};
+use crate::livefyre::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, TIMEOUT_RANGE};
 
 /// Requests in flight at once unless configured.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -39,10 +41,6 @@ pub const DEFAULT_EVENTS_CAPACITY: usize = 1024;
 /// `rate_limit`, requests a second: from one request every 1000 s to one every
 /// microsecond (beyond, the interval between two starts rounds to nothing).
 const RATE_LIMIT_RANGE: RangeInclusive<f64> = 0.001..=1_000_000.0;
-/// `attempt_timeout`: under a millisecond no answer can arrive; over an hour a hung
-/// connection holds its slot (and an outbox lease) for no purpose.
-const ATTEMPT_TIMEOUT_RANGE: RangeInclusive<Duration> =
-    Duration::from_millis(1)..=Duration::from_secs(3600);
 /// `concurrency`: each request in flight holds a connection (a file descriptor).
 const CONCURRENCY_RANGE: RangeInclusive<usize> = 1..=10_000;
 /// `events_capacity`: the event channel allocates every slot up front (about 100 bytes
@@ -59,7 +57,12 @@ const LONGEST_SETTING: Duration = super::LONGEST_WAIT;
 pub(crate) struct DeliveryOptions {
     pub(crate) network: Network,
     pub(crate) base_url: Option<String>,
+    /// A client of the user's own, instead of the built-in one.
     pub(crate) transport: Option<Arc<dyn Transport>>,
+    /// The built-in client's settings.
+    #[cfg(feature = "rustls")]
+    pub(crate) tls_roots: Option<TlsRoots>,
+    pub(crate) proxy: Option<Proxy>,
     pub(crate) clock: Option<Arc<dyn Clock>>,
     pub(crate) attempt_timeout: Duration,
     pub(crate) concurrency: usize,
@@ -90,6 +93,9 @@ impl DeliveryOptions {
             network,
             base_url: None,
             transport: None,
+            #[cfg(feature = "rustls")]
+            tls_roots: None,
+            proxy: None,
             clock: None,
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
@@ -108,10 +114,17 @@ impl DeliveryOptions {
     /// [`ConfigError`] for a bad base URL, a setting out of its range (see each setter),
     /// or when called outside a Tokio runtime.
     pub(crate) fn check(self) -> Result<EngineConfig, ConfigError> {
+        if !TIMEOUT_RANGE.contains(&self.attempt_timeout) {
+            return Err(ConfigError::out_of_range(
+                "attempt_timeout",
+                "between 1 ms and 1 hour",
+            ));
+        }
+        let transport = self.built_in_transport()?.or(self.transport);
         let mut client = LivefyreClient::for_worker(
             self.network,
             self.base_url.as_deref(),
-            self.transport,
+            transport,
             self.attempt_timeout,
         )?;
         let clock = match self.clock {
@@ -121,12 +134,6 @@ impl DeliveryOptions {
             }
             None => Arc::new(SystemClock),
         };
-        if !ATTEMPT_TIMEOUT_RANGE.contains(&self.attempt_timeout) {
-            return Err(ConfigError::out_of_range(
-                "attempt_timeout",
-                "between 1 ms and 1 hour",
-            ));
-        }
         if !CONCURRENCY_RANGE.contains(&self.concurrency) {
             return Err(ConfigError::out_of_range(
                 "concurrency",
@@ -194,6 +201,31 @@ impl DeliveryOptions {
     }
 }
 
+impl DeliveryOptions {
+    /// The built-in client with the TLS roots and proxy set, if any was; `None` leaves
+    /// the choice to the client (the user's transport, or the built-in one as it comes).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::TransportConflict`] when a transport of the user's own was given
+    /// too: it would silently ignore the built-in client's settings.
+    fn built_in_transport(&self) -> Result<Option<Arc<dyn Transport>>, ConfigError> {
+        let mut built_in: Option<HyperTransport> = None;
+        #[cfg(feature = "rustls")]
+        if let Some(roots) = &self.tls_roots {
+            built_in = Some(built_in.unwrap_or_default().tls_roots(roots));
+        }
+        if let Some(proxy) = &self.proxy {
+            built_in = Some(built_in.unwrap_or_default().proxy(proxy));
+        }
+        match built_in {
+            None => Ok(None),
+            Some(_) if self.transport.is_some() => Err(ConfigError::TransportConflict),
+            Some(built_in) => Ok(Some(Arc::new(built_in))),
+        }
+    }
+}
+
 impl fmt::Debug for DeliveryOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeliveryOptions")
@@ -202,6 +234,7 @@ impl fmt::Debug for DeliveryOptions {
             .field("concurrency", &self.concurrency)
             .field("rate_limit", &self.rate_limit)
             .field("attempt_timeout", &self.attempt_timeout)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -287,17 +320,27 @@ macro_rules! delivery_setters {
             self
         }
 
-        /// Sends through the built-in HTTP client with https trusting `roots` (a private CA,
-        /// the platform's store) instead of Mozilla's roots alone; replaces any `transport`.
+        /// The built-in HTTP client's https trusts `roots` (a private CA, the platform's
+        /// store) instead of Mozilla's roots alone. With a `transport` of your own, `spawn`
+        /// fails with [`ConfigError::TransportConflict`](crate::ping::ConfigError::TransportConflict).
         #[cfg(feature = "rustls")]
         pub fn tls_roots(mut self, roots: &crate::http::TlsRoots) -> Self {
-            self.options.transport = Some(std::sync::Arc::new(
-                crate::http::HyperTransport::with_roots(roots),
-            ));
+            self.options.tls_roots = Some(roots.clone());
             self
         }
 
-        /// Sends through `transport` instead of the built-in HTTP client.
+        /// The built-in HTTP client reaches Livefyre through a forward proxy where `proxy`
+        /// says so: one proxy URL ([`Proxy::new`](crate::ping::Proxy::new)), or what
+        /// `HTTP_PROXY`, `HTTPS_PROXY` and `NO_PROXY` say ([`Proxy::from_env`](crate::ping::Proxy::from_env)).
+        /// Without it, no proxy is used, whatever the environment says. With a `transport`
+        /// of your own, `spawn` fails with [`ConfigError::TransportConflict`](crate::ping::ConfigError::TransportConflict).
+        pub fn proxy(mut self, proxy: &crate::http::Proxy) -> Self {
+            self.options.proxy = Some(proxy.clone());
+            self
+        }
+
+        /// Sends through `transport` instead of the built-in HTTP client (then `tls_roots`
+        /// and `proxy`, which configure the built-in one, cannot be set).
         pub fn transport(mut self, transport: impl crate::http::Transport) -> Self {
             self.options.transport = Some(std::sync::Arc::new(transport));
             self

@@ -17,7 +17,7 @@ use rustls::pki_types::pem::{self, PemObject};
 /// ([`with_native_roots`](Self::with_native_roots)), then hand the result to
 /// [`PingerBuilder::tls_roots`](crate::ping::PingerBuilder::tls_roots), the outbox
 /// worker's builder, [`LivefyreClient::tls_roots`](crate::ping::LivefyreClient::tls_roots)
-/// or [`HyperTransport::with_roots`](crate::ping::HyperTransport::with_roots).
+/// or [`HyperTransport::tls_roots`](crate::ping::HyperTransport::tls_roots).
 ///
 /// Each method checks what it is given, so a bad certificate fails at start-up, not on
 /// the first request.

@@ -69,15 +69,12 @@ impl HyperTransport {
         }
     }
 
-    /// A transport whose https connections trust `roots` (for example Mozilla's plus a
-    /// private CA) instead of Mozilla's roots alone.
+    /// The same transport, its https connections trusting `roots` (for example Mozilla's
+    /// plus a private CA) instead of Mozilla's roots alone (a new pool).
     #[cfg(feature = "rustls")]
-    pub fn with_roots(roots: &super::TlsRoots) -> Self {
-        Self {
-            roots: Some(roots.clone()),
-            ..Self::new()
-        }
-        .rebuilt()
+    pub fn tls_roots(mut self, roots: &super::TlsRoots) -> Self {
+        self.roots = Some(roots.clone());
+        self.rebuilt()
     }
 
     /// The same transport, going through `proxy` where it says so (a new pool).

@@ -18,7 +18,8 @@ use crate::clock::{Clock, SystemClock};
 #[cfg(feature = "rustls")]
 use crate::http::TlsRoots;
 use crate::http::{
-    FetchError, HyperTransport, Transport, describe, parse_retry_after, within, without_userinfo,
+    FetchError, HyperTransport, Proxy, Transport, describe, parse_retry_after, within,
+    without_userinfo,
 };
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::user_id::{self, UserIdError};
@@ -27,6 +28,11 @@ use signer::Signer;
 
 /// How long one request may take unless configured.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The timeouts a request accepts: under a millisecond no answer can arrive; over an hour
+/// a hung connection holds its slot (and an outbox lease) for no purpose.
+pub(crate) const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(3600);
 
 /// A client for Livefyre's API (or the emulator): pings one user, registers the Pull URL.
 ///
@@ -45,6 +51,9 @@ pub struct LivefyreClient {
     network: Network,
     base: Arc<str>,
     transport: Arc<dyn Transport>,
+    /// The built-in client as configured (TLS roots, proxy), `None` with a transport of
+    /// the user's own: what `tls_roots` and `proxy` add to.
+    built_in: Option<HyperTransport>,
     timeout: Duration,
     signer: Arc<Signer>,
 }
@@ -61,7 +70,10 @@ impl LivefyreClient {
         if base_url.starts_with("https:") && !HyperTransport::supports_https() {
             return Err(ConfigError::HttpsNeedsRustls);
         }
-        Self::with_transport(network, base_url, HyperTransport::new())
+        let built_in = HyperTransport::new();
+        let mut client = Self::with_transport(network, base_url, built_in.clone())?;
+        client.built_in = Some(built_in);
+        Ok(client)
     }
 
     /// A client that sends through `transport` instead of the built-in HTTP client.
@@ -79,6 +91,7 @@ impl LivefyreClient {
             network,
             base: base.into(),
             transport: Arc::new(transport),
+            built_in: None,
             timeout: DEFAULT_ATTEMPT_TIMEOUT,
             signer: Arc::new(Signer::new(Arc::new(SystemClock))),
         })
@@ -104,13 +117,23 @@ impl LivefyreClient {
             Some(transport) => Self::with_transport(network, base_url, transport)?,
             None => Self::new(network, base_url)?,
         };
-        Ok(client.timeout(timeout))
+        client.timeout(timeout)
     }
 
     /// Gives each request at most `timeout` (default 10 s) to be answered.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::OutOfRange`] unless `timeout` is between 1 ms and 1 hour.
+    pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
+        if !TIMEOUT_RANGE.contains(&timeout) {
+            return Err(ConfigError::out_of_range(
+                "timeout",
+                "between 1 ms and 1 hour",
+            ));
+        }
         self.timeout = timeout;
-        self
+        Ok(self)
     }
 
     /// Sends through the built-in HTTP client with https trusting `roots` (a private CA,
@@ -132,8 +155,38 @@ impl LivefyreClient {
     /// # }
     /// ```
     #[cfg(feature = "rustls")]
-    pub fn tls_roots(mut self, roots: &TlsRoots) -> Self {
-        self.transport = Arc::new(HyperTransport::with_roots(roots));
+    pub fn tls_roots(self, roots: &TlsRoots) -> Self {
+        self.configure_built_in(|built_in| built_in.tls_roots(roots))
+    }
+
+    /// Sends through the built-in HTTP client, through a forward proxy where `proxy` says
+    /// so: one proxy URL ([`Proxy::new`]), or what `HTTP_PROXY`, `HTTPS_PROXY` and
+    /// `NO_PROXY` say ([`Proxy::from_env`]). Replaces any transport given to
+    /// [`with_transport`](Self::with_transport); keeps the roots given to `tls_roots`.
+    ///
+    /// ```
+    /// use pingpull::Network;
+    /// use pingpull::ping::{LivefyreClient, Proxy};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let network = Network::new("example.fyre.co", "testkeytest")?;
+    /// let proxy = Proxy::new("http://user:secret@proxy.internal:3128")?;
+    /// let client = LivefyreClient::new(network, "https://example.quill.fyre.co")?.proxy(&proxy);
+    /// // The proxy's password is never shown.
+    /// assert!(!format!("{client:?}").contains("secret"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn proxy(self, proxy: &Proxy) -> Self {
+        self.configure_built_in(|built_in| built_in.proxy(proxy))
+    }
+
+    /// The built-in client as configured so far (a new one after `with_transport`),
+    /// changed by `change`, becomes the transport.
+    fn configure_built_in(mut self, change: impl FnOnce(HyperTransport) -> HyperTransport) -> Self {
+        let built_in = change(self.built_in.take().unwrap_or_default());
+        self.transport = Arc::new(built_in.clone());
+        self.built_in = Some(built_in);
         self
     }
 
@@ -303,6 +356,7 @@ impl fmt::Debug for LivefyreClient {
             .field("network", &self.network)
             .field("base_url", &self.base)
             .field("timeout", &self.timeout)
+            .field("built_in", &self.built_in)
             .finish_non_exhaustive()
     }
 }
@@ -357,6 +411,9 @@ pub enum ConfigError {
     },
     /// `spawn` was called outside a Tokio runtime.
     NoRuntime,
+    /// `tls_roots` or `proxy` was set with a `transport` of the user's own, which would
+    /// ignore them: they configure the built-in HTTP client.
+    TransportConflict,
 }
 
 impl ConfigError {
@@ -382,6 +439,9 @@ impl fmt::Display for ConfigError {
                 write!(f, "`{setting}` must be {expected}")
             }
             Self::NoRuntime => f.write_str("spawn must be called inside a Tokio runtime"),
+            Self::TransportConflict => f.write_str(
+                "`tls_roots` and `proxy` configure the built-in HTTP client, which `transport` replaces: set one or the other",
+            ),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod commands;
 mod ping;
+mod proxy;
 pub(crate) mod quickstart;
 mod readme;
 mod register;

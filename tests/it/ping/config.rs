@@ -207,3 +207,60 @@ async fn the_outbox_worker_refuses_the_same_values() {
         "{error:?}"
     );
 }
+
+#[test]
+fn the_one_shot_client_and_the_check_refuse_a_timeout_out_of_range() {
+    use pingpull::check::{CheckError, CheckOptions};
+    use pingpull::ping::LivefyreClient;
+
+    let network = Network::new("example.fyre.co", "testkeytest").unwrap();
+    let client = || LivefyreClient::new(network.clone(), "http://127.0.0.1:9").unwrap();
+    for bad in [
+        Duration::ZERO,
+        Duration::from_micros(999),
+        secs(3600) + ms(1),
+        Duration::MAX,
+    ] {
+        let error = client().timeout(bad).unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::OutOfRange {
+                setting: "timeout",
+                expected: "between 1 ms and 1 hour"
+            },
+            "{bad:?}"
+        );
+    }
+    for good in [ms(1), secs(3600)] {
+        assert!(client().timeout(good).is_ok(), "{good:?}");
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A port nothing listens on: bound, then closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let template = format!("http://{}/p?id={{id}}", closed.local_addr().unwrap());
+    drop(closed);
+    let check = |timeout| {
+        let options = CheckOptions::new(network.clone(), &template, "u1").timeout(timeout);
+        runtime.block_on(pingpull::check::check_endpoint(&options))
+    };
+    // Duration::MAX panicked (the margin added to it overflowed).
+    for bad in [Duration::ZERO, secs(3600) + ms(1), Duration::MAX] {
+        assert_eq!(
+            check(bad).unwrap_err(),
+            CheckError::OutOfRange {
+                setting: "timeout",
+                expected: "between 1 ms and 1 hour"
+            },
+            "{bad:?}"
+        );
+    }
+    // In range: the check runs, and finds nothing listening.
+    assert!(matches!(
+        check(ms(200)),
+        Err(CheckError::Unreachable { .. })
+    ));
+}

@@ -262,7 +262,8 @@ async fn the_pinger_reads_a_bounded_part_of_an_endless_answer() {
         // A long timeout: an answer read to its (missing) end would hit it and fail.
         let client = LivefyreClient::new(network(), &format!("http://{}", peer.addr))
             .unwrap()
-            .timeout(Duration::from_secs(30));
+            .timeout(Duration::from_secs(30))
+            .unwrap();
         client.sync_user("u1").await.unwrap();
         eventually(
             "the peer to see the hang-up",
@@ -279,7 +280,8 @@ async fn pings_time_out_against_a_peer_that_never_answers() {
     let base = format!("http://{}", peer.addr);
     let client = LivefyreClient::new(network(), &base)
         .unwrap()
-        .timeout(Duration::from_millis(200));
+        .timeout(Duration::from_millis(200))
+        .unwrap();
     assert_eq!(client.sync_user("u1").await, Err(RequestError::Timeout));
 
     let pinger = Pinger::builder(network())

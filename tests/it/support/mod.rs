@@ -8,6 +8,8 @@ pub(crate) mod fake_livefyre;
 pub(crate) mod forward_proxy;
 #[cfg(feature = "ping")]
 pub(crate) mod scripted_livefyre;
+#[cfg(feature = "rustls")]
+pub(crate) mod tls_front;
 pub(crate) mod traces;
 
 use std::io::Write;

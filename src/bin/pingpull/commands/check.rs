@@ -8,6 +8,7 @@ use pingpull::Network;
 use pingpull::check::{CheckError, CheckOptions, check_endpoint};
 
 use super::error::CommandError;
+use super::livefyre::ProxyArgs;
 use super::numbers::positive_seconds;
 
 #[derive(Debug, Args)]
@@ -30,6 +31,8 @@ pub(crate) struct CheckArgs {
     /// lftoken), which otherwise only warn
     #[arg(long)]
     strict: bool,
+    #[command(flatten)]
+    proxy: ProxyArgs,
 }
 
 /// Runs the checks and prints the report; fails unless every conformance case passed
@@ -40,7 +43,8 @@ pub(crate) async fn run(network: Network, args: CheckArgs) -> Result<(), Command
         .map_err(|_| CommandError::Usage("--timeout is too long".into()))?;
     let mut options = CheckOptions::new(network, args.template, args.user)
         .timeout(timeout)
-        .strict(args.strict);
+        .strict(args.strict)
+        .proxy(&args.proxy.proxy()?);
     if let Some(unknown) = args.unknown_user {
         options = options.unknown_user(unknown);
     }

@@ -1,11 +1,14 @@
 //! How the commands that call Livefyre's API (`ping`, `register`) reach it: the base URL
 //! (`--base-url`, else the network's), what to say when it answers like another server,
-//! and the roots https trusts (`--ca-cert`).
+//! the roots https trusts (`--ca-cert`), and the forward proxy (`--proxy`, else the
+//! environment's), which `check` takes too.
 
+use std::fmt;
 use std::path::Path;
 
+use clap::Args;
 use pingpull::Network;
-use pingpull::ping::TlsRoots;
+use pingpull::ping::{Proxy, TlsRoots};
 
 use super::error::CommandError;
 
@@ -35,4 +38,32 @@ pub(super) fn tls_roots(ca_cert: Option<&Path>) -> Result<Option<TlsRoots>, Comm
         .add_pem(&pem)
         .map(Some)
         .map_err(|e| bad(&e))
+}
+
+/// `--proxy URL`, else the proxies the environment names.
+#[derive(Args)]
+pub(crate) struct ProxyArgs {
+    /// Send every request through this forward proxy: http://[user:password@]host:port
+    /// (https through a CONNECT tunnel). Without it, HTTPS_PROXY, HTTP_PROXY, ALL_PROXY
+    /// and NO_PROXY say which requests go through which proxy, as for curl
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+}
+
+impl ProxyArgs {
+    /// The proxy given, else the environment's (which may be none at all).
+    pub(super) fn proxy(&self) -> Result<Proxy, CommandError> {
+        match &self.proxy {
+            Some(url) => Proxy::new(url).map_err(|e| CommandError::Usage(format!("--proxy: {e}"))),
+            None => Ok(Proxy::from_env()),
+        }
+    }
+}
+
+// The URL may hold the proxy's password: never in Debug output.
+impl fmt::Debug for ProxyArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proxy = self.proxy.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ProxyArgs").field("proxy", &proxy).finish()
+    }
 }

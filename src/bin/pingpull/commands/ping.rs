@@ -21,7 +21,7 @@ use pingpull::ping::{
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use super::error::CommandError;
-use super::livefyre::{base_url, base_url_hint, tls_roots};
+use super::livefyre::{ProxyArgs, base_url, base_url_hint, tls_roots};
 use super::numbers::{positive_rate, positive_seconds};
 use crate::signals::{StopSignal, stop_signal};
 
@@ -59,6 +59,8 @@ pub(crate) struct PingArgs {
     /// Also trust the CA certificates in this PEM file for https (a private CA, a proxy)
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    proxy: ProxyArgs,
     /// Read user ids from a file, one per line ('-' for standard input)
     #[arg(long)]
     from_file: Option<PathBuf>,
@@ -179,6 +181,7 @@ fn spawn_pinger(
         builder = builder.tls_roots(&roots);
     }
     builder
+        .proxy(&args.proxy.proxy()?)
         .spawn()
         .map_err(|e| CommandError::Usage(e.to_string()))
 }

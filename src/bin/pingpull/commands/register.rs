@@ -7,10 +7,10 @@ use clap::Args;
 use http::StatusCode;
 use pingpull::Network;
 use pingpull::check::{CheckError, CheckOptions, pull_once};
-use pingpull::ping::{LivefyreClient, RequestError};
+use pingpull::ping::{LivefyreClient, Proxy, RequestError};
 
 use super::error::CommandError;
-use super::livefyre::{base_url, base_url_hint, tls_roots};
+use super::livefyre::{ProxyArgs, base_url, base_url_hint, tls_roots};
 
 #[derive(Debug, Args)]
 pub(crate) struct RegisterArgs {
@@ -20,6 +20,8 @@ pub(crate) struct RegisterArgs {
     /// Also trust the CA certificates in this PEM file for https (a private CA, a proxy)
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    proxy: ProxyArgs,
     /// The Pull URL template (must contain {id})
     template: String,
     /// After registering, pull this user once as Livefyre would and report the result
@@ -30,8 +32,10 @@ pub(crate) struct RegisterArgs {
 /// Registers `args`' template; with `--check-user`, then pulls that user.
 pub(crate) async fn run(network: Network, args: RegisterArgs) -> Result<(), CommandError> {
     let base_url = base_url(&network, args.base_url);
+    let proxy = args.proxy.proxy()?;
     let mut client = LivefyreClient::new(network.clone(), &base_url)
-        .map_err(|e| CommandError::Usage(e.to_string()))?;
+        .map_err(|e| CommandError::Usage(e.to_string()))?
+        .proxy(&proxy);
     if let Some(roots) = tls_roots(args.ca_cert.as_deref())? {
         client = client.tls_roots(&roots);
     }
@@ -44,7 +48,7 @@ pub(crate) async fn run(network: Network, args: RegisterArgs) -> Result<(), Comm
         Ok(()) => {
             println!("registered {}", args.template);
             match args.check_user {
-                Some(user) => check_user(network, args.template, user).await,
+                Some(user) => check_user(network, args.template, user, &proxy).await,
                 None => Ok(()),
             }
         }
@@ -77,8 +81,13 @@ check --base-url (it was {base_url}) and that Livefyre (or the emulator) is reac
 
 /// Pulls `user` once as Livefyre would, through `check`'s valid-pull case, so the
 /// verdict and its wording are the ones `pingpull check` gives.
-async fn check_user(network: Network, template: String, user: String) -> Result<(), CommandError> {
-    let options = CheckOptions::new(network, template, user.clone());
+async fn check_user(
+    network: Network,
+    template: String,
+    user: String,
+    proxy: &Proxy,
+) -> Result<(), CommandError> {
+    let options = CheckOptions::new(network, template, user.clone()).proxy(proxy);
     let result = pull_once(&options).await.map_err(|e| match e {
         CheckError::Unreachable { .. } => {
             CommandError::Failed(format!("pulling `{user}` failed: {e}"))
