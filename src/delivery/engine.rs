@@ -48,6 +48,8 @@ const SETTLING_PER_SLOT: usize = 32;
 pub(crate) struct Engine<S> {
     pub(crate) store: S,
     pub(crate) client: LivefyreClient,
+    /// The client's host and port, for the attempt spans: parsed once, not per attempt.
+    server_address: (String, u16),
     pub(crate) reporter: Reporter,
     policy: Policy,
     limits: Limits,
@@ -96,6 +98,7 @@ impl<S: PendingStore> Engine<S> {
         let pause = HostPause::new(config.policy.probe_every, config.policy.outage);
         Self {
             store,
+            server_address: config.client.server_address(),
             client: config.client,
             reporter: Reporter::new(config.events_capacity, config.clock),
             policy: config.policy,
@@ -187,7 +190,10 @@ impl<S: PendingStore> Engine<S> {
     }
 
     /// Sends one request for a claimed user, settles the claim, and reports, in a span
-    /// `pingpull.ping.attempt` (OpenTelemetry's HTTP client names where one exists).
+    /// `pingpull.ping.attempt`: an HTTP client span in OpenTelemetry's terms (as
+    /// tracing-opentelemetry exports it), named after its method, with the full URL (which
+    /// never holds the token: it travels in the body) and the server's address. `url.full`
+    /// holds the path, so there is no `url.path` (a server span's attribute).
     async fn deliver(&self, claim: S::Claim, probe: bool, ticket: Ticket) {
         let user_id = S::user_id(&claim);
         let attempt_no = S::attempts(&claim).saturating_add(1);
@@ -196,8 +202,15 @@ impl<S: PendingStore> Engine<S> {
             target: "pingpull::ping",
             Level::INFO,
             "pingpull.ping.attempt",
+            otel.kind = "client",
+            otel.name = "POST",
+            otel.status_code = field::Empty,
             http.request.method = "POST",
-            url.path = self.client.ping_path(user_id),
+            url.full = self.client.ping_uri(user_id),
+            server.address = self.server_address.0.as_str(),
+            server.port = self.server_address.1,
+            // Only on a retry: absent (not 0) on the first attempt.
+            http.request.resend_count = attempt_no.checked_sub(1).filter(|&n| n > 0),
             user_id,
             attempt = attempt_no,
             http.response.status_code = field::Empty,
@@ -373,23 +386,25 @@ impl<S: PendingStore> Engine<S> {
     }
 }
 
-/// Adds the answer to the attempt's span: the status, and `error.type` (the status, or
-/// `timeout` or `connection`) when it is not a 2xx.
+/// Adds the answer to the attempt's span: the status and, when it is not a 2xx, an error
+/// (`error.type` the status, or `timeout` or `connection`, and the span's status ERROR).
+/// For a client span a 4xx is an error as much as a 5xx (OpenTelemetry's HTTP
+/// conventions: the request failed); so is a 3xx here, which the client does not follow,
+/// so the ping was not delivered.
 fn record_reply(span: &Span, reply: &Reply) {
-    match reply {
+    let error_type = match reply {
         Reply::Status(status, _) => {
             span.record("http.response.status_code", status.as_u16());
-            if !status.is_success() {
-                span.record("error.type", status.as_str());
+            if status.is_success() {
+                return;
             }
+            status.as_str()
         }
-        Reply::TimedOut => {
-            span.record("error.type", "timeout");
-        }
-        Reply::Failed(_) => {
-            span.record("error.type", "connection");
-        }
-    }
+        Reply::TimedOut => "timeout",
+        Reply::Failed(_) => "connection",
+    };
+    span.record("error.type", error_type);
+    span.record("otel.status_code", "ERROR");
 }
 
 /// The background loop: claims due users within the limits until told to stop.
@@ -549,3 +564,4 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         "(no message)".to_owned()
     }
 }
+
