@@ -340,15 +340,16 @@ impl<S: PendingStore> Engine<S> {
         tasks: &mut JoinSet<()>,
     ) -> Claimed {
         let claims = match self.claim_due(limit, probe).await {
-            Ok(claims) if !claims.is_empty() => claims,
-            Ok(_) => {
-                return Claimed::NoneDue(match self.store.next_due().await {
-                    Ok(due) => due,
-                    Err(error) => Some(self.store_failed(&error, now)),
-                });
-            }
+            Ok(claims) => claims,
             Err(error) => return Claimed::NoneDue(Some(self.store_failed(&error, now))),
         };
+        self.reporter.store_answered();
+        if claims.is_empty() {
+            return Claimed::NoneDue(match self.store.next_due().await {
+                Ok(due) => due,
+                Err(error) => Some(self.store_failed(&error, now)),
+            });
+        }
         if probe {
             lock(&self.pause).probe_sent();
         }
@@ -379,9 +380,10 @@ impl<S: PendingStore> Engine<S> {
         self.store.claim_due(limit).await
     }
 
+    /// The store did not answer: told (at most once a minute), and looked at again later.
     fn store_failed(&self, error: &S::Error, now: Instant) -> Instant {
         let pause = self.limits.poll_every.unwrap_or(ERROR_PAUSE);
-        tracing::event!(target: "pingpull::ping", Level::WARN, %error, retry_in_ms = pause.as_millis() as u64, "the pending set did not answer; trying again");
+        self.reporter.store_failed(error, pause);
         later(now, pause)
     }
 }
@@ -565,3 +567,129 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::atomic::AtomicU32;
+
+    use super::super::handle::Delivery;
+    use super::super::options::DeliveryOptions;
+    use super::super::store::StoreCounts;
+    use super::*;
+    use crate::Network;
+    use crate::clock::{Clock, ManualClock};
+
+    /// A pending set that does not answer the first `down_for` looks (claims), then
+    /// answers with nobody due. Each look moves the configured clock on by a second, so
+    /// look n is judged at second n.
+    struct Unanswering {
+        clock: ManualClock,
+        looks: AtomicU32,
+        down_for: u32,
+    }
+
+    impl PendingStore for Unanswering {
+        type Claim = ();
+        type Error = &'static str;
+        const UNDELIVERED_WARNING: &'static str = "undelivered";
+
+        fn user_id((): &()) -> &str {
+            ""
+        }
+        fn attempts((): &()) -> u32 {
+            0
+        }
+        fn pending_since((): &()) -> Instant {
+            Instant::now()
+        }
+        async fn claim_due(&self, _: usize) -> Result<Vec<()>, &'static str> {
+            self.clock.advance(Duration::from_secs(1));
+            let look = self.looks.fetch_add(1, Ordering::SeqCst) + 1;
+            if look <= self.down_for {
+                Err("connection refused")
+            } else {
+                Ok(Vec::new())
+            }
+        }
+        async fn settle(&self, (): &(), _: &Outcome) -> Result<Settled, &'static str> {
+            Ok(Settled::Done)
+        }
+        async fn next_due(&self) -> Result<Option<Instant>, &'static str> {
+            Ok(None)
+        }
+        async fn release_held(&self) -> Result<(), &'static str> {
+            Ok(())
+        }
+        fn is_drained(&self) -> bool {
+            true
+        }
+        fn counts(&self) -> StoreCounts {
+            StoreCounts::default()
+        }
+        async fn take_undelivered(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_pending_set_that_does_not_answer_is_told_once_a_minute_and_its_return_once() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        // Callsites another test thread reached first may be cached as unwanted.
+        tracing::callsite::rebuild_interest_cache();
+
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let store = Unanswering {
+            clock: clock.clone(),
+            looks: AtomicU32::new(0),
+            down_for: 150,
+        };
+        let mut options = DeliveryOptions::new(Network::new("example.fyre.co", "k").unwrap());
+        options.clock = Some(Arc::new(clock.clone()));
+        let delivery = Delivery::spawn(store, options.check().unwrap(), None);
+        // One look a second (ERROR_PAUSE) in virtual time: 150 failed looks, then one
+        // that answers, after which the engine waits to be woken.
+        let start = clock.now();
+        tokio::time::sleep(ERROR_PAUSE * 200).await;
+        assert_eq!(
+            clock.now().duration_since(start).unwrap(),
+            Duration::from_secs(151)
+        );
+        drop(delivery);
+
+        let text = String::from_utf8(lock(&captured.0).clone()).unwrap();
+        let warnings: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ")).collect();
+        assert_eq!(warnings.len(), 3, "{text}");
+        for (line, suppressed) in warnings.iter().zip(["0", "59", "59"]) {
+            assert!(line.contains("the pending set did not answer"), "{line}");
+            assert!(line.contains("connection refused"), "{line}");
+            assert!(line.contains(&format!("suppressed={suppressed}")), "{line}");
+        }
+        let back: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("the pending set answers again"))
+            .collect();
+        assert_eq!(back.len(), 1, "{text}");
+        assert!(back[0].contains(" INFO "), "{}", back[0]);
+        assert!(back[0].contains("failed_for_ms=150000"), "{}", back[0]);
+    }
+}
