@@ -48,6 +48,8 @@ const SETTLING_PER_SLOT: usize = 32;
 pub(crate) struct Engine<S> {
     pub(crate) store: S,
     pub(crate) client: LivefyreClient,
+    /// The client's host and port, for the attempt spans: parsed once, not per attempt.
+    server_address: (String, u16),
     pub(crate) reporter: Reporter,
     policy: Policy,
     limits: Limits,
@@ -96,6 +98,7 @@ impl<S: PendingStore> Engine<S> {
         let pause = HostPause::new(config.policy.probe_every, config.policy.outage);
         Self {
             store,
+            server_address: config.client.server_address(),
             client: config.client,
             reporter: Reporter::new(config.events_capacity, config.clock),
             policy: config.policy,
@@ -187,7 +190,10 @@ impl<S: PendingStore> Engine<S> {
     }
 
     /// Sends one request for a claimed user, settles the claim, and reports, in a span
-    /// `pingpull.ping.attempt` (OpenTelemetry's HTTP client names where one exists).
+    /// `pingpull.ping.attempt`: an HTTP client span in OpenTelemetry's terms (as
+    /// tracing-opentelemetry exports it), named after its method, with the full URL (which
+    /// never holds the token: it travels in the body) and the server's address. `url.full`
+    /// holds the path, so there is no `url.path` (a server span's attribute).
     async fn deliver(&self, claim: S::Claim, probe: bool, ticket: Ticket) {
         let user_id = S::user_id(&claim);
         let attempt_no = S::attempts(&claim).saturating_add(1);
@@ -196,8 +202,15 @@ impl<S: PendingStore> Engine<S> {
             target: "pingpull::ping",
             Level::INFO,
             "pingpull.ping.attempt",
+            otel.kind = "client",
+            otel.name = "POST",
+            otel.status_code = field::Empty,
             http.request.method = "POST",
-            url.path = self.client.ping_path(user_id),
+            url.full = self.client.ping_uri(user_id),
+            server.address = self.server_address.0.as_str(),
+            server.port = self.server_address.1,
+            // Only on a retry: absent (not 0) on the first attempt.
+            http.request.resend_count = attempt_no.checked_sub(1).filter(|&n| n > 0),
             user_id,
             attempt = attempt_no,
             http.response.status_code = field::Empty,
@@ -327,15 +340,16 @@ impl<S: PendingStore> Engine<S> {
         tasks: &mut JoinSet<()>,
     ) -> Claimed {
         let claims = match self.claim_due(limit, probe).await {
-            Ok(claims) if !claims.is_empty() => claims,
-            Ok(_) => {
-                return Claimed::NoneDue(match self.store.next_due().await {
-                    Ok(due) => due,
-                    Err(error) => Some(self.store_failed(&error, now)),
-                });
-            }
+            Ok(claims) => claims,
             Err(error) => return Claimed::NoneDue(Some(self.store_failed(&error, now))),
         };
+        self.reporter.store_answered();
+        if claims.is_empty() {
+            return Claimed::NoneDue(match self.store.next_due().await {
+                Ok(due) => due,
+                Err(error) => Some(self.store_failed(&error, now)),
+            });
+        }
         if probe {
             lock(&self.pause).probe_sent();
         }
@@ -366,30 +380,33 @@ impl<S: PendingStore> Engine<S> {
         self.store.claim_due(limit).await
     }
 
+    /// The store did not answer: told (at most once a minute), and looked at again later.
     fn store_failed(&self, error: &S::Error, now: Instant) -> Instant {
         let pause = self.limits.poll_every.unwrap_or(ERROR_PAUSE);
-        tracing::event!(target: "pingpull::ping", Level::WARN, %error, retry_in_ms = pause.as_millis() as u64, "the pending set did not answer; trying again");
+        self.reporter.store_failed(error, pause);
         later(now, pause)
     }
 }
 
-/// Adds the answer to the attempt's span: the status, and `error.type` (the status, or
-/// `timeout` or `connection`) when it is not a 2xx.
+/// Adds the answer to the attempt's span: the status and, when it is not a 2xx, an error
+/// (`error.type` the status, or `timeout` or `connection`, and the span's status ERROR).
+/// For a client span a 4xx is an error as much as a 5xx (OpenTelemetry's HTTP
+/// conventions: the request failed); so is a 3xx here, which the client does not follow,
+/// so the ping was not delivered.
 fn record_reply(span: &Span, reply: &Reply) {
-    match reply {
+    let error_type = match reply {
         Reply::Status(status, _) => {
             span.record("http.response.status_code", status.as_u16());
-            if !status.is_success() {
-                span.record("error.type", status.as_str());
+            if status.is_success() {
+                return;
             }
+            status.as_str()
         }
-        Reply::TimedOut => {
-            span.record("error.type", "timeout");
-        }
-        Reply::Failed(_) => {
-            span.record("error.type", "connection");
-        }
-    }
+        Reply::TimedOut => "timeout",
+        Reply::Failed(_) => "connection",
+    };
+    span.record("error.type", error_type);
+    span.record("otel.status_code", "ERROR");
 }
 
 /// The background loop: claims due users within the limits until told to stop.
@@ -547,5 +564,132 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         message.clone()
     } else {
         "(no message)".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::atomic::AtomicU32;
+
+    use super::super::handle::Delivery;
+    use super::super::options::DeliveryOptions;
+    use super::super::store::StoreCounts;
+    use super::*;
+    use crate::Network;
+    use crate::clock::{Clock, ManualClock};
+
+    /// A pending set that does not answer the first `down_for` looks (claims), then
+    /// answers with nobody due. Each look moves the configured clock on by a second, so
+    /// look n is judged at second n.
+    struct Unanswering {
+        clock: ManualClock,
+        looks: AtomicU32,
+        down_for: u32,
+    }
+
+    impl PendingStore for Unanswering {
+        type Claim = ();
+        type Error = &'static str;
+        const UNDELIVERED_WARNING: &'static str = "undelivered";
+
+        fn user_id((): &()) -> &str {
+            ""
+        }
+        fn attempts((): &()) -> u32 {
+            0
+        }
+        fn pending_since((): &()) -> Instant {
+            Instant::now()
+        }
+        async fn claim_due(&self, _: usize) -> Result<Vec<()>, &'static str> {
+            self.clock.advance(Duration::from_secs(1));
+            let look = self.looks.fetch_add(1, Ordering::SeqCst) + 1;
+            if look <= self.down_for {
+                Err("connection refused")
+            } else {
+                Ok(Vec::new())
+            }
+        }
+        async fn settle(&self, (): &(), _: &Outcome) -> Result<Settled, &'static str> {
+            Ok(Settled::Done)
+        }
+        async fn next_due(&self) -> Result<Option<Instant>, &'static str> {
+            Ok(None)
+        }
+        async fn release_held(&self) -> Result<(), &'static str> {
+            Ok(())
+        }
+        fn is_drained(&self) -> bool {
+            true
+        }
+        fn counts(&self) -> StoreCounts {
+            StoreCounts::default()
+        }
+        async fn take_undelivered(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_pending_set_that_does_not_answer_is_told_once_a_minute_and_its_return_once() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        // Callsites another test thread reached first may be cached as unwanted.
+        tracing::callsite::rebuild_interest_cache();
+
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let store = Unanswering {
+            clock: clock.clone(),
+            looks: AtomicU32::new(0),
+            down_for: 150,
+        };
+        let mut options = DeliveryOptions::new(Network::new("example.fyre.co", "k").unwrap());
+        options.clock = Some(Arc::new(clock.clone()));
+        let delivery = Delivery::spawn(store, options.check().unwrap(), None);
+        // One look a second (ERROR_PAUSE) in virtual time: 150 failed looks, then one
+        // that answers, after which the engine waits to be woken.
+        let start = clock.now();
+        tokio::time::sleep(ERROR_PAUSE * 200).await;
+        assert_eq!(
+            clock.now().duration_since(start).unwrap(),
+            Duration::from_secs(151)
+        );
+        drop(delivery);
+
+        let text = String::from_utf8(lock(&captured.0).clone()).unwrap();
+        let warnings: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ")).collect();
+        assert_eq!(warnings.len(), 3, "{text}");
+        for (line, suppressed) in warnings.iter().zip(["0", "59", "59"]) {
+            assert!(line.contains("the pending set did not answer"), "{line}");
+            assert!(line.contains("connection refused"), "{line}");
+            assert!(line.contains(&format!("suppressed={suppressed}")), "{line}");
+        }
+        let back: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("the pending set answers again"))
+            .collect();
+        assert_eq!(back.len(), 1, "{text}");
+        assert!(back[0].contains(" INFO "), "{}", back[0]);
+        assert!(back[0].contains("failed_for_ms=150000"), "{}", back[0]);
     }
 }

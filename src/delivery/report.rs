@@ -1,8 +1,9 @@
 //! How the engine tells what became of each user: counters, the event stream, and logs
 //! under `pingpull::ping`, never with the token.
 
-use std::sync::Arc;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -16,6 +17,7 @@ use super::store::{Outcome, Settled, StoreCounts};
 use crate::Network;
 use crate::clock::Clock;
 use crate::metrics::{AttemptOutcome, DeliveryMetrics};
+use crate::sync::lock;
 use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 
 /// The counters, metrics and event channel one engine reports to.
@@ -39,6 +41,13 @@ pub(crate) struct Reporter {
     /// log. Every user given up is still counted and sent as an event.
     too_old_log: LogThrottle,
     refused_log: LogThrottle,
+    /// The pending set (the outbox's table) failing to answer, a WARN, and answering
+    /// again, an INFO, each at most once a minute: the engine looks at it once per poll
+    /// for as long as an outage lasts.
+    store_failed_log: LogThrottle,
+    store_answered_log: LogThrottle,
+    /// Since when the pending set has not answered, if it has not.
+    store_failing_since: Mutex<Option<Instant>>,
     /// The last 2xx and the failures since, for `health()`.
     pub(crate) health: HealthTracker,
 }
@@ -58,6 +67,9 @@ impl Reporter {
             slowing_log: LogThrottle::new(ONCE_A_MINUTE),
             too_old_log: LogThrottle::new(ONCE_A_MINUTE),
             refused_log: LogThrottle::new(ONCE_A_MINUTE),
+            store_failed_log: LogThrottle::new(ONCE_A_MINUTE),
+            store_answered_log: LogThrottle::new(ONCE_A_MINUTE),
+            store_failing_since: Mutex::new(None),
             health: HealthTracker::default(),
         }
     }
@@ -228,6 +240,38 @@ impl Reporter {
                 retry_in_ms = retry_in.as_millis() as u64,
                 suppressed,
                 "Livefyre answered 429 (too many requests): slowing every request down, then speeding up again with each accepted request (logged at most once a minute, `suppressed` since the previous line)"
+            );
+        }
+    }
+
+    /// The pending set did not answer (a claim or a look for the next due user failed);
+    /// the engine looks again in `retry_in`: a WARN at most once a minute.
+    pub(crate) fn store_failed(&self, error: &dyn fmt::Display, retry_in: Duration) {
+        lock(&self.store_failing_since).get_or_insert_with(Instant::now);
+        if let Some(suppressed) = self.store_failed_log.allow(self.clock.now()) {
+            tracing::event!(
+                target: "pingpull::ping",
+                Level::WARN,
+                %error,
+                retry_in_ms = retry_in.as_millis() as u64,
+                suppressed,
+                "the pending set did not answer; trying again (logged at most once a minute, `suppressed` since the previous line)"
+            );
+        }
+    }
+
+    /// The pending set answered: an INFO if it had failed to (at most once a minute).
+    pub(crate) fn store_answered(&self) {
+        let Some(since) = lock(&self.store_failing_since).take() else {
+            return;
+        };
+        if let Some(suppressed) = self.store_answered_log.allow(self.clock.now()) {
+            tracing::event!(
+                target: "pingpull::ping",
+                Level::INFO,
+                failed_for_ms = since.elapsed().as_millis() as u64,
+                suppressed,
+                "the pending set answers again; delivery goes on (logged at most once a minute, `suppressed` since the previous line)"
             );
         }
     }

@@ -298,7 +298,10 @@ impl LivefyreClient {
         refused.unwrap_or_else(|| Err(FetchError::Failed("no key to sign with".into())))
     }
 
-    fn ping_uri(&self, user_id: &str) -> String {
+    /// The URL a ping for `user_id` is posted to: what a trace may show, since it holds
+    /// no secret (the base URL has no query or credentials, and the token travels in the
+    /// body).
+    pub(crate) fn ping_uri(&self, user_id: &str) -> String {
         format!(
             "{}/api/v3_0/user/{}/refresh",
             self.base,
@@ -306,13 +309,23 @@ impl LivefyreClient {
         )
     }
 
-    /// The path a ping for `user_id` is posted to, the base URL's own path included: what
-    /// a trace may show (the token travels in the body, never in the URL).
-    pub(crate) fn ping_path(&self, user_id: &str) -> String {
-        let uri = self.ping_uri(user_id);
-        uri.parse::<Uri>()
-            .map(|uri| uri.path().to_owned())
-            .unwrap_or_default()
+    /// The host (an IPv6 address without its brackets) and port requests go to, the port
+    /// from the scheme when the base URL has none: the server a trace names.
+    pub(crate) fn server_address(&self) -> (String, u16) {
+        let Ok(uri) = self.base.parse::<Uri>() else {
+            return (String::new(), 0);
+        };
+        let host = uri.host().unwrap_or_default();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let default_port = if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        };
+        (host.to_owned(), uri.port_u16().unwrap_or(default_port))
     }
 
     /// Forgets the cached tokens so the next request signs new ones.

@@ -40,7 +40,10 @@ async fn each_attempt_is_a_span_with_the_status_and_never_the_token() {
         assert_eq!(span.level, Level::INFO);
         let field = |name: &str| span.fields.get(name).map(String::as_str);
         assert_eq!(field("http.request.method"), Some("POST"));
-        assert_eq!(field("url.path"), Some("/api/v3_0/user/u1/refresh"));
+        assert_eq!(
+            field("url.full"),
+            Some("http://livefyre.test/api/v3_0/user/u1/refresh")
+        );
         assert_eq!(field("user_id"), Some("u1"));
         assert_eq!(field("attempt"), Some(attempt));
         assert_eq!(field("http.response.status_code"), Some(code));
