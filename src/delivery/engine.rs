@@ -252,7 +252,7 @@ impl<S: PendingStore> Engine<S> {
             Err(error) => {
                 // The claim stays as it was: the user is claimed again (by us or another
                 // worker) once its lease runs out, so nothing is lost.
-                tracing::event!(target: "pingpull::ping", Level::WARN, user_id, %error, "could not record the attempt; the user will be tried again");
+                self.reporter.record_failed(user_id, &error);
                 Settled::LeaseLost
             }
         };

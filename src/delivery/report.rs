@@ -45,6 +45,8 @@ pub(crate) struct Reporter {
     /// again, an INFO, each at most once a minute: the engine looks at it once per poll
     /// for as long as an outage lasts.
     store_failed_log: LogThrottle,
+    /// An answered attempt the pending set could not record (the user is tried again).
+    record_failed_log: LogThrottle,
     store_answered_log: LogThrottle,
     /// Since when the pending set has not answered, if it has not.
     store_failing_since: Mutex<Option<Instant>>,
@@ -68,6 +70,7 @@ impl Reporter {
             too_old_log: LogThrottle::new(ONCE_A_MINUTE),
             refused_log: LogThrottle::new(ONCE_A_MINUTE),
             store_failed_log: LogThrottle::new(ONCE_A_MINUTE),
+            record_failed_log: LogThrottle::new(ONCE_A_MINUTE),
             store_answered_log: LogThrottle::new(ONCE_A_MINUTE),
             store_failing_since: Mutex::new(None),
             health: HealthTracker::default(),
@@ -256,6 +259,21 @@ impl Reporter {
                 retry_in_ms = retry_in.as_millis() as u64,
                 suppressed,
                 "the pending set did not answer; trying again (logged at most once a minute, `suppressed` since the previous line)"
+            );
+        }
+    }
+
+    /// The pending set could not record `user_id`'s answered attempt: a WARN at most once
+    /// a minute (every attempt in flight when the store went away fails this way).
+    pub(crate) fn record_failed(&self, user_id: &str, error: &dyn fmt::Display) {
+        if let Some(suppressed) = self.record_failed_log.allow(self.clock.now()) {
+            tracing::event!(
+                target: "pingpull::ping",
+                Level::WARN,
+                user_id,
+                %error,
+                suppressed,
+                "could not record the attempt; the user will be tried again (logged at most once a minute, `suppressed` since the previous line)"
             );
         }
     }

@@ -18,6 +18,7 @@ use super::table::{Backlog, OutboxClaim, OutboxError, OutboxTable, StoreError};
 use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts};
 use crate::metrics::OutboxMetrics;
 use crate::sync::lock;
+use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 
 /// How long to wait before claiming again when due rows are all locked by others.
 const LOCKED_ROW_PAUSE: Duration = Duration::from_millis(50);
@@ -51,6 +52,9 @@ pub(crate) struct PgStore {
     /// Every lease this worker holds, taken ahead or in flight, as the heartbeat renews it.
     leases: Arc<Leases>,
     _heartbeat: Heartbeat,
+    /// Leases lost before their attempt was recorded: a worker that stalled loses many
+    /// at once, told once a minute (each is counted in the metrics).
+    lease_lost_log: LogThrottle,
     /// Claims being delivered now: user id to lease token.
     in_flight: Mutex<HashMap<String, i64>>,
     /// Rows in the table at the last reading of its backlog.
@@ -101,6 +105,7 @@ impl PgStore {
             completer,
             leases,
             _heartbeat: heartbeat,
+            lease_lost_log: LogThrottle::new(ONCE_A_MINUTE),
             in_flight: Mutex::new(HashMap::new()),
             pending: AtomicU64::new(0),
             backlog_read_at: Mutex::new(None),
@@ -207,7 +212,9 @@ impl PendingStore for PgStore {
         }
         if matches!(settled, Ok(Settled::LeaseLost)) {
             self.metrics.lease_lost();
-            tracing::event!(target: "pingpull::outbox", tracing::Level::WARN, user_id = claim.user_id(), lease = claim.lease(), "lease ran out before the attempt was recorded; another worker owns the user");
+            if let Some(suppressed) = self.lease_lost_log.allow(std::time::SystemTime::now()) {
+                tracing::event!(target: "pingpull::outbox", tracing::Level::WARN, user_id = claim.user_id(), lease = claim.lease(), suppressed, "lease ran out before the attempt was recorded; another worker owns the user (logged at most once a minute, `suppressed` since the previous line)");
+            }
         }
         settled
     }

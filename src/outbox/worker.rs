@@ -20,6 +20,7 @@ use crate::delivery::{
     delivery_setters,
 };
 use crate::ping::{ConfigError, LivefyreClient};
+use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 
 /// How long a claim keeps other workers off a user unless configured
 /// ([`OutboxWorkerBuilder::lease`]): a worker renews its leases while it runs, so this is
@@ -246,6 +247,8 @@ async fn listen_for_changes(
         }
         None => false,
     };
+    // Retried every `retry_every` for as long as the database is away: told once a minute.
+    let failed_log = LogThrottle::new(ONCE_A_MINUTE);
     loop {
         let listening = async {
             let mut listener = PgListener::connect_with(&pool).await?;
@@ -268,7 +271,9 @@ async fn listen_for_changes(
                 tracing::event!(target: "pingpull::outbox", Level::DEBUG, "change notifications interrupted; listening again");
             }
             Err(error) => {
-                tracing::event!(target: "pingpull::outbox", Level::WARN, %error, "cannot listen for change notifications; polling meanwhile");
+                if let Some(suppressed) = failed_log.allow(std::time::SystemTime::now()) {
+                    tracing::event!(target: "pingpull::outbox", Level::WARN, %error, suppressed, "cannot listen for change notifications; polling meanwhile (logged at most once a minute, `suppressed` since the previous line)");
+                }
             }
         }
         // Closing the pool (at the application's exit) ends listening too.

@@ -9,7 +9,6 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
-use tracing::Level;
 
 use super::Pinger;
 
@@ -180,12 +179,12 @@ where
 }
 
 /// After an update route answered `status`: pings `user_id` if it was a success (2xx),
-/// and logs at WARN a ping that could not be recorded. The one rule of every ping hook
-/// (tower's here, actix-web's).
+/// and logs at WARN (at most once a minute) a ping that could not be recorded. The one
+/// rule of every ping hook (tower's here, actix-web's).
 pub(crate) fn ping_after(pinger: Pinger, user_id: &str, status: u16) {
     if (200..300).contains(&status)
         && let Err(error) = pinger.ping(user_id)
     {
-        tracing::event!(target: "pingpull::ping", Level::WARN, %error, "update route succeeded but the ping was not recorded");
+        pinger.unrecorded(&error);
     }
 }

@@ -19,6 +19,7 @@ use super::error::PingError;
 use crate::delivery::{Outcome, PendingStore, Settled, StoreCounts, later};
 use crate::metrics::PingMetrics;
 use crate::sync::lock;
+use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 
 /// What `ping` did with a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,6 +340,9 @@ pub(crate) struct MemoryStore {
     coalesced: AtomicU64,
     /// `ping` calls by result, and this set's share of the pending gauge.
     metrics: PingMetrics,
+    /// Pings the hook could not record after a successful update (queue full, shutting
+    /// down): each would be a line per request, so told once a minute.
+    unrecorded_log: LogThrottle,
 }
 
 impl MemoryStore {
@@ -351,6 +355,15 @@ impl MemoryStore {
             new_users: AtomicU64::new(0),
             coalesced: AtomicU64::new(0),
             metrics: PingMetrics::register(),
+            unrecorded_log: LogThrottle::new(ONCE_A_MINUTE),
+        }
+    }
+
+    /// An update route succeeded but its ping was refused with `error`: a WARN at most
+    /// once a minute (every refusal is in the metrics).
+    pub(crate) fn unrecorded(&self, error: &PingError) {
+        if let Some(suppressed) = self.unrecorded_log.allow(std::time::SystemTime::now()) {
+            tracing::event!(target: "pingpull::ping", tracing::Level::WARN, %error, suppressed, "update route succeeded but the ping was not recorded (logged at most once a minute, `suppressed` since the previous line)");
         }
     }
 

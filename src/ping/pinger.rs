@@ -134,6 +134,11 @@ impl Pinger {
         Ok(())
     }
 
+    /// A ping the hook could not record: told at WARN, at most once a minute.
+    pub(crate) fn unrecorded(&self, error: &PingError) {
+        self.delivery.store().unrecorded(error);
+    }
+
     /// Counters since start and the current pending set.
     pub fn stats(&self) -> PingStats {
         self.delivery.stats()

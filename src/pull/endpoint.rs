@@ -354,7 +354,13 @@ fn rejection_response(
 ) -> Response<Bytes> {
     let status = rejection.status();
     config.metrics.request(rejection.as_str(), started);
-    log_rejection(&rejection, status, user_id, started);
+    config.operator_log.rejected(
+        &rejection,
+        status.as_u16(),
+        user_id,
+        elapsed_us(started),
+        config.validator.now(),
+    );
     let explained = rejection.unservable_body().map(Bytes::from);
     let length = explained.as_ref().map_or(0, Bytes::len);
     let body = match explained {
@@ -380,30 +386,6 @@ fn rejection_response(
     }
     response.extensions_mut().insert(rejection);
     response
-}
-
-fn log_rejection(
-    rejection: &Rejection,
-    status: StatusCode,
-    user_id: Option<&str>,
-    started: Instant,
-) {
-    let outcome = rejection.as_str();
-    let status = status.as_u16();
-    let latency_us = elapsed_us(started);
-    // Only a validated id is logged; the reason never holds the token.
-    let user_id = user_id.unwrap_or("-");
-    match rejection {
-        Rejection::SourcePanicked | Rejection::InvalidProfile(_) | Rejection::IdMismatch => {
-            tracing::event!(target: "pingpull::pull", Level::ERROR, outcome, status, user_id, latency_us, reason = %rejection);
-        }
-        Rejection::SourceFailed(_) | Rejection::SourceTimedOut => {
-            tracing::event!(target: "pingpull::pull", Level::WARN, outcome, status, user_id, latency_us, reason = %rejection);
-        }
-        _ => {
-            tracing::event!(target: "pingpull::pull", Level::DEBUG, outcome, status, user_id, latency_us, reason = %rejection);
-        }
-    }
 }
 
 fn elapsed_us(started: Instant) -> u64 {

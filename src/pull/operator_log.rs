@@ -6,6 +6,11 @@
 //! minute, with how many were left out since. A missing or undecodable token stays at
 //! DEBUG: scanners send those.
 //!
+//! A pull that fails on this side is told the same way: a source that failed or timed out
+//! (WARN), a profile that could not be served (invalid, another user's, a panic: ERROR),
+//! each kind at most once a minute, every occurrence at DEBUG besides; a source down
+//! while Livefyre pulls hundreds of users a second is one line a minute, not hundreds.
+//!
 //! A token marked as a conformance probe (`"pingpull_probe":true`, what `check` sends to
 //! be refused; docs/protocol.md §6) is refused like any other but logged at DEBUG, and
 //! never counts against a line's minute: a check run just before a real misconfigured
@@ -16,6 +21,7 @@ use std::time::SystemTime;
 
 use tracing::Level;
 
+use super::Rejection;
 use crate::Network;
 use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 use crate::token::{TokenError, unverified_claims};
@@ -48,6 +54,8 @@ pub(crate) struct OperatorLog {
     other_network: LogThrottle,
     clock_skew: LogThrottle,
     previous_key: LogThrottle,
+    source_failed: LogThrottle,
+    unservable: LogThrottle,
 }
 
 impl Default for OperatorLog {
@@ -57,6 +65,8 @@ impl Default for OperatorLog {
             other_network: LogThrottle::new(ONCE_A_MINUTE),
             clock_skew: LogThrottle::new(ONCE_A_MINUTE),
             previous_key: LogThrottle::new(ONCE_A_MINUTE),
+            source_failed: LogThrottle::new(ONCE_A_MINUTE),
+            unservable: LogThrottle::new(ONCE_A_MINUTE),
         }
     }
 }
@@ -112,6 +122,43 @@ impl OperatorLog {
                 suppressed,
                 "a pull was signed with a previous network key: Livefyre still uses the old key. Remove it from the previous keys once this line stops appearing"
             );
+        }
+    }
+
+    /// A pull answered with `rejection` (`status`): the source's and the profile's
+    /// failures at WARN and ERROR, each kind at most once a minute; the rest, and every
+    /// one left out, at DEBUG. Only a validated id is logged; the reason never holds the
+    /// token.
+    pub(crate) fn rejected(
+        &self,
+        rejection: &Rejection,
+        status: u16,
+        user_id: Option<&str>,
+        latency_us: u64,
+        now: SystemTime,
+    ) {
+        let outcome = rejection.as_str();
+        let user_id = user_id.unwrap_or("-");
+        // The profile could not be served: the source's code or data needs a fix.
+        let unservable = matches!(
+            rejection,
+            Rejection::SourcePanicked | Rejection::InvalidProfile(_) | Rejection::IdMismatch
+        );
+        // The source failed: its database or service is down or slow.
+        let source_failed = matches!(
+            rejection,
+            Rejection::SourceFailed(_) | Rejection::SourceTimedOut
+        );
+        let allowed = |throttle: &LogThrottle| throttle.allow(now);
+        if let Some(suppressed) = unservable.then(|| allowed(&self.unservable)).flatten() {
+            tracing::event!(target: "pingpull::pull", Level::ERROR, outcome, status, user_id, latency_us, reason = %rejection, suppressed, "the profile could not be served (logged at most once a minute, `suppressed` since the previous line)");
+        } else if let Some(suppressed) = source_failed
+            .then(|| allowed(&self.source_failed))
+            .flatten()
+        {
+            tracing::event!(target: "pingpull::pull", Level::WARN, outcome, status, user_id, latency_us, reason = %rejection, suppressed, "the profile source failed (logged at most once a minute, `suppressed` since the previous line)");
+        } else {
+            tracing::event!(target: "pingpull::pull", Level::DEBUG, outcome, status, user_id, latency_us, reason = %rejection);
         }
     }
 

@@ -314,3 +314,82 @@ async fn a_probe_mark_changes_only_the_log_level_of_its_own_refusal() {
     );
     assert_eq!(pull(&layer, &accepted).await, 200);
 }
+
+/// A layer whose source fails for `down` and serves a profile of another user for
+/// `wrong` (so it cannot be served), under `clock`.
+fn failing_layer(clock: &ManualClock) -> PullLayer {
+    let source = pingpull::pull::source_fn(|id: String| async move {
+        match id.as_str() {
+            "down" => Err("database is down".into()),
+            _ => Ok(Some(Profile::builder("someone-else", "Eve").build())),
+        }
+    });
+    PullLayer::new(TEMPLATE, network("testkeytest"), source)
+        .unwrap()
+        .clock(clock.clone())
+}
+
+async fn pull_user(layer: &PullLayer, user: &str, clock: &ManualClock) -> u16 {
+    let app = layer.layer(service_fn(|_request: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    }));
+    let lftoken = token::system_token_at(
+        &network("testkeytest"),
+        clock.now(),
+        Duration::from_secs(86_400),
+    );
+    let url = layer.template().url_for(user, lftoken.as_str());
+    let request = http::Request::get(url).body(()).unwrap();
+    app.oneshot(request).await.unwrap().status().as_u16()
+}
+
+/// A source down while Livefyre pulls many users is one WARN a minute, and a profile
+/// that cannot be served one ERROR a minute, each with the count left out; every pull
+/// is still at DEBUG.
+#[tokio::test(flavor = "current_thread")]
+async fn a_failing_source_gives_one_line_a_minute_per_kind() {
+    let capture = LogCapture::default();
+    let _guard = capture.install(tracing::Level::DEBUG);
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let layer = failing_layer(&clock);
+    for _ in 0..100 {
+        assert_eq!(pull_user(&layer, "down", &clock).await, 503);
+        assert_eq!(pull_user(&layer, "u1", &clock).await, 500);
+    }
+    let logs = capture.text();
+    let warnings = lines_with(&logs, "the profile source failed");
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert!(
+        warnings[0].contains("WARN")
+            && warnings[0].contains("suppressed=0")
+            && warnings[0].contains("database is down"),
+        "{}",
+        warnings[0]
+    );
+    let errors = lines_with(&logs, "the profile could not be served");
+    assert_eq!(errors.len(), 1, "{logs}");
+    assert!(
+        errors[0].contains("ERROR") && errors[0].contains("suppressed=0"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        lines_with(&logs, " DEBUG ")
+            .iter()
+            .filter(|l| l.contains("outcome="))
+            .count(),
+        198,
+        "{logs}"
+    );
+
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(pull_user(&layer, "down", &clock).await, 503);
+    assert_eq!(pull_user(&layer, "u1", &clock).await, 500);
+    let logs = capture.text();
+    let warnings = lines_with(&logs, "the profile source failed");
+    assert_eq!(warnings.len(), 2, "{logs}");
+    assert!(warnings[1].contains("suppressed=99"), "{}", warnings[1]);
+    let errors = lines_with(&logs, "the profile could not be served");
+    assert_eq!(errors.len(), 2, "{logs}");
+    assert!(errors[1].contains("suppressed=99"), "{}", errors[1]);
+}
