@@ -125,11 +125,17 @@ fn server_address<B>(request: &Request<B>) -> (&str, Option<u16>) {
         Some("https") => 443,
         _ => 80,
     };
-    // `[::1]:8080`, `example.com:8080`, `example.com`.
-    match authority.rsplit_once(':') {
+    // `[::1]:8080`, `example.com:8080`, `example.com`; an IPv6 address without its
+    // brackets, as OpenTelemetry writes it.
+    let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) if !port.contains(']') => (host, port.parse().ok()),
         _ => (authority, Some(default_port)),
-    }
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|host| host.strip_suffix(']'))
+        .unwrap_or(host);
+    (host, port)
 }
 
 /// The checks of a request on the pull path, in docs/protocol.md §6's order: length, method,

@@ -261,3 +261,31 @@ async fn an_attempt_span_takes_the_port_from_the_scheme_when_the_base_url_has_no
         );
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_pull_to_an_ipv6_address_names_it_without_brackets() {
+    let source =
+        source_fn(|_id: String| async move { Ok(Some(Profile::builder("u1", "Ada").build())) });
+    let pull = PullLayer::new("/users/{id}/livefyre", network(), source).unwrap();
+    let app = ServiceBuilder::new()
+        .layer(pull)
+        .service(service_fn(|_| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }));
+    let lftoken = token::system_token(&network());
+    let spans = exported(async {
+        let request =
+            http::Request::get(format!("/users/u1/livefyre?lftoken={}", lftoken.as_str()))
+                .header("host", "[::1]:8080")
+                .body(())
+                .unwrap();
+        assert_eq!(app.oneshot(request).await.unwrap().status(), 200);
+    })
+    .await;
+    let pull = spans
+        .iter()
+        .find(|span| span.name == "GET /users/{id}/livefyre")
+        .expect("the pull's span");
+    assert_eq!(text(pull, "server.address"), "::1");
+    assert_eq!(text(pull, "server.port"), "8080");
+}
