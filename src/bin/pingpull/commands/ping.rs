@@ -4,7 +4,7 @@
 //! Memory grows little with the input's size: the users are kept in a compact table
 //! ([`users`]) and handed to the Pinger as its pending bound (`--max-pending`, the
 //! library's default of 100 000) frees, never all at once; the event stream holds a few
-//! events per pending user.
+//! events per pending user, up to about a million ([`events_capacity`]).
 
 use std::io::{BufReader, IsTerminal as _, Write as _};
 use std::ops::ControlFlow;
@@ -39,9 +39,16 @@ use users::{Fate, UserTable};
 const LONGEST_WAIT_SHARE: u32 = 10;
 
 /// Events the stream holds for us per user pending, before it drops the oldest: a
-/// delivery and a few retries each, however slowly the terminal prints. (While stdout
-/// blocks no user is handed over, so no more than the pending bound progress.)
+/// delivery and a few retries each ([`events_capacity`]).
 const EVENTS_PER_USER: usize = 4;
+
+/// The fewest events the stream holds, for a few users.
+const MIN_EVENTS_CAPACITY: usize = 1024;
+
+/// The most events the stream holds, whatever `--max-pending` says ([`events_capacity`]):
+/// its slots are allocated up front (about 100 bytes each, so about 100 MB here), and
+/// the library takes no more than 16 777 216.
+const MAX_EVENTS_CAPACITY: usize = 1 << 20;
 
 /// Users handed to the Pinger between two looks at the event stream, so the stream is
 /// read while a large input is handed over.
@@ -171,7 +178,7 @@ fn spawn_pinger(
         .max_pending(max_pending)
         .concurrency(usize::from(args.concurrency))
         .retry_schedule(retry_schedule(deadline))
-        .events_capacity(max_pending.saturating_mul(EVENTS_PER_USER).max(1024));
+        .events_capacity(events_capacity(max_pending));
     if let Some(rate) = args.rate_limit {
         builder = builder.rate_limit(rate);
     }
@@ -181,6 +188,22 @@ fn spawn_pinger(
     builder
         .spawn()
         .map_err(|e| CommandError::Usage(e.to_string()))
+}
+
+/// How many events the stream holds for `max_pending` users pending at once.
+///
+/// Events are read as they come, so they pile up only while the command cannot read
+/// them: while a line it writes blocks (a paused pager, a pipe nobody drains). No user
+/// is handed over meanwhile, so what piles up comes from the users already pending, a
+/// few events each: room for that many keeps every line however long stdout blocks.
+/// That need not grow without end: past [`MAX_EVENTS_CAPACITY`] (262 144 users pending)
+/// the room would cost more memory than a stalled reader is worth, and an overflow loses
+/// only per-user lines, since the totals come from the Pinger itself and the summary
+/// says how many events were missed.
+fn events_capacity(max_pending: usize) -> usize {
+    max_pending
+        .saturating_mul(EVENTS_PER_USER)
+        .clamp(MIN_EVENTS_CAPACITY, MAX_EVENTS_CAPACITY)
 }
 
 /// The library's schedule with every wait capped at a share of `deadline` (a server's
@@ -553,6 +576,55 @@ mod tests {
         let fitted = retry_schedule(Duration::from_secs(150));
         let waited: Duration = (1..=4).map(|n| fitted.delay(n)).sum();
         assert!(waited < Duration::from_secs(40));
+    }
+
+    #[test]
+    fn the_event_stream_grows_with_the_pending_bound_up_to_a_limit() {
+        assert_eq!(events_capacity(1), MIN_EVENTS_CAPACITY);
+        assert_eq!(events_capacity(256), MIN_EVENTS_CAPACITY);
+        assert_eq!(events_capacity(DEFAULT_MAX_PENDING), 400_000);
+        assert_eq!(
+            events_capacity(MAX_EVENTS_CAPACITY / 4),
+            MAX_EVENTS_CAPACITY
+        );
+        for beyond in [
+            MAX_EVENTS_CAPACITY / 4 + 1,
+            4_200_000,
+            5_000_000,
+            usize::MAX,
+        ] {
+            assert_eq!(events_capacity(beyond), MAX_EVENTS_CAPACITY, "{beyond}");
+        }
+    }
+
+    fn ping_args(max_pending: usize) -> PingArgs {
+        PingArgs {
+            base_url: Some("http://127.0.0.1:9".into()),
+            ca_cert: None,
+            from_file: None,
+            deadline: 30.0,
+            concurrency: 8,
+            rate_limit: None,
+            max_pending,
+            json: false,
+            users: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pinger_is_made_for_millions_of_users_pending() {
+        // 4.2 million users and more pending once asked for more events than the library
+        // takes, and the command failed before pinging anyone. Nothing is pinged here.
+        let network = Network::new("example.fyre.co", "testkeytest").unwrap();
+        let deadline = Duration::from_secs(30);
+        let users = 5_000_000;
+        let pinger = match spawn_pinger(&network, &ping_args(users), deadline, users) {
+            Ok(pinger) => pinger,
+            Err(CommandError::Usage(e) | CommandError::Failed(e)) => panic!("{e}"),
+            Err(CommandError::Stopped(_)) => unreachable!(),
+        };
+        let report = pinger.shutdown(Duration::ZERO).await;
+        assert!(report.undelivered.is_empty());
     }
 
     fn quiet_tally() -> Tally {
