@@ -155,9 +155,28 @@ pub(crate) async fn run(network: Network, args: PingArgs, verbose: u8) -> Result
     if let Some(note) = summary.missed_events_note() {
         eprintln!("{note}");
     }
+    outcome(
+        stopped,
+        summary.failed_count,
+        tally.delivery_stopped.as_deref(),
+    )
+}
+
+/// How the command ends once the summary is written: the exit status, and for a dead
+/// delivery task the line that says so.
+fn outcome(
+    stopped: Stopped,
+    failed: usize,
+    delivery_stopped: Option<&str>,
+) -> Result<(), CommandError> {
     match stopped {
         Stopped::Signal(signal) => Err(CommandError::Stopped(signal)),
-        _ if summary.failed_count == 0 => Ok(()),
+        Stopped::Delivery => Err(CommandError::Failed(format!(
+            "delivery stopped: {}; the users not delivered can be pinged again",
+            // Noticed through `ping` before the event was read: the event says why.
+            delivery_stopped.unwrap_or("the Pinger's delivery task ended")
+        ))),
+        _ if failed == 0 => Ok(()),
         _ => Err(CommandError::Failed(String::new())),
     }
 }
@@ -258,6 +277,8 @@ enum Stopped {
     Unauthorized,
     /// Ctrl-C or SIGTERM.
     Signal(StopSignal),
+    /// The Pinger's delivery task died (a bug in it): nothing more would be delivered.
+    Delivery,
 }
 
 /// The users on their way: handed to the Pinger as its pending bound frees, and what
@@ -273,8 +294,8 @@ struct HandOver<'a> {
 
 impl HandOver<'_> {
     /// Hands the users over and reads events until every user is handed over and
-    /// nothing is pending, the deadline passes, Livefyre refuses the network, or `stop`
-    /// comes.
+    /// nothing is pending, the deadline passes, Livefyre refuses the network, the
+    /// Pinger's delivery task dies, or `stop` comes.
     async fn run(
         &mut self,
         until: Instant,
@@ -289,7 +310,10 @@ impl HandOver<'_> {
         let mut full = false;
         loop {
             if !full {
-                full = self.hand_over()?;
+                match self.hand_over()? {
+                    ControlFlow::Continue(now_full) => full = now_full,
+                    ControlFlow::Break(stopped) => return Ok(stopped),
+                }
             }
             let more = self.handed_over < self.users.len();
             if !more && self.pinger.stats().pending == 0 {
@@ -302,8 +326,8 @@ impl HandOver<'_> {
                     Ok(event) => {
                         // A user settled: room for another.
                         full &= !matches!(event, PingEvent::Delivered { .. } | PingEvent::GaveUp { .. });
-                        if self.tally.record(event, self.users).is_break() {
-                            return Ok(Stopped::Unauthorized);
+                        if let ControlFlow::Break(stopped) = self.tally.record(event, self.users) {
+                            return Ok(stopped);
                         }
                     }
                     Err(RecvError::Lagged(missed)) => {
@@ -323,8 +347,9 @@ impl HandOver<'_> {
         }
     }
 
-    /// Hands over up to a batch of users; `true` when the Pinger is full.
-    fn hand_over(&mut self) -> Result<bool, CommandError> {
+    /// Hands over up to a batch of users; `true` when the Pinger is full, `Break` when
+    /// its delivery task is dead.
+    fn hand_over(&mut self) -> Result<ControlFlow<Stopped, bool>, CommandError> {
         let end = self
             .handed_over
             .saturating_add(HAND_OVER_BATCH)
@@ -333,11 +358,12 @@ impl HandOver<'_> {
             match self.pinger.ping(self.users.id(self.handed_over)) {
                 Ok(()) => self.handed_over += 1,
                 // Nothing is dropped: this user is handed over once room frees.
-                Err(PingError::QueueFull { .. }) => return Ok(true),
+                Err(PingError::QueueFull { .. }) => return Ok(ControlFlow::Continue(true)),
+                Err(PingError::Stopped) => return Ok(ControlFlow::Break(Stopped::Delivery)),
                 Err(error) => return Err(CommandError::Usage(error.to_string())),
             }
         }
-        Ok(false)
+        Ok(ControlFlow::Continue(false))
     }
 }
 
@@ -435,6 +461,8 @@ struct Tally {
     unreachable: bool,
     /// A 404 or 405 that refused a user: the base URL is probably not Livefyre's.
     wrong_server: Option<StatusCode>,
+    /// Why the Pinger's delivery task died, if it did.
+    delivery_stopped: Option<String>,
 }
 
 impl Tally {
@@ -446,6 +474,7 @@ impl Tally {
             missed: 0,
             unreachable: false,
             wrong_server: None,
+            delivery_stopped: None,
         }
     }
 
@@ -460,8 +489,8 @@ impl Tally {
         users.set_fate(n, fate);
     }
 
-    /// Records and shows one event; `Break` when no ping can succeed.
-    fn record(&mut self, event: PingEvent, users: &mut UserTable) -> ControlFlow<()> {
+    /// Records and shows one event; `Break` with why when no ping can succeed.
+    fn record(&mut self, event: PingEvent, users: &mut UserTable) -> ControlFlow<Stopped> {
         match event {
             PingEvent::Delivered { user_id, attempts } => {
                 if self.feedback.delivered_lines {
@@ -509,7 +538,11 @@ impl Tally {
                     true,
                     "Livefyre answered 403: the network key or name is wrong",
                 );
-                return ControlFlow::Break(());
+                return ControlFlow::Break(Stopped::Unauthorized);
+            }
+            PingEvent::Stopped { reason } => {
+                self.delivery_stopped = Some(reason);
+                return ControlFlow::Break(Stopped::Delivery);
             }
             PingEvent::Unreachable { failure, .. } => {
                 self.unreachable = true;
@@ -625,6 +658,123 @@ mod tests {
         };
         let report = pinger.shutdown(Duration::ZERO).await;
         assert!(report.undelivered.is_empty());
+    }
+
+    fn user_table(ids: &[&str]) -> UserTable {
+        let mut users = UserTable::new();
+        for id in ids {
+            users.add(id).unwrap();
+        }
+        users
+    }
+
+    /// A Pinger that sends nothing for an hour (the debounce), so its users stay pending
+    /// until the test kills its delivery task.
+    fn idle_pinger() -> Pinger {
+        Pinger::builder(Network::new("example.fyre.co", "testkeytest").unwrap())
+            .base_url("http://127.0.0.1:9")
+            .debounce(Duration::from_secs(3600))
+            .spawn()
+            .unwrap()
+    }
+
+    /// Hands `users` over to `pinger` and waits as the command does, with an hour's
+    /// deadline: the paused clock jumps to it if nothing else ends the wait.
+    async fn wait_for_delivery(
+        pinger: &Pinger,
+        events: &mut broadcast::Receiver<PingEvent>,
+        tally: &mut Tally,
+        users: &mut UserTable,
+    ) -> (Stopped, usize) {
+        let mut hand_over = HandOver {
+            pinger,
+            events,
+            tally,
+            users,
+            handed_over: 0,
+        };
+        let until = Instant::now() + Duration::from_secs(3600);
+        let stopped = hand_over
+            .run(until, std::future::pending())
+            .await
+            .unwrap_or_else(|_| panic!("the wait failed"));
+        (stopped, hand_over.handed_over)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_delivery_task_ends_the_wait_at_once() {
+        let pinger = idle_pinger();
+        let mut events = pinger.events();
+        let mut users = user_table(&["u1", "u2"]);
+        let mut tally = quiet_tally();
+        pingpull::testing::panic_the_delivery_loop(&pinger);
+        let (stopped, handed_over) =
+            wait_for_delivery(&pinger, &mut events, &mut tally, &mut users).await;
+        // Not the deadline, an hour away on the paused clock.
+        assert_eq!((stopped, handed_over), (Stopped::Delivery, 2));
+        let reason = tally.delivery_stopped.clone().unwrap();
+        assert!(
+            reason.starts_with("the delivery task panicked: a panic in the delivery loop"),
+            "{reason}"
+        );
+
+        // The summary names each user and why; the command then fails with that reason.
+        let report = pinger.shutdown(Duration::ZERO).await;
+        let seen = Seen {
+            given_up: 0,
+            missed: 0,
+        };
+        let started = Instant::now();
+        let record = Record::from(&report);
+        let summary = Summary::new(
+            &mut users,
+            handed_over,
+            &record,
+            &seen,
+            stopped,
+            3600.0,
+            started,
+        );
+        let mut text = Vec::new();
+        summary.write(false, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.starts_with("delivered 0, failed 2 (0 given up, 2 still pending; 0 request(s) answered 2xx); delivery stopped\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failed u1 (not delivered: delivery stopped)\n"),
+            "{text}"
+        );
+        match outcome(stopped, summary.failed_count, Some(&reason)) {
+            Err(CommandError::Failed(line)) => assert_eq!(
+                line,
+                format!("delivery stopped: {reason}; the users not delivered can be pinged again")
+            ),
+            _ => panic!("a dead delivery task is a failure (exit status 1)"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_task_dead_before_the_hand_over_ends_the_wait_at_once() {
+        let pinger = idle_pinger();
+        let mut earlier = pinger.events();
+        pingpull::testing::panic_the_delivery_loop(&pinger);
+        while !matches!(earlier.recv().await, Ok(PingEvent::Stopped { .. })) {}
+        // Subscribed after the last event: only `ping`'s refusal tells.
+        let mut events = pinger.events();
+        let mut users = user_table(&["u1"]);
+        let mut tally = quiet_tally();
+        let (stopped, handed_over) =
+            wait_for_delivery(&pinger, &mut events, &mut tally, &mut users).await;
+        assert_eq!((stopped, handed_over), (Stopped::Delivery, 0));
+        match outcome(stopped, 1, None) {
+            Err(CommandError::Failed(line)) => assert_eq!(
+                line,
+                "delivery stopped: the Pinger's delivery task ended; the users not delivered can be pinged again"
+            ),
+            _ => panic!("a dead delivery task is a failure (exit status 1)"),
+        }
     }
 
     fn quiet_tally() -> Tally {
