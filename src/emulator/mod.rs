@@ -21,7 +21,8 @@
 //! Pings for a user whose pull is already queued coalesce; a ping during a pull queues
 //! one more. 5xx answers and timeouts are retried with backoff; a 403, 404, invalid JSON
 //! or invalid profile is recorded as that pull's failure, with the reason a Pull layer's
-//! 500 gives (docs/protocol.md §6). [`Faults`] make the ping side
+//! 500 gives (docs/protocol.md §6). A 500 that lists the profile's violations is recorded
+//! at once, not retried: the same profile would get the same answer. [`Faults`] make the ping side
 //! fail on purpose, so you can test your own retry handling.
 //!
 //! ```
@@ -236,6 +237,8 @@ impl EmulatorBuilder {
 
     /// Delays between attempts of a pull answered 5xx or timed out (default 100 ms,
     /// 500 ms, 2 s), and how many attempts in all (default [`DEFAULT_MAX_PULL_ATTEMPTS`], 4).
+    /// A 500 whose body lists the profile's violations (docs/protocol.md §6) is not
+    /// retried.
     pub fn pull_retries(mut self, schedule: RetrySchedule, max_attempts: u32) -> Self {
         self.pull_retries = schedule;
         self.max_pull_attempts = max_attempts.max(1);

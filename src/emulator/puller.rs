@@ -14,7 +14,9 @@ use super::records::PullRecord;
 use super::state::now;
 use crate::Profile;
 use crate::http::{FetchError, Fetched, HttpClient};
-use crate::profile::{read_tolerant, read_unservable, verify_signature_headers};
+use crate::profile::{
+    blames_the_profile, read_tolerant, read_unservable, verify_signature_headers,
+};
 use crate::throttle::{LogThrottle, ONCE_A_MINUTE};
 
 /// Profiles larger than this are refused (a full one is under 1 KiB).
@@ -46,7 +48,9 @@ pub(super) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Pulls one user, retrying 5xx, timeouts and connection errors.
+/// Pulls one user, retrying 5xx, timeouts and connection errors; not a 500 that says the
+/// profile is invalid (docs/protocol.md §6), which another pull seconds later would only
+/// get again.
 async fn pull(
     shared: &Shared,
     client: &HttpClient,
@@ -65,7 +69,7 @@ async fn pull(
             .fetch(Method::GET, &url, shared.pull_timeout, MAX_PROFILE_BYTES)
             .await;
         let retryable = match &fetched {
-            Ok(answer) => answer.status.is_server_error(),
+            Ok(answer) => answer.status.is_server_error() && !invalid_profile(answer),
             Err(FetchError::Timeout | FetchError::Failed(_)) => true,
             Err(FetchError::TooLarge) => false,
         };
@@ -78,6 +82,12 @@ async fn pull(
             Err(error) => (failure(None, &error.to_string(), None, attempts), None),
         };
     }
+}
+
+/// A 500 whose body lists what is wrong with the profile: the profile's fault, not a
+/// passing one of the server's.
+fn invalid_profile(answer: &Fetched) -> bool {
+    answer.status == http::StatusCode::INTERNAL_SERVER_ERROR && blames_the_profile(&answer.body)
 }
 
 /// What Livefyre made of a final answer: a 2xx with a good signature (if any) and a

@@ -35,9 +35,13 @@ use crate::sync::lock;
 /// its timeout of lease left.
 pub const MIN_LEASE_OVER_ATTEMPT: Duration = Duration::from_secs(1);
 
-/// A longer lease is taken as this long: no process waits further, and the instants and
-/// intervals computed from it stay in range.
-const LONGEST_LEASE: Duration = Duration::from_secs(365 * 86_400);
+/// How much longer than the attempt timeout a lease may be at most
+/// ([`OutboxWorkerBuilder::lease`](super::OutboxWorkerBuilder::lease)). What a lease has
+/// beyond the attempt timeout is room for the heartbeat (it renews every third of it);
+/// a worker that dies strands its users for up to a lease, so more room than an hour only
+/// strands them longer. With the attempt timeout's own bound (1 hour), no lease is longer
+/// than 2 hours, and every instant and interval computed from it stays in range.
+pub const MAX_LEASE_OVER_ATTEMPT: Duration = Duration::from_secs(3600);
 
 /// When a worker's leases are taken, renewed, trusted and given back; all derived from
 /// the lease and the attempt timeout.
@@ -65,16 +69,17 @@ impl LeaseTiming {
     /// # Errors
     ///
     /// [`ConfigError::OutOfRange`] for `lease` unless it is at least
-    /// [`MIN_LEASE_OVER_ATTEMPT`] longer than `attempt_timeout`.
+    /// [`MIN_LEASE_OVER_ATTEMPT`] and at most [`MAX_LEASE_OVER_ATTEMPT`] longer than
+    /// `attempt_timeout`.
     pub(crate) fn new(lease: Duration, attempt_timeout: Duration) -> Result<Self, ConfigError> {
-        let shortest = attempt_timeout.checked_add(MIN_LEASE_OVER_ATTEMPT);
-        if shortest.is_none_or(|shortest| lease < shortest) {
+        let gap = lease.checked_sub(attempt_timeout);
+        if !gap.is_some_and(|gap| (MIN_LEASE_OVER_ATTEMPT..=MAX_LEASE_OVER_ATTEMPT).contains(&gap))
+        {
             return Err(ConfigError::out_of_range(
                 "lease",
-                "at least 1 s longer than the attempt timeout (an attempt must end before its lease could run out)",
+                "between 1 s and 1 hour longer than the attempt timeout (an attempt must end before its lease could run out, and a dead worker's users wait up to a lease)",
             ));
         }
-        let lease = lease.min(LONGEST_LEASE.max(attempt_timeout + MIN_LEASE_OVER_ATTEMPT));
         let gap = lease - attempt_timeout;
         Ok(Self {
             lease,
@@ -316,15 +321,39 @@ mod tests {
     }
 
     #[test]
+    fn a_lease_exactly_an_hour_longer_than_the_attempt_timeout_is_the_longest_accepted() {
+        // The attempt timeout's own bounds, 1 ms and 1 hour, and the default.
+        for timeout in [secs(0.001), secs(10.0), secs(3600.0)] {
+            let longest = timeout + MAX_LEASE_OVER_ATTEMPT;
+            let timing = LeaseTiming::new(longest, timeout).unwrap();
+            assert_eq!(timing.lease, longest);
+            assert_eq!(timing.renew_every, MAX_LEASE_OVER_ATTEMPT / 3);
+            for refused in [
+                longest + Duration::from_nanos(1),
+                longest + secs(1.0),
+                Duration::MAX,
+            ] {
+                let error = LeaseTiming::new(refused, timeout).unwrap_err();
+                assert_eq!(
+                    error.to_string(),
+                    "`lease` must be between 1 s and 1 hour longer than the attempt timeout \
+                     (an attempt must end before its lease could run out, and a dead worker's \
+                     users wait up to a lease)",
+                    "{refused:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_heartbeat_renews_every_third_of_the_lease_beyond_the_attempt_timeout() {
         let timing = LeaseTiming::new(secs(12.0), secs(10.0)).unwrap();
         assert_eq!(timing.renew_every, secs(2.0) / 3);
         assert_eq!(timing.to_start, secs(10.0) + secs(2.0) / 6);
         let timing = LeaseTiming::new(secs(60.0), secs(10.0)).unwrap();
         assert_eq!(timing.renew_every, secs(50.0) / 3);
-        // A lease that would never end is taken as a year.
-        let timing = LeaseTiming::new(Duration::MAX, secs(10.0)).unwrap();
-        assert_eq!(timing.lease, LONGEST_LEASE);
+        // The longest lease, with the longest attempt timeout: two hours.
+        let timing = LeaseTiming::new(secs(7200.0), secs(3600.0)).unwrap();
         let leases = Leases::new(timing);
         leases.hold(&[claim("a", 1)], Instant::now());
         assert_eq!(leases.start(&claim("a", 1)), Start::Started);

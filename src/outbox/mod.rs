@@ -66,6 +66,6 @@ mod store;
 pub(crate) mod table;
 mod worker;
 
-pub use leases::MIN_LEASE_OVER_ATTEMPT;
+pub use leases::{MAX_LEASE_OVER_ATTEMPT, MIN_LEASE_OVER_ATTEMPT};
 pub use table::{OutboxError, OutboxTable};
 pub use worker::{DEFAULT_LEASE, DEFAULT_POLL_EVERY, OutboxWorker, OutboxWorkerBuilder};

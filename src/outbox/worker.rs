@@ -2,6 +2,7 @@
 //! PostgreSQL, plus a listener that wakes it when a change commits.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -34,6 +35,12 @@ pub const DEFAULT_POLL_EVERY: Duration = Duration::from_secs(1);
 /// Reading the table's backlog, behind the gauges and `health()`, is a scan: a short poll
 /// interval must not repeat it more often than this.
 const BACKLOG_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+/// `poll_every`: more than zero (a zero interval would spin), and at most an hour. The
+/// interval is also how often a lost notification connection is listened on again and
+/// how long the worker pauses after the database failed; longer, a change committed
+/// while notifications are down would wait hours for its ping.
+const POLL_EVERY_RANGE: RangeInclusive<Duration> =
+    Duration::from_nanos(1)..=Duration::from_secs(3600);
 
 /// Configures and spawns an [`OutboxWorker`]; start with [`OutboxWorker::builder`].
 #[must_use]
@@ -49,7 +56,9 @@ pub struct OutboxWorkerBuilder {
 impl OutboxWorkerBuilder {
     delivery_setters!();
 
-    /// How long a claim keeps other workers off a user (default [`DEFAULT_LEASE`], 12 s).
+    /// How long a claim keeps other workers off a user (default [`DEFAULT_LEASE`], 12 s):
+    /// between 1 s and 1 hour longer than the
+    /// [`attempt_timeout`](Self::attempt_timeout), else [`spawn`](Self::spawn) refuses it.
     ///
     /// The worker renews the leases it holds (claims in flight and claims taken ahead) in
     /// one statement, every third of what the lease has beyond the attempt timeout (with
@@ -61,14 +70,19 @@ impl OutboxWorkerBuilder {
     /// its timeout of lease left, so it ends before its lease could run out even if the
     /// database stopped answering the moment it began; no two workers ever have a request
     /// in flight for the same user. The longer the attempt timeout, the longer the lease.
+    /// It may be at most [`MAX_LEASE_OVER_ATTEMPT`](super::MAX_LEASE_OVER_ATTEMPT) (1 hour)
+    /// longer: more is only room for the heartbeat, and strands a dead worker's users
+    /// longer.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
     }
 
-    /// Looks at the table at least this often (default [`DEFAULT_POLL_EVERY`], 1 s). Committed changes wake the
-    /// worker at once through a notification; polling covers the times its listening
-    /// connection is down.
+    /// Looks at the table at least this often (default [`DEFAULT_POLL_EVERY`], 1 s): more
+    /// than zero and at most 1 hour, else [`spawn`](Self::spawn) refuses it. Committed
+    /// changes wake the worker at once through a notification; polling covers the times
+    /// its listening connection is down (listening is retried as often, and the worker
+    /// pauses this long after the database failed).
     pub fn poll_every(mut self, interval: Duration) -> Self {
         self.poll_every = interval;
         self
@@ -88,16 +102,23 @@ impl OutboxWorkerBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for a bad base URL, a zero limit, a lease less than
-    /// [`MIN_LEASE_OVER_ATTEMPT`](super::MIN_LEASE_OVER_ATTEMPT) longer than the attempt timeout, a zero poll interval,
-    /// or when called outside a Tokio runtime.
+    /// [`ConfigError`] for a bad base URL, a setting out of its range (see each setter;
+    /// a lease less than [`MIN_LEASE_OVER_ATTEMPT`](super::MIN_LEASE_OVER_ATTEMPT) or more
+    /// than [`MAX_LEASE_OVER_ATTEMPT`](super::MAX_LEASE_OVER_ATTEMPT) longer than the
+    /// attempt timeout, a poll interval of zero or over an hour), or when called outside
+    /// a Tokio runtime.
     pub fn spawn(self) -> Result<OutboxWorker, ConfigError> {
-        let leases = LeaseTiming::new(self.lease, self.options.attempt_timeout)?;
-        if self.poll_every.is_zero() {
-            return Err(ConfigError::out_of_range("poll_every", "more than zero"));
-        }
+        let attempt_timeout = self.options.attempt_timeout;
         let max_age = self.options.schedule.max_age_duration();
+        // The attempt timeout is checked first: the lease's range depends on it.
         let engine_config = self.options.check()?;
+        let leases = LeaseTiming::new(self.lease, attempt_timeout)?;
+        if !POLL_EVERY_RANGE.contains(&self.poll_every) {
+            return Err(ConfigError::out_of_range(
+                "poll_every",
+                "more than zero and at most 1 hour",
+            ));
+        }
         let runtime = engine_config.runtime.clone();
         let channel = self.table.channel().to_owned();
         let config = StoreConfig {
@@ -302,5 +323,6 @@ mod tests {
         // lease after its last renewal, and at most a poll later.
         assert!(DEFAULT_LEASE + DEFAULT_POLL_EVERY <= Duration::from_secs(13));
         assert!(LeaseTiming::new(DEFAULT_LEASE, DEFAULT_ATTEMPT_TIMEOUT).is_ok());
+        assert!(POLL_EVERY_RANGE.contains(&DEFAULT_POLL_EVERY));
     }
 }

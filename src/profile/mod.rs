@@ -37,10 +37,10 @@ pub use builder::ProfileBuilder;
 pub(crate) use signature::verify_signature_headers;
 pub use signature::{SIGNATURE_HEADER, SignatureError, sign_body, verify_body_signature};
 pub use tolerant::{ReadError, read_tolerant};
-#[cfg(feature = "emulator")]
-pub(crate) use unservable::read_unservable;
 #[cfg(feature = "pull")]
 pub(crate) use unservable::unservable_body;
+#[cfg(feature = "emulator")]
+pub(crate) use unservable::{blames_the_profile, read_unservable};
 pub use validate::{Violation, ViolationKind, Violations};
 
 /// A user's profile, as the Pull endpoint sends it and Livefyre keeps it.

@@ -82,6 +82,15 @@ pub(crate) fn read_unservable(body: &[u8]) -> Option<String> {
     Some(line)
 }
 
+/// Whether a 500's body says the profile itself is at fault: an object of this shape
+/// listing at least one violation (`invalid_profile`, `id_mismatch`), as opposed to a
+/// fault of the server's (`source_panicked`, or no such body). The same profile pulled
+/// again gets the same answer until someone fixes it.
+#[cfg(feature = "emulator")]
+pub(crate) fn blames_the_profile(body: &[u8]) -> bool {
+    serde_json::from_slice::<UnservableBody>(body).is_ok_and(|body| !body.violations.is_empty())
+}
+
 #[cfg(all(test, feature = "pull", feature = "emulator"))]
 mod tests {
     use super::*;
@@ -104,6 +113,33 @@ mod tests {
             read_unservable(&body).as_deref(),
             Some("invalid profile: `tags[0]` must match [A-Za-z0-9_]{1,63}")
         );
+    }
+
+    #[test]
+    fn only_a_body_with_violations_blames_the_profile() {
+        let invalid = unservable_body(
+            "invalid_profile",
+            "invalid profile: `display_name` is required and must not be empty",
+            [(
+                "display_name".to_owned(),
+                "is required and must not be empty".to_owned(),
+            )],
+        );
+        assert!(blames_the_profile(&invalid));
+        let mismatch = unservable_body(
+            "id_mismatch",
+            "the source returned another user's profile",
+            [(
+                "id".to_owned(),
+                "differs from the requested user id".to_owned(),
+            )],
+        );
+        assert!(blames_the_profile(&mismatch));
+        let panicked = unservable_body("source_panicked", "the profile source panicked", []);
+        assert!(!blames_the_profile(&panicked));
+        for other in [&b""[..], b"oops", b"{}", br#"{"violations":[]}"#] {
+            assert!(!blames_the_profile(other), "{other:?}");
+        }
     }
 
     #[test]

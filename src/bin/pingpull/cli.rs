@@ -103,7 +103,7 @@ enum Command {
     Token(token::TokenCommand),
     /// Ping users through the Pinger (coalescing, retries) and wait for delivery
     #[command(
-        after_help = "Examples:\n  pingpull ping --base-url http://127.0.0.1:8080 u1 u2\n  cut -d, -f1 changed.csv | pingpull ping --from-file - --deadline 60 --json\n\nOn a terminal, progress shows on stderr and per-user lines need -v; piped, stdout has one line per delivery and stderr a progress line every 5 s (retry lines with -v). Each user is pinged once; the counts come from the Pinger.\nExit status: 0 all delivered, 1 some not (each named with the reason, or the deadline), 2 usage error, 130 or 143 stopped by Ctrl-C or SIGTERM (after the summary)."
+        after_help = "Examples:\n  pingpull ping --base-url http://127.0.0.1:8080 u1 u2\n  cut -d, -f1 changed.csv | pingpull ping --from-file - --deadline 60 --json\n\nOn a terminal, progress shows on stderr and per-user lines need -v; piped, stdout has one line per delivery and stderr a progress line every 5 s (retry lines with -v). Each user is pinged once; the counts come from the Pinger.\nExit status: 0 all delivered, 1 some not (each named with the reason, or the deadline), also at once if delivery stopped (the Pinger's task died; stderr says why), 2 usage error, 130 or 143 stopped by Ctrl-C or SIGTERM (after the summary)."
     )]
     Ping(ping::PingArgs),
     /// Register the Pull URL template with the network

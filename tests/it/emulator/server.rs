@@ -1,6 +1,7 @@
 //! The emulator over loopback: its ping and registration endpoints, its pulls against
 //! good and broken Pull endpoints, its inspection routes and its faults.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -432,9 +433,10 @@ async fn an_unservable_profile_s_reason_reaches_the_record_the_events_and_studio
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let why = "the Pull endpoint answered 500 Internal Server Error: invalid profile: `display_name` is required and must not be empty";
+    // Not retried: the same profile would get the same answer.
     assert_eq!(
         (pull.ok, pull.status, pull.error.as_deref(), pull.attempts),
-        (false, Some(500), Some(why), 2)
+        (false, Some(500), Some(why), 1)
     );
     let event_error = emulator.events().into_iter().find_map(|event| match event {
         EmulatorEvent::Pull { error, .. } => error,
@@ -454,6 +456,100 @@ async fn an_unservable_profile_s_reason_reaches_the_record_the_events_and_studio
         html.contains("(pull failed: the Pull endpoint answered 500 Internal Server Error: invalid profile: `display_name` is required"),
         "{html}"
     );
+}
+
+/// A 500 that lists what is wrong with the profile is recorded on the first answer:
+/// pulled again seconds later, the profile would get the same answer. Other 500s (a
+/// source that panicked, a server that says nothing) are still retried.
+#[tokio::test]
+async fn a_500_that_blames_the_profile_is_not_retried() {
+    // Requests that reach each user's profile (through the Pull layer's source) or the
+    // bare 500.
+    let hits = Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
+    let count = |hits: &Arc<std::sync::Mutex<HashMap<String, u32>>>, id: &str| {
+        *hits.lock().unwrap().entry(id.to_owned()).or_default() += 1;
+    };
+    let loaded = hits.clone();
+    let source = pingpull::pull::source_fn(move |id: String| {
+        count(&loaded, &id);
+        async move {
+            match id.as_str() {
+                "invalid" => Ok(Some(Profile::builder(id, "").build())),
+                "other" => Ok(Some(Profile::builder("someone-else", "Eve").build())),
+                _ => panic!("a bug in the profile source"),
+            }
+        }
+    });
+    let bare = hits.clone();
+    let app = Router::new()
+        .route(
+            "/bare/{id}",
+            get(move |Path(id): Path<String>| {
+                count(&bare, &id);
+                async { StatusCode::INTERNAL_SERVER_ERROR }
+            }),
+        )
+        .layer(PullLayer::new("/pull?id={id}", network(), source).unwrap());
+    let base = serve(app).await;
+    let attempts = 3;
+    let emulator = Emulator::builder(network())
+        .pull_retries(
+            RetrySchedule::new([Duration::from_millis(10)]).jitter(0.0),
+            attempts,
+        )
+        .start()
+        .await
+        .unwrap();
+    let client = LivefyreClient::new(network(), &emulator.base_url()).unwrap();
+    let cases = [
+        (
+            "pull?id={id}",
+            "invalid",
+            1,
+            "invalid profile: `display_name` is required",
+        ),
+        (
+            "pull?id={id}",
+            "other",
+            1,
+            "profile id differs from the requested id",
+        ),
+        (
+            "pull?id={id}",
+            "panics",
+            attempts,
+            "profile source panicked",
+        ),
+        (
+            "bare/{id}",
+            "bare",
+            attempts,
+            "answered 500 Internal Server Error",
+        ),
+    ];
+    for (path, user, expected, error) in cases {
+        emulator.set_pull_url(&format!("{base}/{path}")).unwrap();
+        client.sync_user(user).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let pull = loop {
+            if let Some(pull) = emulator.user(user).and_then(|user| user.last_pull) {
+                break pull;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{user}: no pull recorded"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(
+            (pull.ok, pull.status, pull.attempts),
+            (false, Some(500), expected),
+            "{user}: {pull:?}"
+        );
+        assert_eq!(hits.lock().unwrap()[user], expected, "{user}");
+        let message = pull.error.unwrap();
+        assert!(message.contains(error), "{user}: {message}");
+    }
 }
 
 #[tokio::test]

@@ -1,8 +1,9 @@
 //! The examples run as processes, the way a user runs them, each with an empty
 //! environment plus what it needs: each prints first what README.md says; the servers
 //! close a connection whose request head never completes (the 10 s header-read timeout
-//! of examples/common/serve.rs) while answering others, and stop with status 0 on
-//! SIGTERM or Ctrl-C; the pinger waits for room when full and, stopped early, names the
+//! of examples/common/serve.rs, actix-web's `client_request_timeout` for the actix one)
+//! while answering others, pass `pingpull check`, and stop with status 0 on SIGTERM or
+//! Ctrl-C; the pinger waits for room when full and, stopped early, names the
 //! users it had accepted, and stops waiting when nothing is delivered for a while even
 //! as retries go on.
 //!
@@ -215,6 +216,7 @@ async fn every_example_prints_first_what_the_readme_says() {
         ("axum", "/livefyre/pull?id={id}"),
         ("hyper", "/users/{id}/livefyre"),
         ("tonic", "/livefyre/pull?id={id}"),
+        ("actix", "/livefyre/pull?id={id}"),
         ("health", ""),
     ] {
         let mut server = Example::start(name, &["127.0.0.1:0"], &[]);
@@ -320,8 +322,52 @@ async fn tonic_example_closes_slow_clients_and_stops_on_sigterm() {
 }
 
 #[tokio::test]
+async fn actix_example_closes_slow_clients_and_stops_on_ctrl_c() {
+    // actix-web's own server: its `client_request_timeout` closes the slow clients, and
+    // Ctrl-C (the first-line test sends SIGTERM) ends in status 0.
+    closes_slow_clients_and_stops_on("actix", "/", "HTTP/1.1 200 OK", "INT").await;
+}
+
+#[tokio::test]
 async fn health_example_closes_slow_clients_and_stops_on_sigterm() {
     closes_slow_clients_and_stops_on("health", "/healthz", "HTTP/1.1 200 OK", "TERM").await;
+}
+
+#[tokio::test]
+async fn every_server_example_passes_pingpull_check() {
+    // What each prints on stderr ("check it with: pingpull check ..."), with --strict:
+    // the advised cases pass too. The examples' development network is the one the
+    // command is given.
+    for name in ["axum", "hyper", "tonic", "actix"] {
+        let mut server = Example::start(name, &["127.0.0.1:0"], &[]);
+        let template = server.line().await;
+        let mut check = Command::from(crate::cli::commands::pingpull());
+        check
+            .args([
+                "check",
+                &template,
+                "--user",
+                "u1",
+                "--unknown-user",
+                "nobody",
+            ])
+            .arg("--strict")
+            .kill_on_drop(true);
+        let output = timeout(PATIENCE, check.output())
+            .await
+            .unwrap_or_else(|_| panic!("{name}: pingpull check still running after {PATIENCE:?}"))
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{name}: {}; {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        server.signal("TERM");
+        let (status, _) = server.exit().await;
+        assert!(status.success(), "{name}: {status}");
+    }
 }
 
 /// `count` user ids, one a line, for the pinger's standard input.

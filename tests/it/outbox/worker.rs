@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use pingpull::Network;
 use pingpull::outbox::{
-    DEFAULT_LEASE, MIN_LEASE_OVER_ATTEMPT, OutboxError, OutboxTable, OutboxWorker,
+    DEFAULT_LEASE, MAX_LEASE_OVER_ATTEMPT, MIN_LEASE_OVER_ATTEMPT, OutboxError, OutboxTable,
+    OutboxWorker,
 };
 use pingpull::ping::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, Failure, PingEvent, RetrySchedule};
 use pingpull::testing::{OutboxTableHooks as _, Outcome, Settled};
@@ -658,7 +659,7 @@ async fn a_lease_must_outlast_the_attempt_timeout_by_a_second() {
         assert!(
             error
                 .to_string()
-                .contains("`lease` must be at least 1 s longer than the attempt timeout"),
+                .contains("`lease` must be between 1 s and 1 hour longer than the attempt timeout"),
             "{error}"
         );
     }
@@ -675,6 +676,86 @@ async fn a_lease_must_outlast_the_attempt_timeout_by_a_second() {
         .unwrap();
     defaults.shutdown(Duration::from_secs(1)).await;
     assert!(DEFAULT_LEASE >= DEFAULT_ATTEMPT_TIMEOUT + MIN_LEASE_OVER_ATTEMPT);
+}
+
+#[tokio::test]
+async fn a_lease_may_outlast_the_attempt_timeout_by_an_hour_at_most() {
+    // Longer, the lease is only room for the heartbeat, and a dead worker's users wait
+    // that much longer; the boundary itself is accepted, with the default attempt timeout
+    // and the longest one.
+    let db = TestDb::new().await;
+    let server = FakeLivefyre::start().await;
+    for timeout in [DEFAULT_ATTEMPT_TIMEOUT, Duration::from_secs(3600)] {
+        let longest = timeout + MAX_LEASE_OVER_ATTEMPT;
+        for lease in [longest + Duration::from_nanos(1), Duration::MAX] {
+            let error = worker(&db, &server)
+                .attempt_timeout(timeout)
+                .lease(lease)
+                .spawn()
+                .unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ConfigError::OutOfRange {
+                        setting: "lease",
+                        ..
+                    }
+                ),
+                "{timeout:?} {lease:?}: {error:?}"
+            );
+            assert!(
+                error.to_string().contains("and 1 hour longer than"),
+                "{error}"
+            );
+        }
+        let accepted = worker(&db, &server)
+            .attempt_timeout(timeout)
+            .lease(longest)
+            .spawn()
+            .unwrap();
+        accepted.shutdown(Duration::from_secs(1)).await;
+    }
+    // An attempt timeout out of its own range is named as such, not as a lease too short.
+    let error = worker(&db, &server)
+        .attempt_timeout(Duration::from_secs(3601))
+        .spawn()
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ConfigError::OutOfRange {
+                setting: "attempt_timeout",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_poll_interval_is_more_than_zero_and_at_most_an_hour() {
+    let db = TestDb::new().await;
+    let server = FakeLivefyre::start().await;
+    let hour = Duration::from_secs(3600);
+    for interval in [
+        Duration::ZERO,
+        hour + Duration::from_nanos(1),
+        Duration::MAX,
+    ] {
+        let error = worker(&db, &server)
+            .poll_every(interval)
+            .spawn()
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`poll_every` must be more than zero and at most 1 hour",
+            "{interval:?}"
+        );
+    }
+    for interval in [Duration::from_nanos(1), hour] {
+        let accepted = worker(&db, &server).poll_every(interval).spawn().unwrap();
+        accepted.shutdown(Duration::from_secs(1)).await;
+    }
 }
 
 // --- Crash recovery: worker processes killed with SIGKILL while a writer commits. ---

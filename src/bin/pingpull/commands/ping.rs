@@ -4,7 +4,7 @@
 //! Memory grows little with the input's size: the users are kept in a compact table
 //! ([`users`]) and handed to the Pinger as its pending bound (`--max-pending`, the
 //! library's default of 100 000) frees, never all at once; the event stream holds a few
-//! events per pending user.
+//! events per pending user, up to about a million ([`events_capacity`]).
 
 use std::io::{BufReader, IsTerminal as _, Write as _};
 use std::ops::ControlFlow;
@@ -39,9 +39,16 @@ use users::{Fate, UserTable};
 const LONGEST_WAIT_SHARE: u32 = 10;
 
 /// Events the stream holds for us per user pending, before it drops the oldest: a
-/// delivery and a few retries each, however slowly the terminal prints. (While stdout
-/// blocks no user is handed over, so no more than the pending bound progress.)
+/// delivery and a few retries each ([`events_capacity`]).
 const EVENTS_PER_USER: usize = 4;
+
+/// The fewest events the stream holds, for a few users.
+const MIN_EVENTS_CAPACITY: usize = 1024;
+
+/// The most events the stream holds, whatever `--max-pending` says ([`events_capacity`]):
+/// its slots are allocated up front (about 100 bytes each, so about 100 MB here), and
+/// the library takes no more than 16 777 216.
+const MAX_EVENTS_CAPACITY: usize = 1 << 20;
 
 /// Users handed to the Pinger between two looks at the event stream, so the stream is
 /// read while a large input is handed over.
@@ -150,9 +157,28 @@ pub(crate) async fn run(network: Network, args: PingArgs, verbose: u8) -> Result
     if let Some(note) = summary.missed_events_note() {
         eprintln!("{note}");
     }
+    outcome(
+        stopped,
+        summary.failed_count,
+        tally.delivery_stopped.as_deref(),
+    )
+}
+
+/// How the command ends once the summary is written: the exit status, and for a dead
+/// delivery task the line that says so.
+fn outcome(
+    stopped: Stopped,
+    failed: usize,
+    delivery_stopped: Option<&str>,
+) -> Result<(), CommandError> {
     match stopped {
         Stopped::Signal(signal) => Err(CommandError::Stopped(signal)),
-        _ if summary.failed_count == 0 => Ok(()),
+        Stopped::Delivery => Err(CommandError::Failed(format!(
+            "delivery stopped: {}; the users not delivered can be pinged again",
+            // Noticed through `ping` before the event was read: the event says why.
+            delivery_stopped.unwrap_or("the Pinger's delivery task ended")
+        ))),
+        _ if failed == 0 => Ok(()),
         _ => Err(CommandError::Failed(String::new())),
     }
 }
@@ -173,7 +199,7 @@ fn spawn_pinger(
         .max_pending(max_pending)
         .concurrency(usize::from(args.concurrency))
         .retry_schedule(retry_schedule(deadline))
-        .events_capacity(max_pending.saturating_mul(EVENTS_PER_USER).max(1024));
+        .events_capacity(events_capacity(max_pending));
     if let Some(rate) = args.rate_limit {
         builder = builder.rate_limit(rate);
     }
@@ -184,6 +210,22 @@ fn spawn_pinger(
         .proxy(&args.proxy.proxy()?)
         .spawn()
         .map_err(|e| CommandError::Usage(e.to_string()))
+}
+
+/// How many events the stream holds for `max_pending` users pending at once.
+///
+/// Events are read as they come, so they pile up only while the command cannot read
+/// them: while a line it writes blocks (a paused pager, a pipe nobody drains). No user
+/// is handed over meanwhile, so what piles up comes from the users already pending, a
+/// few events each: room for that many keeps every line however long stdout blocks.
+/// That need not grow without end: past [`MAX_EVENTS_CAPACITY`] (262 144 users pending)
+/// the room would cost more memory than a stalled reader is worth, and an overflow loses
+/// only per-user lines, since the totals come from the Pinger itself and the summary
+/// says how many events were missed.
+fn events_capacity(max_pending: usize) -> usize {
+    max_pending
+        .saturating_mul(EVENTS_PER_USER)
+        .clamp(MIN_EVENTS_CAPACITY, MAX_EVENTS_CAPACITY)
 }
 
 /// The library's schedule with every wait capped at a share of `deadline` (a server's
@@ -238,6 +280,8 @@ enum Stopped {
     Unauthorized,
     /// Ctrl-C or SIGTERM.
     Signal(StopSignal),
+    /// The Pinger's delivery task died (a bug in it): nothing more would be delivered.
+    Delivery,
 }
 
 /// The users on their way: handed to the Pinger as its pending bound frees, and what
@@ -253,8 +297,8 @@ struct HandOver<'a> {
 
 impl HandOver<'_> {
     /// Hands the users over and reads events until every user is handed over and
-    /// nothing is pending, the deadline passes, Livefyre refuses the network, or `stop`
-    /// comes.
+    /// nothing is pending, the deadline passes, Livefyre refuses the network, the
+    /// Pinger's delivery task dies, or `stop` comes.
     async fn run(
         &mut self,
         until: Instant,
@@ -269,7 +313,10 @@ impl HandOver<'_> {
         let mut full = false;
         loop {
             if !full {
-                full = self.hand_over()?;
+                match self.hand_over()? {
+                    ControlFlow::Continue(now_full) => full = now_full,
+                    ControlFlow::Break(stopped) => return Ok(stopped),
+                }
             }
             let more = self.handed_over < self.users.len();
             if !more && self.pinger.stats().pending == 0 {
@@ -282,8 +329,8 @@ impl HandOver<'_> {
                     Ok(event) => {
                         // A user settled: room for another.
                         full &= !matches!(event, PingEvent::Delivered { .. } | PingEvent::GaveUp { .. });
-                        if self.tally.record(event, self.users).is_break() {
-                            return Ok(Stopped::Unauthorized);
+                        if let ControlFlow::Break(stopped) = self.tally.record(event, self.users) {
+                            return Ok(stopped);
                         }
                     }
                     Err(RecvError::Lagged(missed)) => {
@@ -303,8 +350,9 @@ impl HandOver<'_> {
         }
     }
 
-    /// Hands over up to a batch of users; `true` when the Pinger is full.
-    fn hand_over(&mut self) -> Result<bool, CommandError> {
+    /// Hands over up to a batch of users; `true` when the Pinger is full, `Break` when
+    /// its delivery task is dead.
+    fn hand_over(&mut self) -> Result<ControlFlow<Stopped, bool>, CommandError> {
         let end = self
             .handed_over
             .saturating_add(HAND_OVER_BATCH)
@@ -313,11 +361,12 @@ impl HandOver<'_> {
             match self.pinger.ping(self.users.id(self.handed_over)) {
                 Ok(()) => self.handed_over += 1,
                 // Nothing is dropped: this user is handed over once room frees.
-                Err(PingError::QueueFull { .. }) => return Ok(true),
+                Err(PingError::QueueFull { .. }) => return Ok(ControlFlow::Continue(true)),
+                Err(PingError::Stopped) => return Ok(ControlFlow::Break(Stopped::Delivery)),
                 Err(error) => return Err(CommandError::Usage(error.to_string())),
             }
         }
-        Ok(false)
+        Ok(ControlFlow::Continue(false))
     }
 }
 
@@ -415,6 +464,8 @@ struct Tally {
     unreachable: bool,
     /// A 404 or 405 that refused a user: the base URL is probably not Livefyre's.
     wrong_server: Option<StatusCode>,
+    /// Why the Pinger's delivery task died, if it did.
+    delivery_stopped: Option<String>,
 }
 
 impl Tally {
@@ -426,6 +477,7 @@ impl Tally {
             missed: 0,
             unreachable: false,
             wrong_server: None,
+            delivery_stopped: None,
         }
     }
 
@@ -440,8 +492,8 @@ impl Tally {
         users.set_fate(n, fate);
     }
 
-    /// Records and shows one event; `Break` when no ping can succeed.
-    fn record(&mut self, event: PingEvent, users: &mut UserTable) -> ControlFlow<()> {
+    /// Records and shows one event; `Break` with why when no ping can succeed.
+    fn record(&mut self, event: PingEvent, users: &mut UserTable) -> ControlFlow<Stopped> {
         match event {
             PingEvent::Delivered { user_id, attempts } => {
                 if self.feedback.delivered_lines {
@@ -489,7 +541,11 @@ impl Tally {
                     true,
                     "Livefyre answered 403: the network key or name is wrong",
                 );
-                return ControlFlow::Break(());
+                return ControlFlow::Break(Stopped::Unauthorized);
+            }
+            PingEvent::Stopped { reason } => {
+                self.delivery_stopped = Some(reason);
+                return ControlFlow::Break(Stopped::Delivery);
             }
             PingEvent::Unreachable { failure, .. } => {
                 self.unreachable = true;
@@ -556,6 +612,172 @@ mod tests {
         let fitted = retry_schedule(Duration::from_secs(150));
         let waited: Duration = (1..=4).map(|n| fitted.delay(n)).sum();
         assert!(waited < Duration::from_secs(40));
+    }
+
+    #[test]
+    fn the_event_stream_grows_with_the_pending_bound_up_to_a_limit() {
+        assert_eq!(events_capacity(1), MIN_EVENTS_CAPACITY);
+        assert_eq!(events_capacity(256), MIN_EVENTS_CAPACITY);
+        assert_eq!(events_capacity(DEFAULT_MAX_PENDING), 400_000);
+        assert_eq!(
+            events_capacity(MAX_EVENTS_CAPACITY / 4),
+            MAX_EVENTS_CAPACITY
+        );
+        for beyond in [
+            MAX_EVENTS_CAPACITY / 4 + 1,
+            4_200_000,
+            5_000_000,
+            usize::MAX,
+        ] {
+            assert_eq!(events_capacity(beyond), MAX_EVENTS_CAPACITY, "{beyond}");
+        }
+    }
+
+    fn ping_args(max_pending: usize) -> PingArgs {
+        PingArgs {
+            base_url: Some("http://127.0.0.1:9".into()),
+            ca_cert: None,
+            from_file: None,
+            deadline: 30.0,
+            concurrency: 8,
+            rate_limit: None,
+            max_pending,
+            json: false,
+            users: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pinger_is_made_for_millions_of_users_pending() {
+        // 4.2 million users and more pending once asked for more events than the library
+        // takes, and the command failed before pinging anyone. Nothing is pinged here.
+        let network = Network::new("example.fyre.co", "testkeytest").unwrap();
+        let deadline = Duration::from_secs(30);
+        let users = 5_000_000;
+        let pinger = match spawn_pinger(&network, &ping_args(users), deadline, users) {
+            Ok(pinger) => pinger,
+            Err(CommandError::Usage(e) | CommandError::Failed(e)) => panic!("{e}"),
+            Err(CommandError::Stopped(_)) => unreachable!(),
+        };
+        let report = pinger.shutdown(Duration::ZERO).await;
+        assert!(report.undelivered.is_empty());
+    }
+
+    fn user_table(ids: &[&str]) -> UserTable {
+        let mut users = UserTable::new();
+        for id in ids {
+            users.add(id).unwrap();
+        }
+        users
+    }
+
+    /// A Pinger that sends nothing for an hour (the debounce), so its users stay pending
+    /// until the test kills its delivery task.
+    fn idle_pinger() -> Pinger {
+        Pinger::builder(Network::new("example.fyre.co", "testkeytest").unwrap())
+            .base_url("http://127.0.0.1:9")
+            .debounce(Duration::from_secs(3600))
+            .spawn()
+            .unwrap()
+    }
+
+    /// Hands `users` over to `pinger` and waits as the command does, with an hour's
+    /// deadline: the paused clock jumps to it if nothing else ends the wait.
+    async fn wait_for_delivery(
+        pinger: &Pinger,
+        events: &mut broadcast::Receiver<PingEvent>,
+        tally: &mut Tally,
+        users: &mut UserTable,
+    ) -> (Stopped, usize) {
+        let mut hand_over = HandOver {
+            pinger,
+            events,
+            tally,
+            users,
+            handed_over: 0,
+        };
+        let until = Instant::now() + Duration::from_secs(3600);
+        let stopped = hand_over
+            .run(until, std::future::pending())
+            .await
+            .unwrap_or_else(|_| panic!("the wait failed"));
+        (stopped, hand_over.handed_over)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_delivery_task_ends_the_wait_at_once() {
+        let pinger = idle_pinger();
+        let mut events = pinger.events();
+        let mut users = user_table(&["u1", "u2"]);
+        let mut tally = quiet_tally();
+        pingpull::testing::panic_the_delivery_loop(&pinger);
+        let (stopped, handed_over) =
+            wait_for_delivery(&pinger, &mut events, &mut tally, &mut users).await;
+        // Not the deadline, an hour away on the paused clock.
+        assert_eq!((stopped, handed_over), (Stopped::Delivery, 2));
+        let reason = tally.delivery_stopped.clone().unwrap();
+        assert!(
+            reason.starts_with("the delivery task panicked: a panic in the delivery loop"),
+            "{reason}"
+        );
+
+        // The summary names each user and why; the command then fails with that reason.
+        let report = pinger.shutdown(Duration::ZERO).await;
+        let seen = Seen {
+            given_up: 0,
+            missed: 0,
+        };
+        let started = Instant::now();
+        let record = Record::from(&report);
+        let summary = Summary::new(
+            &mut users,
+            handed_over,
+            &record,
+            &seen,
+            stopped,
+            3600.0,
+            started,
+        );
+        let mut text = Vec::new();
+        summary.write(false, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.starts_with("delivered 0, failed 2 (0 given up, 2 still pending; 0 request(s) answered 2xx); delivery stopped\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failed u1 (not delivered: delivery stopped)\n"),
+            "{text}"
+        );
+        match outcome(stopped, summary.failed_count, Some(&reason)) {
+            Err(CommandError::Failed(line)) => assert_eq!(
+                line,
+                format!("delivery stopped: {reason}; the users not delivered can be pinged again")
+            ),
+            _ => panic!("a dead delivery task is a failure (exit status 1)"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_task_dead_before_the_hand_over_ends_the_wait_at_once() {
+        let pinger = idle_pinger();
+        let mut earlier = pinger.events();
+        pingpull::testing::panic_the_delivery_loop(&pinger);
+        while !matches!(earlier.recv().await, Ok(PingEvent::Stopped { .. })) {}
+        // Subscribed after the last event: only `ping`'s refusal tells.
+        let mut events = pinger.events();
+        let mut users = user_table(&["u1"]);
+        let mut tally = quiet_tally();
+        let (stopped, handed_over) =
+            wait_for_delivery(&pinger, &mut events, &mut tally, &mut users).await;
+        assert_eq!((stopped, handed_over), (Stopped::Delivery, 0));
+        match outcome(stopped, 1, None) {
+            Err(CommandError::Failed(line)) => assert_eq!(
+                line,
+                "delivery stopped: the Pinger's delivery task ended; the users not delivered can be pinged again"
+            ),
+            _ => panic!("a dead delivery task is a failure (exit status 1)"),
+        }
     }
 
     fn quiet_tally() -> Tally {

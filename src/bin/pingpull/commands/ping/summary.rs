@@ -144,6 +144,7 @@ impl<'a> Summary<'a> {
                 Stopped::Deadline => deadline(),
                 Stopped::Unauthorized => "not delivered: Livefyre answered 403".into(),
                 Stopped::Signal(signal) => format!("not delivered: stopped by {}", signal.name()),
+                Stopped::Delivery => "not delivered: delivery stopped".into(),
                 Stopped::Settled => "not delivered".into(),
             }),
         }
@@ -176,8 +177,12 @@ impl<'a> Summary<'a> {
         if self.deadline_reached {
             stopped_by = format!("; the deadline of {} s stopped delivery", self.deadline);
         }
-        if let Stopped::Signal(signal) = self.stopped {
-            stopped_by.push_str(&format!("; {} stopped delivery", signal.name()));
+        match self.stopped {
+            Stopped::Signal(signal) => {
+                stopped_by.push_str(&format!("; {} stopped delivery", signal.name()));
+            }
+            Stopped::Delivery => stopped_by.push_str("; delivery stopped"),
+            _ => {}
         }
         writeln!(
             out,
