@@ -261,10 +261,13 @@ macro_rules! delivery_setters {
         /// 0.001 (one request every 1000 s) and 1 000 000, or `spawn` fails with
         /// [`ConfigError::OutOfRange`](crate::ping::ConfigError::OutOfRange).
         ///
-        /// Without it, the engine still slows down by itself when Livefyre answers 429
-        /// (Too Many Requests): it halves its pace at each new 429 (the user answered
-        /// waits its `Retry-After`; at one request a second, everyone does), and speeds up
-        /// again with each accepted request.
+        /// With or without it, the engine slows down by itself when Livefyre answers 429
+        /// (Too Many Requests): a 429 to a request sent since the last cut halves its
+        /// pace, down to one request a second (the user answered waits its `Retry-After`,
+        /// or without one an interval at the new pace; at one request a second, a
+        /// `Retry-After` holds every request back), and each accepted request speeds it
+        /// up again until it is back to the pace of the first 429 (docs/pinger.md, "When
+        /// Livefyre asks to slow down").
         pub fn rate_limit(mut self, per_second: f64) -> Self {
             self.options.rate_limit = Some(per_second);
             self

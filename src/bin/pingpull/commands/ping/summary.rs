@@ -250,7 +250,7 @@ fn lost_users(
         .collect()
 }
 
-/// The `--json` summary (its fields are documented in the README).
+/// The `--json` summary (its fields are documented in docs/cli.md, "Pinging").
 #[derive(serde::Serialize)]
 struct JsonSummary<'a> {
     users: usize,
