@@ -41,7 +41,7 @@ pub(super) fn tls_roots(ca_cert: Option<&Path>) -> Result<Option<TlsRoots>, Comm
 }
 
 /// `--proxy URL`, else the proxies the environment names.
-#[derive(Args)]
+#[derive(Args, Default)]
 pub(crate) struct ProxyArgs {
     /// Send every request through this forward proxy: http://[user:password@]host:port
     /// (https through a CONNECT tunnel). Without it, HTTPS_PROXY, HTTP_PROXY, ALL_PROXY

@@ -637,6 +637,7 @@ mod tests {
         PingArgs {
             base_url: Some("http://127.0.0.1:9".into()),
             ca_cert: None,
+            proxy: ProxyArgs::default(),
             from_file: None,
             deadline: 30.0,
             concurrency: 8,
