@@ -85,6 +85,7 @@ fn pull_through_layer(bencher: divan::Bencher<'_, '_>, (source, cache, sign): (&
     let layer = layer
         .unwrap()
         .token_cache(if cache { 64 } else { 0 })
+        .unwrap()
         .sign_responses(sign);
     let service = layer.layer(service_fn(|_request: Request<()>| async {
         Ok::<_, Infallible>(Response::new(http_body_util::Full::new(Bytes::new())))

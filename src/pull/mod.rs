@@ -76,7 +76,8 @@ pub use crate::percent::DecodeError;
 pub use body::PullBody;
 pub use future::ResponseFuture;
 pub use layer::{
-    DEFAULT_LEEWAY, DEFAULT_MAX_URI_LEN, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, PullLayer,
+    DEFAULT_LEEWAY, DEFAULT_MAX_URI_LEN, DEFAULT_RETRY_AFTER, DEFAULT_TIMEOUT, OutOfRange,
+    PullLayer,
 };
 pub use prepared::{Loaded, PreparedProfile, ProfileRefused};
 pub use rejection::Rejection;

@@ -54,7 +54,8 @@ impl GatedEndpoint {
         );
         let pull = PullLayer::new(&template, network(), source)
             .unwrap()
-            .timeout(Duration::from_secs(60));
+            .timeout(Duration::from_secs(60))
+            .unwrap();
         let app = axum::Router::new().layer(pull);
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();

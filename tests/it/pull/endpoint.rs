@@ -435,7 +435,9 @@ async fn slow_source_times_out_with_503() {
         .unwrap()
         .clock(ManualClock::at_unix(NOW))
         .timeout(Duration::from_secs(2))
-        .retry_after(Duration::from_millis(1500));
+        .unwrap()
+        .retry_after(Duration::from_millis(1500))
+        .unwrap();
     let service = ServiceBuilder::new().layer(layer).service(service_fn(echo));
     let uri = format!("/livefyre/pull?id=slow&lftoken={}", valid_token());
     let started = tokio::time::Instant::now();

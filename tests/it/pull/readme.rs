@@ -94,7 +94,7 @@ async fn a_cached_token_that_expires_is_refused() {
         let clock = ManualClock::at_unix(NOW);
         let mut layer = layer(&clock);
         if let Some(capacity) = capacity {
-            layer = layer.token_cache(capacity);
+            layer = layer.token_cache(capacity).unwrap();
         }
         let token = token_expiring_at(NOW + 10);
         for _ in 0..3 {
@@ -127,12 +127,13 @@ async fn leeway_on_the_layer_accepts_tokens_just_past_expiry() {
             let layer = if cache_first {
                 layer(&clock)
                     .token_cache(capacity)
-                    .leeway(Duration::from_secs(30))
+                    .and_then(|layer| layer.leeway(Duration::from_secs(30)))
             } else {
                 layer(&clock)
                     .leeway(Duration::from_secs(30))
-                    .token_cache(capacity)
-            };
+                    .and_then(|layer| layer.token_cache(capacity))
+            }
+            .unwrap();
             let token = token_expiring_at(NOW);
             let case = format!("cache {capacity}, cache set first: {cache_first}");
             assert_eq!(pull_with(&layer, &token).await.0, StatusCode::OK, "{case}");

@@ -71,11 +71,12 @@ async fn the_pull_path_answers_414_beyond_8_kib_before_anything_else() {
 async fn the_limit_is_configurable_and_other_paths_are_not_limited() {
     let layer = PullLayer::new("/pull?id={id}", network(), InMemorySource::new())
         .unwrap()
-        .max_uri_len(64);
-    let response = call(&layer, &target_of_len(65), http::Method::GET).await;
+        .max_uri_len(256)
+        .unwrap();
+    let response = call(&layer, &target_of_len(257), http::Method::GET).await;
     assert_eq!(response.status(), StatusCode::URI_TOO_LONG);
     assert_eq!(
-        call(&layer, &target_of_len(64), http::Method::GET)
+        call(&layer, &target_of_len(256), http::Method::GET)
             .await
             .status(),
         StatusCode::FORBIDDEN
@@ -84,7 +85,7 @@ async fn the_limit_is_configurable_and_other_paths_are_not_limited() {
     let response = call(&layer, &elsewhere, http::Method::GET).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.body().as_ref(), b"inner");
-    assert!(format!("{layer:?}").contains("max_uri_len: 64"));
+    assert!(format!("{layer:?}").contains("max_uri_len: 256"));
 }
 
 // ---- Misbehaving peers -----------------------------------------------------------------
@@ -440,4 +441,41 @@ async fn a_zero_read_timeout_is_refused_at_start() {
         error.to_string().contains("request_read_timeout"),
         "{error}"
     );
+}
+
+/// Each Pull layer setting refuses a value out of its range by name, and takes its edges.
+#[test]
+fn pull_layer_settings_out_of_range_are_refused_by_name() {
+    use pingpull::pull::OutOfRange;
+    use std::time::Duration;
+
+    let layer = || PullLayer::new("/pull?id={id}", network(), InMemorySource::new()).unwrap();
+    let refused = |result: Result<PullLayer, OutOfRange>| result.unwrap_err().setting;
+    let hour = Duration::from_secs(3600);
+    let tick = Duration::from_nanos(1);
+
+    assert_eq!(refused(layer().timeout(Duration::ZERO)), "timeout");
+    assert_eq!(refused(layer().timeout(hour + tick)), "timeout");
+    assert_eq!(refused(layer().timeout(Duration::MAX)), "timeout");
+    assert_eq!(
+        refused(layer().retry_after(Duration::from_secs(86_400) + tick)),
+        "retry_after"
+    );
+    assert_eq!(refused(layer().leeway(hour + tick)), "leeway");
+    assert_eq!(refused(layer().max_uri_len(255)), "max_uri_len");
+    assert_eq!(refused(layer().max_uri_len(1024 * 1024 + 1)), "max_uri_len");
+    assert_eq!(refused(layer().token_cache(usize::MAX)), "token_cache");
+
+    let edges = layer()
+        .timeout(Duration::from_millis(1))
+        .and_then(|l| l.timeout(hour))
+        .and_then(|l| l.retry_after(Duration::ZERO))
+        .and_then(|l| l.retry_after(Duration::from_secs(86_400)))
+        .and_then(|l| l.leeway(hour))
+        .and_then(|l| l.max_uri_len(256))
+        .and_then(|l| l.max_uri_len(1024 * 1024))
+        .and_then(|l| l.token_cache(pingpull::token::MAX_TOKEN_CACHE_CAPACITY));
+    assert!(edges.is_ok(), "{edges:?}");
+    let error = layer().leeway(Duration::from_secs(86_400)).unwrap_err();
+    assert_eq!(error.to_string(), "`leeway` must be at most 1 hour");
 }
