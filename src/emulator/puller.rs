@@ -39,9 +39,13 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
             }
         };
-        let (record, profile) = pull(&shared, &client, &next).await;
-        shared.pull_log.log(&next, &record, SystemTime::now());
-        shared.state().record_pull(&next, record, profile);
+        let pulled = pull(&shared, &client, &next).await;
+        shared
+            .pull_log
+            .log(&next, &pulled.record, pulled.failure, SystemTime::now());
+        shared
+            .state()
+            .record_pull(&next, pulled.record, pulled.profile);
         shared.changed.notify_waiters();
         // Another worker may be needed for what queued meanwhile.
         shared.work.notify_one();
@@ -51,14 +55,16 @@ pub(super) async fn run(shared: Arc<Shared>) {
 /// Pulls one user, retrying 5xx, timeouts and connection errors; not a 500 that says the
 /// profile is invalid (docs/protocol.md §6), which another pull seconds later would only
 /// get again.
-async fn pull(
-    shared: &Shared,
-    client: &HttpClient,
-    user_id: &str,
-) -> (PullRecord, Option<Profile>) {
+async fn pull(shared: &Shared, client: &HttpClient, user_id: &str) -> Pulled {
     let template = shared.state().pull_url.clone();
     let Some(template) = template else {
-        return (failure(None, "no Pull URL registered", None, 0), None);
+        return failed(
+            FailureKind::NotRegistered,
+            None,
+            "no Pull URL registered",
+            None,
+            0,
+        );
     };
     let mut attempts = 0;
     loop {
@@ -79,7 +85,13 @@ async fn pull(
         }
         return match fetched {
             Ok(answer) => judge(shared, user_id, &answer, attempts),
-            Err(error) => (failure(None, &error.to_string(), None, attempts), None),
+            Err(error) => failed(
+                FailureKind::Unreachable,
+                None,
+                &error.to_string(),
+                None,
+                attempts,
+            ),
         };
     }
 }
@@ -92,14 +104,16 @@ fn invalid_profile(answer: &Fetched) -> bool {
 
 /// What Livefyre made of a final answer: a 2xx with a good signature (if any) and a
 /// profile it can read, or the reason it failed.
-fn judge(
-    shared: &Shared,
-    user_id: &str,
-    answer: &Fetched,
-    attempts: u32,
-) -> (PullRecord, Option<Profile>) {
+fn judge(shared: &Shared, user_id: &str, answer: &Fetched, attempts: u32) -> Pulled {
     let status = Some(answer.status.as_u16());
     if !answer.status.is_success() {
+        let kind = if answer.status == http::StatusCode::FORBIDDEN {
+            FailureKind::Refused
+        } else if invalid_profile(answer) {
+            FailureKind::Unservable
+        } else {
+            FailureKind::OtherStatus
+        };
         let mut reason = format!("the Pull endpoint answered {}", answer.status);
         // A 500 may say why the profile could not be served (docs/protocol.md §6).
         if answer.status == http::StatusCode::INTERNAL_SERVER_ERROR
@@ -108,7 +122,7 @@ fn judge(
             reason.push_str(": ");
             reason.push_str(&why);
         }
-        return (failure(status, &reason, None, attempts), None);
+        return failed(kind, status, &reason, None, attempts);
     }
     // During a key rotation the endpoint lists a signature per key: one that verifies
     // with the key Livefyre holds is enough.
@@ -117,11 +131,17 @@ fn judge(
             .map(|verified| verified.is_ok());
     if signature_verified == Some(false) {
         let reason = "X-Profile-Signature does not match the body and network key";
-        return (failure(status, reason, signature_verified, attempts), None);
+        return failed(
+            FailureKind::BadSignature,
+            status,
+            reason,
+            signature_verified,
+            attempts,
+        );
     }
     match read_tolerant(&answer.body, Some(user_id)) {
-        Ok(profile) => (
-            PullRecord {
+        Ok(profile) => Pulled {
+            record: PullRecord {
                 at: now(),
                 status,
                 ok: true,
@@ -129,28 +149,45 @@ fn judge(
                 signature_verified,
                 attempts,
             },
-            Some(profile),
-        ),
-        Err(error) => (
-            failure(status, &error.to_string(), signature_verified, attempts),
-            None,
+            profile: Some(profile),
+            failure: None,
+        },
+        Err(error) => failed(
+            FailureKind::InvalidProfile,
+            status,
+            &error.to_string(),
+            signature_verified,
+            attempts,
         ),
     }
 }
 
-fn failure(
+/// A pull's outcome: what is recorded, the profile if one is stored, and otherwise why
+/// not, as the log tells it.
+struct Pulled {
+    record: PullRecord,
+    profile: Option<Profile>,
+    failure: Option<FailureKind>,
+}
+
+fn failed(
+    kind: FailureKind,
     status: Option<u16>,
     error: &str,
     signature_verified: Option<bool>,
     attempts: u32,
-) -> PullRecord {
-    PullRecord {
-        at: now(),
-        status,
-        ok: false,
-        error: Some(error.to_owned()),
-        signature_verified,
-        attempts,
+) -> Pulled {
+    Pulled {
+        record: PullRecord {
+            at: now(),
+            status,
+            ok: false,
+            error: Some(error.to_owned()),
+            signature_verified,
+            attempts,
+        },
+        profile: None,
+        failure: Some(kind),
     }
 }
 
@@ -163,28 +200,20 @@ enum FailureKind {
     OtherStatus,
     BadSignature,
     InvalidProfile,
+    /// A 500 whose body lists the profile's violations: the endpoint would not serve it.
+    Unservable,
 }
 
 impl FailureKind {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::NotRegistered,
         Self::Unreachable,
         Self::Refused,
         Self::OtherStatus,
         Self::BadSignature,
         Self::InvalidProfile,
+        Self::Unservable,
     ];
-
-    fn of(record: &PullRecord) -> Self {
-        match record.status {
-            None if record.attempts == 0 => Self::NotRegistered,
-            None => Self::Unreachable,
-            Some(403) => Self::Refused,
-            Some(status) if !(200..300).contains(&status) => Self::OtherStatus,
-            Some(_) if record.signature_verified == Some(false) => Self::BadSignature,
-            Some(_) => Self::InvalidProfile,
-        }
-    }
 
     fn name(self) -> &'static str {
         match self {
@@ -194,6 +223,7 @@ impl FailureKind {
             Self::OtherStatus => "status",
             Self::BadSignature => "bad_signature",
             Self::InvalidProfile => "invalid_profile",
+            Self::Unservable => "unservable_profile",
         }
     }
 
@@ -208,6 +238,9 @@ impl FailureKind {
             Self::OtherStatus => "the endpoint did not answer 200",
             Self::BadSignature => "the endpoint signs with another key",
             Self::InvalidProfile => "the endpoint answered a profile Livefyre cannot read",
+            Self::Unservable => {
+                "the endpoint would not serve the profile, which fails its validation: fix the data (the error names the fields)"
+            }
         }
     }
 }
@@ -225,14 +258,19 @@ impl PullLog {
         }
     }
 
-    /// Logs one pull's outcome at `now`.
-    fn log(&self, user_id: &str, record: &PullRecord, now: SystemTime) {
+    /// Logs one pull's outcome at `now`: `failure` is why it failed, if it did.
+    fn log(
+        &self,
+        user_id: &str,
+        record: &PullRecord,
+        failure: Option<FailureKind>,
+        now: SystemTime,
+    ) {
         let error = record.error.as_deref().unwrap_or("");
-        if record.ok {
+        let Some(kind) = failure else {
             tracing::event!(target: "pingpull::emulator", Level::DEBUG, user_id, status = record.status, attempts = record.attempts, "pull succeeded");
             return;
-        }
-        let kind = FailureKind::of(record);
+        };
         let index = FailureKind::ALL
             .iter()
             .position(|k| *k == kind)

@@ -1048,3 +1048,41 @@ async fn each_kind_of_failed_pull_gets_its_own_warning() {
         "{text}"
     );
 }
+
+/// A 500 whose body blames the profile is told as its own kind, saying to fix the data;
+/// a bare 500 stays a `status`.
+#[tokio::test]
+async fn a_profile_the_endpoint_would_not_serve_is_its_own_kind_of_warning() {
+    use crate::support::LogCapture;
+    let capture = LogCapture::default();
+    let _guard = capture.install(tracing::Level::INFO);
+    let source = pingpull::pull::source_fn(|id: String| async move {
+        Ok(Some(Profile::builder(id, "").build()))
+    });
+    let app = Router::new()
+        .route(
+            "/bare/{id}",
+            get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        )
+        .layer(PullLayer::new("/pull?id={id}", network(), source).unwrap());
+    let base = serve(app).await;
+    let ids = ["u1".to_owned()];
+    let _invalid = emulator_that_pulled(&format!("{base}/pull?id={{id}}"), &ids).await;
+    let _bare = emulator_that_pulled(&format!("{base}/bare/{{id}}"), &ids).await;
+    let text = capture.text();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("WARN pingpull::emulator"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{text}");
+    let unservable = warnings
+        .iter()
+        .find(|l| l.contains("kind=\"unservable_profile\""))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(unservable.contains("fails its validation"), "{unservable}");
+    assert!(unservable.contains("display_name"), "{unservable}");
+    assert!(
+        warnings.iter().any(|l| l.contains("kind=\"status\"")),
+        "{text}"
+    );
+}
