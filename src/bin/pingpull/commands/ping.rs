@@ -129,6 +129,7 @@ pub(crate) async fn run(network: Network, args: PingArgs, verbose: u8) -> Result
     let seen = Seen {
         given_up: tally.gave_up,
         missed: tally.missed,
+        delivery_stopped: tally.delivery_stopped.clone(),
     };
     let record = Record::from(&report);
     let summary = Summary::new(
@@ -727,6 +728,7 @@ mod tests {
         let seen = Seen {
             given_up: 0,
             missed: 0,
+            delivery_stopped: tally.delivery_stopped.clone(),
         };
         let started = Instant::now();
         let record = Record::from(&report);
@@ -750,6 +752,10 @@ mod tests {
             text.contains("failed u1 (not delivered: delivery stopped)\n"),
             "{text}"
         );
+        let mut json = Vec::new();
+        summary.write(true, &mut json).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(json["delivery_stopped"], reason.as_str());
         match outcome(stopped, summary.failed_count, Some(&reason)) {
             Err(CommandError::Failed(line)) => assert_eq!(
                 line,

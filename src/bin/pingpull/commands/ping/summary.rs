@@ -33,6 +33,8 @@ pub(super) struct Summary<'a> {
     /// Whether the deadline stopped delivery for some user.
     deadline_reached: bool,
     stopped: Stopped,
+    /// Why delivery stopped, if its task died.
+    delivery_stopped: Option<String>,
     elapsed: Duration,
     missed_events: u64,
 }
@@ -65,6 +67,8 @@ pub(super) struct Seen {
     pub(super) given_up: u64,
     /// Events the stream dropped because they were read too late.
     pub(super) missed: u64,
+    /// Why the Pinger's delivery task ended, if it died (`PingEvent::Stopped`).
+    pub(super) delivery_stopped: Option<String>,
 }
 
 impl<'a> Summary<'a> {
@@ -120,6 +124,7 @@ impl<'a> Summary<'a> {
             deadline,
             deadline_reached: too_old || stopped == Stopped::Deadline,
             stopped,
+            delivery_stopped: seen.delivery_stopped.clone(),
             elapsed: started.elapsed(),
             missed_events: seen.missed,
         }
@@ -226,6 +231,7 @@ impl<'a> Summary<'a> {
                 Stopped::Signal(signal) => Some(signal.name()),
                 _ => None,
             },
+            delivery_stopped: self.delivery_stopped.as_deref(),
             elapsed_s: self.elapsed.as_secs_f64(),
             missed_events: self.missed_events,
         }
@@ -266,6 +272,9 @@ struct JsonSummary<'a> {
     deadline_reached: bool,
     /// `"SIGINT"` or `"SIGTERM"` when one stopped the command, else null.
     stopped_by_signal: Option<&'static str>,
+    /// Why the Pinger's delivery task died, when it did (the users left are not
+    /// delivered), else null.
+    delivery_stopped: Option<&'a str>,
     elapsed_s: f64,
     missed_events: u64,
 }
@@ -352,6 +361,7 @@ mod tests {
         let seen = Seen {
             given_up: 1,
             missed: 7,
+            delivery_stopped: None,
         };
         let summary = Summary::new(
             &mut users,
@@ -386,6 +396,7 @@ mod tests {
             ])
         );
         assert_eq!(json["stopped_by_signal"], serde_json::Value::Null);
+        assert_eq!(json["delivery_stopped"], serde_json::Value::Null);
     }
 
     #[test]
@@ -396,6 +407,7 @@ mod tests {
         let seen = Seen {
             given_up: 1,
             missed: 3,
+            delivery_stopped: None,
         };
         let summary = Summary::new(
             &mut users,
@@ -424,6 +436,7 @@ mod tests {
         let seen = Seen {
             given_up: 1,
             missed: 0,
+            delivery_stopped: None,
         };
         let summary = Summary::new(
             &mut users,
