@@ -626,8 +626,11 @@ async fn a_row_held_by_a_transaction_does_not_stop_the_other_users() {
     );
 
     // The application commits: u1 changed during its attempt, so it is pinged again.
-    app.commit().await.unwrap();
+    // The instant is taken before the commit: the worker may settle and ping u1 again
+    // before the commit's answer reaches this test (it did once under load), and no
+    // ping of u1 can come between the two, since u1's settle waits for the row.
     let changed = Instant::now();
+    app.commit().await.unwrap();
     let all_done = || async { db.pending().await == 0 };
     wait_until(Duration::from_secs(10), "u1 settled", all_done).await;
     let report = outbox.shutdown(Duration::from_secs(5)).await;
