@@ -37,6 +37,8 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use crate::clock::unix_whole_seconds;
+#[cfg(feature = "rustls")]
+use crate::http::TlsRoots;
 use crate::http::{FetchError, Fetched, HttpClient, Proxy, host_and_port};
 use crate::percent;
 
@@ -67,6 +69,8 @@ pub struct CheckOptions {
     timeout: Duration,
     strict: bool,
     proxy: Option<Proxy>,
+    #[cfg(feature = "rustls")]
+    tls_roots: Option<TlsRoots>,
 }
 
 impl CheckOptions {
@@ -81,6 +85,8 @@ impl CheckOptions {
             timeout: Duration::from_secs(5),
             strict: false,
             proxy: None,
+            #[cfg(feature = "rustls")]
+            tls_roots: None,
         }
     }
 
@@ -110,6 +116,23 @@ impl CheckOptions {
     pub fn proxy(mut self, proxy: &Proxy) -> Self {
         self.proxy = Some(proxy.clone());
         self
+    }
+
+    /// An https endpoint is trusted with `roots` (a private CA, the platform's store)
+    /// instead of Mozilla's roots alone.
+    #[cfg(feature = "rustls")]
+    pub fn tls_roots(mut self, roots: &TlsRoots) -> Self {
+        self.tls_roots = Some(roots.clone());
+        self
+    }
+
+    /// The client the cases go through: the proxy, and the roots, as configured.
+    fn client(&self) -> HttpClient {
+        #[cfg(feature = "rustls")]
+        if let Some(roots) = &self.tls_roots {
+            return HttpClient::trusting(roots, self.proxy.clone());
+        }
+        HttpClient::through(self.proxy.clone())
     }
 }
 
@@ -385,7 +408,7 @@ fn pull_cases(
 
 /// Sends each case in turn and judges its answer; stops if the first gets no answer.
 async fn run(options: &CheckOptions, cases: Vec<Case>) -> Result<Vec<CaseResult>, CheckError> {
-    let client = HttpClient::through(options.proxy.clone());
+    let client = options.client();
     // A slow endpoint is reported, not waited on forever: allow a margin past the timeout.
     let limit = options.timeout + Duration::from_secs(1);
     let mut context = Context {

@@ -313,3 +313,84 @@ async fn a_der_root_is_trusted_too() {
 
     assert_eq!(emulator.pings_received("u1"), 1);
 }
+
+/// `pingpull check` and `register --check-user` reach an https Pull endpoint whose
+/// certificate a private CA signed when given `--ca-cert`; without it the check says
+/// nothing answers, naming the unknown issuer.
+#[cfg(feature = "cli")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_checks_an_https_endpoint_with_a_ca_cert_file() {
+    use crate::cli::commands::{pingpull, stderr, stdout};
+    use pingpull::Profile;
+    use pingpull::pull::{InMemorySource, PullLayer};
+
+    let certificates = certificates("pingpull test CA");
+    let users: InMemorySource = [Profile::builder("u1", "Ada").build()]
+        .into_iter()
+        .collect();
+    let app = axum::Router::new().layer(PullLayer::new("/pull?id={id}", network(), users).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let front = TlsFront::start(&certificates, backend).await;
+    let template = format!("{}/pull?id={{id}}", front.base_url());
+    let emulator = Emulator::start(network()).await.unwrap();
+
+    let dir = std::env::temp_dir().join(format!("pingpull-https-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &certificates.ca_pem).unwrap();
+    let ca = ca_file.to_str().unwrap().to_owned();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || pingpull().args(args).output().unwrap())
+    };
+    let strings = |args: &[&str]| -> Vec<String> { args.iter().map(|s| (*s).to_owned()).collect() };
+
+    let untrusted = run(strings(&["check", &template, "--user", "u1"]))
+        .await
+        .unwrap();
+    assert_eq!(untrusted.status.code(), Some(1), "{}", stderr(&untrusted));
+    assert!(
+        stderr(&untrusted).contains("UnknownIssuer"),
+        "{}",
+        stderr(&untrusted)
+    );
+
+    let checked = run(strings(&[
+        "check",
+        &template,
+        "--user",
+        "u1",
+        "--ca-cert",
+        &ca,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(
+        checked.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&checked),
+        stderr(&checked)
+    );
+
+    let registered = run(strings(&[
+        "register",
+        "--base-url",
+        &emulator.base_url(),
+        "--ca-cert",
+        &ca,
+        &template,
+        "--check-user",
+        "u1",
+    ]))
+    .await
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(registered.status.code(), Some(0), "{}", stderr(&registered));
+    assert!(
+        stdout(&registered).contains("pulled `u1`: 200"),
+        "{}",
+        stdout(&registered)
+    );
+}

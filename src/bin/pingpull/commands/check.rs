@@ -1,6 +1,7 @@
 //! `pingpull check`: acts as Livefyre against a Pull endpoint and reports whether it
 //! conforms.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -8,7 +9,7 @@ use pingpull::Network;
 use pingpull::check::{CheckError, CheckOptions, check_endpoint};
 
 use super::error::CommandError;
-use super::livefyre::ProxyArgs;
+use super::livefyre::{ProxyArgs, tls_roots};
 use super::numbers::positive_seconds;
 
 #[derive(Debug, Args)]
@@ -31,6 +32,9 @@ pub(crate) struct CheckArgs {
     /// lftoken), which otherwise only warn
     #[arg(long)]
     strict: bool,
+    /// Also trust the CA certificates in this PEM file for an https endpoint (a private CA)
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     #[command(flatten)]
     proxy: ProxyArgs,
 }
@@ -45,6 +49,9 @@ pub(crate) async fn run(network: Network, args: CheckArgs) -> Result<(), Command
         .timeout(timeout)
         .strict(args.strict)
         .proxy(&args.proxy.proxy()?);
+    if let Some(roots) = tls_roots(args.ca_cert.as_deref())? {
+        options = options.tls_roots(&roots);
+    }
     if let Some(unknown) = args.unknown_user {
         options = options.unknown_user(unknown);
     }

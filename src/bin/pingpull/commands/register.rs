@@ -7,7 +7,7 @@ use clap::Args;
 use http::StatusCode;
 use pingpull::Network;
 use pingpull::check::{CheckError, CheckOptions, pull_once};
-use pingpull::ping::{LivefyreClient, Proxy, RequestError};
+use pingpull::ping::{LivefyreClient, RequestError};
 
 use super::error::CommandError;
 use super::livefyre::{ProxyArgs, base_url, base_url_hint, tls_roots};
@@ -36,8 +36,9 @@ pub(crate) async fn run(network: Network, args: RegisterArgs) -> Result<(), Comm
     let mut client = LivefyreClient::new(network.clone(), &base_url)
         .map_err(|e| CommandError::Usage(e.to_string()))?
         .proxy(&proxy);
-    if let Some(roots) = tls_roots(args.ca_cert.as_deref())? {
-        client = client.tls_roots(&roots);
+    let roots = tls_roots(args.ca_cert.as_deref())?;
+    if let Some(roots) = &roots {
+        client = client.tls_roots(roots);
     }
     if let Some(user) = &args.check_user {
         // A typo in the id is a usage error, found before anything is sent.
@@ -48,7 +49,14 @@ pub(crate) async fn run(network: Network, args: RegisterArgs) -> Result<(), Comm
         Ok(()) => {
             println!("registered {}", args.template);
             match args.check_user {
-                Some(user) => check_user(network, args.template, user, &proxy).await,
+                Some(user) => {
+                    let mut options =
+                        CheckOptions::new(network, args.template, user.clone()).proxy(&proxy);
+                    if let Some(roots) = &roots {
+                        options = options.tls_roots(roots);
+                    }
+                    check_user(&options, &user).await
+                }
                 None => Ok(()),
             }
         }
@@ -81,14 +89,10 @@ check --base-url (it was {base_url}) and that Livefyre (or the emulator) is reac
 
 /// Pulls `user` once as Livefyre would, through `check`'s valid-pull case, so the
 /// verdict and its wording are the ones `pingpull check` gives.
-async fn check_user(
-    network: Network,
-    template: String,
-    user: String,
-    proxy: &Proxy,
-) -> Result<(), CommandError> {
-    let options = CheckOptions::new(network, template, user.clone()).proxy(proxy);
-    let result = pull_once(&options).await.map_err(|e| match e {
+/// `options` name the template, the user, and how to reach the endpoint (`--proxy`,
+/// `--ca-cert`).
+async fn check_user(options: &CheckOptions, user: &str) -> Result<(), CommandError> {
+    let result = pull_once(options).await.map_err(|e| match e {
         CheckError::Unreachable { .. } => {
             CommandError::Failed(format!("pulling `{user}` failed: {e}"))
         }
