@@ -13,6 +13,18 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The timeouts pingpull accepts for one request or one profile load (a ping, a
+/// registration, a conformance case, the Pull endpoint's source): under a millisecond no
+/// answer can arrive; over an hour a hung peer holds a connection (and an outbox lease)
+/// for no purpose.
+#[cfg(any(feature = "pull", feature = "ping"))]
+pub(crate) const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(3600);
+
+/// [`TIMEOUT_RANGE`] as the errors say it.
+#[cfg(any(feature = "pull", feature = "ping"))]
+pub(crate) const TIMEOUT_RANGE_TEXT: &str = "between 1 ms and 1 hour";
+
 /// A source of the current wall-clock time.
 pub trait Clock: Send + Sync + 'static {
     /// The current time.

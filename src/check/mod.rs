@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::clock::unix_whole_seconds;
+use crate::clock::{TIMEOUT_RANGE, TIMEOUT_RANGE_TEXT, unix_whole_seconds};
 #[cfg(feature = "rustls")]
 use crate::http::TlsRoots;
 use crate::http::{FetchError, Fetched, HttpClient, Proxy, host_and_port};
@@ -53,11 +53,6 @@ pub use report::{CaseResult, CheckReport, Severity, Verdict};
 
 /// Bodies longer than this are not read further.
 const MAX_BODY: usize = 1024 * 1024;
-
-/// The timeouts a check accepts: under a millisecond no answer can arrive; nobody waits
-/// for a conformance case longer than an hour.
-const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
-    Duration::from_millis(1)..=Duration::from_secs(3600);
 
 /// What to check and how.
 #[derive(Debug, Clone)]
@@ -217,7 +212,7 @@ fn usable_template(options: &CheckOptions) -> Result<PullUrlTemplate, CheckError
     if !TIMEOUT_RANGE.contains(&options.timeout) {
         return Err(CheckError::OutOfRange {
             setting: "timeout",
-            expected: "between 1 ms and 1 hour",
+            expected: TIMEOUT_RANGE_TEXT,
         });
     }
     let template =

@@ -9,11 +9,11 @@ use std::time::Duration;
 use super::policy::{OutageRules, Policy};
 use super::retry::RetrySchedule;
 use crate::Network;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, TIMEOUT_RANGE, TIMEOUT_RANGE_TEXT};
 #[cfg(feature = "rustls")]
 use crate::http::TlsRoots;
 use crate::http::{HyperTransport, Proxy, Transport};
-use crate::livefyre::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient, TIMEOUT_RANGE};
+use crate::livefyre::{ConfigError, DEFAULT_ATTEMPT_TIMEOUT, LivefyreClient};
 
 /// Requests in flight at once unless configured.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -117,7 +117,7 @@ impl DeliveryOptions {
         if !TIMEOUT_RANGE.contains(&self.attempt_timeout) {
             return Err(ConfigError::out_of_range(
                 "attempt_timeout",
-                "between 1 ms and 1 hour",
+                TIMEOUT_RANGE_TEXT,
             ));
         }
         let transport = self.built_in_transport()?.or(self.transport);

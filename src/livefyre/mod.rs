@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, StatusCode, Uri};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, TIMEOUT_RANGE, TIMEOUT_RANGE_TEXT};
 #[cfg(feature = "rustls")]
 use crate::http::TlsRoots;
 use crate::http::{
@@ -28,11 +28,6 @@ use signer::Signer;
 
 /// How long one request may take unless configured.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The timeouts a request accepts: under a millisecond no answer can arrive; over an hour
-/// a hung connection holds its slot (and an outbox lease) for no purpose.
-pub(crate) const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
-    Duration::from_millis(1)..=Duration::from_secs(3600);
 
 /// A client for Livefyre's API (or the emulator): pings one user, registers the Pull URL.
 ///
@@ -127,10 +122,7 @@ impl LivefyreClient {
     /// [`ConfigError::OutOfRange`] unless `timeout` is between 1 ms and 1 hour.
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, ConfigError> {
         if !TIMEOUT_RANGE.contains(&timeout) {
-            return Err(ConfigError::out_of_range(
-                "timeout",
-                "between 1 ms and 1 hour",
-            ));
+            return Err(ConfigError::out_of_range("timeout", TIMEOUT_RANGE_TEXT));
         }
         self.timeout = timeout;
         Ok(self)

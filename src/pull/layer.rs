@@ -10,7 +10,7 @@ use super::operator_log::OperatorLog;
 use super::route::Route;
 use super::{ProfileSource, Rejection};
 use crate::Network;
-use crate::clock::Clock;
+use crate::clock::{Clock, TIMEOUT_RANGE, TIMEOUT_RANGE_TEXT};
 use crate::metrics::PullMetrics;
 use crate::template::{PullUrlTemplate, TemplateError};
 use crate::token::{MAX_TOKEN_CACHE_CAPACITY, SystemTokenValidator, TokenCache};
@@ -30,10 +30,6 @@ pub const DEFAULT_MAX_URI_LEN: usize = 8 * 1024;
 
 // The ranges each setter accepts; anything else is an [`OutOfRange`] naming the setter.
 
-/// `timeout`: under a millisecond no source answers; over an hour a pull holds its
-/// connection for no purpose (Livefyre gave up long before).
-const TIMEOUT_RANGE: RangeInclusive<Duration> =
-    Duration::from_millis(1)..=Duration::from_secs(3600);
 /// `retry_after`: whole seconds, at most a day.
 const RETRY_AFTER_RANGE: RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(86_400);
 /// `leeway`: clock skew is seconds or minutes; an hour past expiry is no longer skew
@@ -124,12 +120,7 @@ impl PullLayer {
     ///
     /// [`OutOfRange`] unless `timeout` is between 1 ms and 1 hour.
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, OutOfRange> {
-        within(
-            &timeout,
-            &TIMEOUT_RANGE,
-            "timeout",
-            "between 1 ms and 1 hour",
-        )?;
+        within(&timeout, &TIMEOUT_RANGE, "timeout", TIMEOUT_RANGE_TEXT)?;
         self.config_mut().timeout = timeout;
         Ok(self)
     }

@@ -139,26 +139,27 @@ impl OperatorLog {
     ) {
         let outcome = rejection.as_str();
         let user_id = user_id.unwrap_or("-");
-        // The profile could not be served: the source's code or data needs a fix.
-        let unservable = matches!(
-            rejection,
-            Rejection::SourcePanicked | Rejection::InvalidProfile(_) | Rejection::IdMismatch
-        );
-        // The source failed: its database or service is down or slow.
-        let source_failed = matches!(
-            rejection,
-            Rejection::SourceFailed(_) | Rejection::SourceTimedOut
-        );
-        let allowed = |throttle: &LogThrottle| throttle.allow(now);
-        if let Some(suppressed) = unservable.then(|| allowed(&self.unservable)).flatten() {
-            tracing::event!(target: "pingpull::pull", Level::ERROR, outcome, status, user_id, latency_us, reason = %rejection, suppressed, "the profile could not be served (logged at most once a minute, `suppressed` since the previous line)");
-        } else if let Some(suppressed) = source_failed
-            .then(|| allowed(&self.source_failed))
-            .flatten()
-        {
-            tracing::event!(target: "pingpull::pull", Level::WARN, outcome, status, user_id, latency_us, reason = %rejection, suppressed, "the profile source failed (logged at most once a minute, `suppressed` since the previous line)");
-        } else {
-            tracing::event!(target: "pingpull::pull", Level::DEBUG, outcome, status, user_id, latency_us, reason = %rejection);
+        let (throttle, unservable) = match rejection {
+            // The profile could not be served: the source's code or data needs a fix.
+            Rejection::SourcePanicked | Rejection::InvalidProfile(_) | Rejection::IdMismatch => {
+                (Some(&self.unservable), true)
+            }
+            // The source failed: its database or service is down or slow.
+            Rejection::SourceFailed(_) | Rejection::SourceTimedOut => {
+                (Some(&self.source_failed), false)
+            }
+            _ => (None, false),
+        };
+        match throttle.and_then(|throttle| throttle.allow(now)) {
+            Some(suppressed) if unservable => {
+                tracing::event!(target: "pingpull::pull", Level::ERROR, outcome, status, user_id, latency_us, reason = %rejection, suppressed, "the profile could not be served (logged at most once a minute, `suppressed` since the previous line)");
+            }
+            Some(suppressed) => {
+                tracing::event!(target: "pingpull::pull", Level::WARN, outcome, status, user_id, latency_us, reason = %rejection, suppressed, "the profile source failed (logged at most once a minute, `suppressed` since the previous line)");
+            }
+            None => {
+                tracing::event!(target: "pingpull::pull", Level::DEBUG, outcome, status, user_id, latency_us, reason = %rejection);
+            }
         }
     }
 

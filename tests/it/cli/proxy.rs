@@ -91,9 +91,8 @@ async fn an_unusable_proxy_is_said_without_its_password() {
     assert!(!stderr(&output).contains("s3cret"), "{}", stderr(&output));
 
     // A proxy nothing listens on: registration fails, saying it was the proxy.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy = format!("http://user:s3cret@{}", closed.local_addr().unwrap());
-    drop(closed);
+    let (_held, closed) = crate::support::refusing_port();
+    let proxy = format!("http://user:s3cret@{closed}");
     let output = run(
         strings(&[
             "register",

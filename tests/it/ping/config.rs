@@ -239,10 +239,8 @@ fn the_one_shot_client_and_the_check_refuse_a_timeout_out_of_range() {
         .enable_all()
         .build()
         .unwrap();
-    // A port nothing listens on: bound, then closed.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let template = format!("http://{}/p?id={{id}}", closed.local_addr().unwrap());
-    drop(closed);
+    let (_held, closed) = crate::support::refusing_port();
+    let template = format!("http://{closed}/p?id={{id}}");
     let check = |timeout| {
         let options = CheckOptions::new(network.clone(), &template, "u1").timeout(timeout);
         runtime.block_on(pingpull::check::check_endpoint(&options))

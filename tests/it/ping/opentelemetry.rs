@@ -54,8 +54,9 @@ fn text(span: &SpanData, key: &str) -> String {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_pull_is_a_server_span_named_after_its_route() {
+/// One pull of `id`, sent to `host` with `lftoken`, through a layer on
+/// `/users/{id}/livefyre` whose source serves u1 and is down for anyone else; its status.
+async fn pull(id: &str, host: &str, lftoken: &str) -> u16 {
     let source = source_fn(|id: String| async move {
         match id.as_str() {
             "u1" => Ok(Some(Profile::builder("u1", "Ada").build())),
@@ -68,16 +69,20 @@ async fn a_pull_is_a_server_span_named_after_its_route() {
         .service(service_fn(|_| async {
             Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
         }));
+    let request = http::Request::get(format!("/users/{id}/livefyre?lftoken={lftoken}"))
+        .header("host", host)
+        .body(())
+        .unwrap();
+    app.oneshot(request).await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_pull_is_a_server_span_named_after_its_route() {
     let lftoken = token::system_token(&network());
     let spans = exported(async {
         for id in ["u1", "u2"] {
-            let request =
-                http::Request::get(format!("/users/{id}/livefyre?lftoken={}", lftoken.as_str()))
-                    .header("host", "www.example.com:8443")
-                    .body(())
-                    .unwrap();
-            let response = app.clone().oneshot(request).await.unwrap();
-            assert_eq!(response.status(), if id == "u1" { 200 } else { 503 });
+            let status = pull(id, "www.example.com:8443", lftoken.as_str()).await;
+            assert_eq!(status, if id == "u1" { 200 } else { 503 });
         }
         tokio::time::sleep(Duration::ZERO).await;
     })
@@ -264,28 +269,15 @@ async fn an_attempt_span_takes_the_port_from_the_scheme_when_the_base_url_has_no
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_pull_to_an_ipv6_address_names_it_without_brackets() {
-    let source =
-        source_fn(|_id: String| async move { Ok(Some(Profile::builder("u1", "Ada").build())) });
-    let pull = PullLayer::new("/users/{id}/livefyre", network(), source).unwrap();
-    let app = ServiceBuilder::new()
-        .layer(pull)
-        .service(service_fn(|_| async {
-            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
-        }));
     let lftoken = token::system_token(&network());
     let spans = exported(async {
-        let request =
-            http::Request::get(format!("/users/u1/livefyre?lftoken={}", lftoken.as_str()))
-                .header("host", "[::1]:8080")
-                .body(())
-                .unwrap();
-        assert_eq!(app.oneshot(request).await.unwrap().status(), 200);
+        assert_eq!(pull("u1", "[::1]:8080", lftoken.as_str()).await, 200);
     })
     .await;
-    let pull = spans
+    let span = spans
         .iter()
         .find(|span| span.name == "GET /users/{id}/livefyre")
         .expect("the pull's span");
-    assert_eq!(text(pull, "server.address"), "::1");
-    assert_eq!(text(pull, "server.port"), "8080");
+    assert_eq!(text(span, "server.address"), "::1");
+    assert_eq!(text(span, "server.port"), "8080");
 }

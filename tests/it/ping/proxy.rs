@@ -45,10 +45,8 @@ async fn one_shot_calls_go_through_the_proxy_in_absolute_form_with_its_credentia
 #[tokio::test]
 async fn an_unreachable_proxy_is_a_connection_failure_that_says_so() {
     let emulator = Emulator::start(network()).await.unwrap();
-    // A port nothing listens on: bound, then closed.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://user:s3cret@{}", closed.local_addr().unwrap());
-    drop(closed);
+    let (_held, closed) = crate::support::refusing_port();
+    let url = format!("http://user:s3cret@{closed}");
     let proxy = Proxy::new(&url).unwrap();
     let client = LivefyreClient::with_transport(
         network(),
